@@ -1,0 +1,324 @@
+// Package engine holds what both drive modes share: packet memory (mbufs and
+// their pools), workers pinned to cores, the Port interface that every driver
+// implements, and the poll loop. It knows no protocol and no driver.
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+)
+
+// Buffer geometry. An mbuf's buffer is Headroom bytes reserved for headers
+// that are prepended later, followed by DataRoom bytes for the frame, as in
+// DPDK's default mempools. BufSize is a multiple of 64 so buffers never share
+// a cache line.
+const (
+	Headroom = 128
+	DataRoom = 2048
+	BufSize  = Headroom + DataRoom
+
+	// MaxPacket is the largest chained packet (a TSO super-segment or a
+	// reassembled datagram).
+	MaxPacket = 64 * 1024
+)
+
+// Mbuf is a handle to one packet buffer: a pool number in the top 8 bits and
+// an index into that pool's arena below. It is a plain integer so rings, queues
+// and sockets can hold millions of them without the garbage collector ever
+// scanning packet memory.
+type Mbuf uint32
+
+// NoMbuf marks the absence of an mbuf (the end of a chain, an empty slot).
+const NoMbuf Mbuf = ^Mbuf(0)
+
+const (
+	poolShift = 24
+	indexMask = 1<<poolShift - 1
+	maxPools  = 255
+	// MaxPoolSize is the most mbufs one pool can hold.
+	MaxPoolSize = indexMask
+)
+
+// Errors returned by mbuf operations. They are values, never panics: a full
+// pool or a short headroom is a condition the caller counts and survives.
+var (
+	ErrPoolEmpty   = errors.New("mbuf pool empty")
+	ErrNoHeadroom  = errors.New("mbuf: not enough headroom")
+	ErrNoTailroom  = errors.New("mbuf: not enough tailroom")
+	ErrTooLong     = errors.New("mbuf: packet longer than 64 KiB")
+	ErrShortPacket = errors.New("mbuf: packet shorter than the bytes to remove")
+)
+
+// Offload flags carried with a packet, like the ol_flags of an rte_mbuf or
+// the ip_summed and gso fields of an skb.
+const (
+	FlagRxIPCsumGood  uint32 = 1 << iota // the port verified the IPv4 header checksum
+	FlagRxL4CsumGood                     // the port verified the TCP/UDP checksum
+	FlagTxIPCsum                         // the port must fill the IPv4 header checksum
+	FlagTxL4Csum                         // the port must fill the TCP/UDP checksum
+	FlagTSO                              // the port must segment at TSOSegSize
+	FlagRSSHash                          // Hash holds a valid RSS hash
+	flagExternal                         // the buffer is external memory (not the arena)
+)
+
+// meta is the per-mbuf header. It holds no pointers and is padded to one cache
+// line so that two cores working on neighbouring mbufs never share a line.
+type meta struct {
+	refcnt     int32 // atomic; plain int32 so reset can write the whole header at once
+	dataOff    uint16
+	dataLen    uint16
+	pktLen     uint32
+	next       Mbuf // next segment of a chain, NoMbuf at the end
+	direct     Mbuf // for a clone: the mbuf whose buffer it shares
+	flags      uint32
+	hash       uint32
+	nbSegs     uint16
+	port       uint16
+	queue      uint16
+	tsoSegSize uint16
+	l2Len      uint8
+	l3Len      uint8
+	l4Len      uint8
+	_          uint8
+	stamp      int64
+	_          [16]byte
+}
+
+// pools maps the pool number in an Mbuf to its pool. Entries are written once,
+// before the pool's first mbuf can exist, so readers need no lock.
+var pools [maxPools]*Pool
+
+func (m Mbuf) pool() *Pool  { return pools[m>>poolShift] }
+func (m Mbuf) index() uint32 { return uint32(m) & indexMask }
+func (m Mbuf) meta() *meta   { return &pools[m>>poolShift].meta[uint32(m)&indexMask] }
+
+// String identifies an mbuf for logs and test failures.
+func (m Mbuf) String() string {
+	if m == NoMbuf {
+		return "mbuf(none)"
+	}
+	return fmt.Sprintf("mbuf(%d:%d)", m>>poolShift, m.index())
+}
+
+// buffer returns the whole buffer behind m: its own arena slot, the slot of
+// the mbuf it was cloned from, or the external memory attached to either.
+func (m Mbuf) buffer() []byte {
+	md := m.meta()
+	if md.direct != NoMbuf {
+		m = md.direct
+		md = m.meta()
+	}
+	p := m.pool()
+	i := m.index()
+	if md.flags&flagExternal != 0 {
+		return p.ext[i].data
+	}
+	off := int(i) * BufSize
+	return p.arena[off : off+BufSize : off+BufSize]
+}
+
+// Data returns the bytes of this segment. The slice aliases packet memory; it
+// is valid until the mbuf is freed.
+func (m Mbuf) Data() []byte {
+	md := m.meta()
+	off := int(md.dataOff)
+	return m.buffer()[off : off+int(md.dataLen)]
+}
+
+// Len is the number of data bytes in this segment.
+func (m Mbuf) Len() int { return int(m.meta().dataLen) }
+
+// PktLen is the length of the whole packet; meaningful on the first segment.
+func (m Mbuf) PktLen() int { return int(m.meta().pktLen) }
+
+// Next is the following segment of a chain, or NoMbuf.
+func (m Mbuf) Next() Mbuf { return m.meta().next }
+
+// Segs is the number of segments in the chain that starts at m.
+func (m Mbuf) Segs() int { return int(m.meta().nbSegs) }
+
+// Headroom is the free space in front of this segment's data.
+func (m Mbuf) Headroom() int { return int(m.meta().dataOff) }
+
+// Tailroom is the free space after this segment's data.
+func (m Mbuf) Tailroom() int {
+	md := m.meta()
+	return len(m.buffer()) - int(md.dataOff) - int(md.dataLen)
+}
+
+// Refs is the reference count of this segment.
+func (m Mbuf) Refs() int { return int(atomic.LoadInt32(&m.meta().refcnt)) }
+
+// Writable reports whether m's bytes belong to m alone: not shared with a
+// clone, not cloned from another mbuf, not external memory that others read.
+func (m Mbuf) Writable() bool {
+	md := m.meta()
+	return atomic.LoadInt32(&md.refcnt) == 1 && md.direct == NoMbuf && md.flags&flagExternal == 0
+}
+
+// SetLen sets the data length of a single-segment packet, for a driver that
+// has just written a frame into the buffer.
+func (m Mbuf) SetLen(n int) error {
+	md := m.meta()
+	if n < 0 || int(md.dataOff)+n > len(m.buffer()) {
+		return ErrNoTailroom
+	}
+	md.dataLen = uint16(n)
+	md.pktLen = uint32(n)
+	return nil
+}
+
+// Flags returns the offload flags.
+func (m Mbuf) Flags() uint32 { return m.meta().flags &^ flagExternal }
+
+// SetFlags replaces the offload flags.
+func (m Mbuf) SetFlags(f uint32) {
+	md := m.meta()
+	md.flags = md.flags&flagExternal | f&^flagExternal
+}
+
+// Hash is the RSS hash set by the receiving port (valid with FlagRSSHash).
+func (m Mbuf) Hash() uint32 { return m.meta().hash }
+
+// SetHash records an RSS hash and sets FlagRSSHash.
+func (m Mbuf) SetHash(h uint32) {
+	md := m.meta()
+	md.hash = h
+	md.flags |= FlagRSSHash
+}
+
+// Port and Queue say where the packet was received.
+func (m Mbuf) Port() int  { return int(m.meta().port) }
+func (m Mbuf) Queue() int { return int(m.meta().queue) }
+
+// SetRxInfo records the receiving port and queue.
+func (m Mbuf) SetRxInfo(port, queue int) {
+	md := m.meta()
+	md.port = uint16(port)
+	md.queue = uint16(queue)
+}
+
+// Stamp is a time in nanoseconds attached to the packet (a receive time, or
+// the release time on a delay line).
+func (m Mbuf) Stamp() int64     { return m.meta().stamp }
+func (m Mbuf) SetStamp(t int64) { m.meta().stamp = t }
+
+// TSOSegSize is the segment payload size a TSO port must cut the packet into.
+func (m Mbuf) TSOSegSize() int       { return int(m.meta().tsoSegSize) }
+func (m Mbuf) SetTSOSegSize(mss int) { m.meta().tsoSegSize = uint16(mss) }
+
+// HeaderLens are the L2, L3 and L4 header lengths, used by offloads.
+func (m Mbuf) HeaderLens() (l2, l3, l4 int) {
+	md := m.meta()
+	return int(md.l2Len), int(md.l3Len), int(md.l4Len)
+}
+
+// SetHeaderLens records the header lengths for offloads.
+func (m Mbuf) SetHeaderLens(l2, l3, l4 int) {
+	md := m.meta()
+	md.l2Len, md.l3Len, md.l4Len = uint8(l2), uint8(l3), uint8(l4)
+}
+
+// Prepend grows the first segment into its headroom by n bytes and returns
+// the new front bytes, to be filled with a header.
+func (m Mbuf) Prepend(n int) ([]byte, error) {
+	md := m.meta()
+	if n < 0 || n > int(md.dataOff) {
+		return nil, ErrNoHeadroom
+	}
+	if int(md.pktLen)+n > MaxPacket {
+		return nil, ErrTooLong
+	}
+	md.dataOff -= uint16(n)
+	md.dataLen += uint16(n)
+	md.pktLen += uint32(n)
+	off := int(md.dataOff)
+	return m.buffer()[off : off+n], nil
+}
+
+// Adj removes n bytes from the front of the first segment (a parsed header).
+func (m Mbuf) Adj(n int) error {
+	md := m.meta()
+	if n < 0 || n > int(md.dataLen) {
+		return ErrShortPacket
+	}
+	md.dataOff += uint16(n)
+	md.dataLen -= uint16(n)
+	md.pktLen -= uint32(n)
+	return nil
+}
+
+// last returns the final segment of the chain starting at m.
+func (m Mbuf) last() Mbuf {
+	for {
+		n := m.meta().next
+		if n == NoMbuf {
+			return m
+		}
+		m = n
+	}
+}
+
+// Append grows the last segment into its tailroom by n bytes and returns the
+// new tail bytes, to be filled by the caller.
+func (m Mbuf) Append(n int) ([]byte, error) {
+	head := m.meta()
+	if int(head.pktLen)+n > MaxPacket {
+		return nil, ErrTooLong
+	}
+	l := m.last()
+	lm := l.meta()
+	buf := l.buffer()
+	end := int(lm.dataOff) + int(lm.dataLen)
+	if n < 0 || end+n > len(buf) {
+		return nil, ErrNoTailroom
+	}
+	lm.dataLen += uint16(n)
+	head.pktLen += uint32(n)
+	return buf[end : end+n], nil
+}
+
+// Trim removes n bytes from the end of the packet, from the last segment only
+// (as rte_pktmbuf_trim does).
+func (m Mbuf) Trim(n int) error {
+	l := m.last()
+	lm := l.meta()
+	if n < 0 || n > int(lm.dataLen) {
+		return ErrShortPacket
+	}
+	lm.dataLen -= uint16(n)
+	m.meta().pktLen -= uint32(n)
+	return nil
+}
+
+// Chain appends the packet tail to the packet head. The tail's segments
+// become part of head; the caller no longer frees tail on its own.
+func (m Mbuf) Chain(tail Mbuf) error {
+	hm, tm := m.meta(), tail.meta()
+	if int(hm.pktLen)+int(tm.pktLen) > MaxPacket {
+		return ErrTooLong
+	}
+	m.last().meta().next = tail
+	hm.pktLen += tm.pktLen
+	hm.nbSegs += tm.nbSegs
+	return nil
+}
+
+// CopyOut copies packet bytes from offset off into dst, across segments, and
+// returns the number copied.
+func (m Mbuf) CopyOut(dst []byte, off int) int {
+	n := 0
+	for s := m; s != NoMbuf && len(dst) > 0; s = s.meta().next {
+		d := s.Data()
+		if off >= len(d) {
+			off -= len(d)
+			continue
+		}
+		c := copy(dst, d[off:])
+		off = 0
+		dst = dst[c:]
+		n += c
+	}
+	return n
+}

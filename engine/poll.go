@@ -1,0 +1,243 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Burst is the number of descriptors moved per ring operation.
+const Burst = 32
+
+// QueueRef names one queue of one port.
+type QueueRef struct {
+	Port  Port
+	Queue int
+}
+
+// Handler runs a burst of received packets to completion. It owns the mbufs
+// in pkts: it frees them, queues them for transmit, or keeps them.
+type Handler func(w *Worker, from QueueRef, pkts []Mbuf)
+
+// Idle says what a poll loop does when a round found no packets.
+type Idle int
+
+const (
+	// IdleSpin polls again at once: the lowest latency and a whole core
+	// burnt, as a DPDK PMD does.
+	IdleSpin Idle = iota
+	// IdleSpinYield spins for a while, then gives the core to other threads
+	// (sched_yield) between polls, for cores shared with other work.
+	IdleSpinYield
+)
+
+func (i Idle) String() string {
+	switch i {
+	case IdleSpin:
+		return "spin"
+	case IdleSpinYield:
+		return "spin-yield"
+	}
+	return fmt.Sprintf("idle(%d)", int(i))
+}
+
+// ParseIdle reads an idle strategy name.
+func ParseIdle(s string) (Idle, error) {
+	switch s {
+	case "spin":
+		return IdleSpin, nil
+	case "spin-yield", "yield":
+		return IdleSpinYield, nil
+	}
+	return 0, fmt.Errorf("idle strategy %q unknown: use spin or spin-yield", s)
+}
+
+// PollConfig is what a poll-mode worker does.
+type PollConfig struct {
+	Rx      []QueueRef
+	Handler Handler
+	Idle    Idle
+	// SpinPolls is how many empty rounds IdleSpinYield spins before it
+	// yields (0 means 256).
+	SpinPolls int
+	// Tick, if set, runs after every round on the worker's goroutine with
+	// the number of packets that round received. A generator uses it to
+	// send; it must not block.
+	Tick func(w *Worker, received int)
+}
+
+// PollStats count what a poll loop did.
+type PollStats struct {
+	Rounds     uint64 // passes over all the queues
+	Polls      uint64 // RxBurst calls
+	EmptyPolls uint64 // RxBurst calls that returned nothing
+	Packets    uint64 // packets received
+	Yields     uint64 // times the idle strategy gave the core away
+	Timers     uint64 // timer callbacks run
+	TxPackets  uint64 // packets taken by TxBurst from this worker's buffers
+	TxDropped  uint64 // packets freed because the transmit ring was full
+	BurstHist  [Burst + 1]uint64
+}
+
+// publishedStats is the copy of PollStats other goroutines read.
+type publishedStats struct {
+	v [len(PollStats{}.BurstHist) + 8]atomic.Uint64
+}
+
+func (p *publishedStats) store(s *PollStats) {
+	p.v[0].Store(s.Rounds)
+	p.v[1].Store(s.Polls)
+	p.v[2].Store(s.EmptyPolls)
+	p.v[3].Store(s.Packets)
+	p.v[4].Store(s.Yields)
+	p.v[5].Store(s.Timers)
+	p.v[6].Store(s.TxPackets)
+	p.v[7].Store(s.TxDropped)
+	for i, h := range s.BurstHist {
+		p.v[8+i].Store(h)
+	}
+}
+
+func (p *publishedStats) load() PollStats {
+	var s PollStats
+	s.Rounds = p.v[0].Load()
+	s.Polls = p.v[1].Load()
+	s.EmptyPolls = p.v[2].Load()
+	s.Packets = p.v[3].Load()
+	s.Yields = p.v[4].Load()
+	s.Timers = p.v[5].Load()
+	s.TxPackets = p.v[6].Load()
+	s.TxDropped = p.v[7].Load()
+	for i := range s.BurstHist {
+		s.BurstHist[i] = p.v[8+i].Load()
+	}
+	return s
+}
+
+// publishEvery is how many rounds pass between snapshots of the counters: the
+// worker keeps plain counters and publishes them now and then, because an
+// atomic store per poll would cost more than the poll.
+const publishEvery = 1024
+
+// Stats returns the worker's counters as last published (at most
+// publishEvery rounds old while it runs, exact once it has stopped).
+func (w *Worker) Stats() PollStats { return w.pub.load() }
+
+// Poll runs the poll-mode loop until Stop: each round receives a burst from
+// every queue, runs the handler on it to completion, flushes transmit buffers
+// and runs due timers. Call it from the worker's function.
+func (w *Worker) Poll(cfg PollConfig) error {
+	if len(cfg.Rx) == 0 && cfg.Tick == nil {
+		return errors.New("poll: no receive queues and no tick: nothing to do")
+	}
+	if len(cfg.Rx) > 0 && cfg.Handler == nil {
+		return errors.New("poll: receive queues but no handler")
+	}
+	spin := cfg.SpinPolls
+	if spin <= 0 {
+		spin = 256
+	}
+	s := &w.stats
+	var pkts [Burst]Mbuf
+	empty := 0
+	for round := 1; !w.stop.Load(); round++ {
+		got := 0
+		for _, q := range cfg.Rx {
+			n := q.Port.RxBurst(q.Queue, pkts[:])
+			s.Polls++
+			s.BurstHist[n]++
+			if n == 0 {
+				s.EmptyPolls++
+				continue
+			}
+			got += n
+			cfg.Handler(w, q, pkts[:n])
+		}
+		s.Packets += uint64(got)
+		if cfg.Tick != nil {
+			cfg.Tick(w, got)
+		}
+		w.FlushTx()
+		if due, ok := w.timers.next(); ok {
+			if now := Nanotime(); now >= due {
+				s.Timers += uint64(w.timers.run(now))
+			}
+		}
+		s.Rounds++
+		if got == 0 {
+			empty++
+			if cfg.Idle == IdleSpinYield && empty > spin {
+				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				s.Yields++
+			}
+		} else {
+			empty = 0
+		}
+		if round%publishEvery == 0 {
+			w.pub.store(s)
+		}
+	}
+	w.FlushTx()
+	w.pub.store(s)
+	return nil
+}
+
+// TxBuffer gathers packets for one transmit queue so they leave in bursts
+// (rte_eth_tx_buffer). It belongs to one worker.
+type TxBuffer struct {
+	w     *Worker
+	port  Port
+	queue int
+	n     int
+	pkts  [Burst]Mbuf
+}
+
+// TxBuffer returns the worker's buffer for a transmit queue, creating it on
+// first use. The poll loop flushes it after every round.
+func (w *Worker) TxBuffer(p Port, queue int) *TxBuffer {
+	for _, t := range w.txq {
+		if t.port == p && t.queue == queue {
+			return t
+		}
+	}
+	t := &TxBuffer{w: w, port: p, queue: queue}
+	w.txq = append(w.txq, t)
+	return t
+}
+
+// Add queues one packet, sending the burst once it is full.
+func (t *TxBuffer) Add(m Mbuf) {
+	t.pkts[t.n] = m
+	t.n++
+	if t.n == Burst {
+		t.Flush()
+	}
+}
+
+// Flush sends what is queued; what the port does not take is freed and
+// counted as dropped, as DPDK's default tx-buffer error callback does.
+func (t *TxBuffer) Flush() int {
+	if t.n == 0 {
+		return 0
+	}
+	sent := t.port.TxBurst(t.queue, t.pkts[:t.n])
+	s := &t.w.stats
+	s.TxPackets += uint64(sent)
+	if sent < t.n {
+		s.TxDropped += uint64(t.n - sent)
+		t.w.Caches.FreeBulk(t.pkts[sent:t.n])
+	}
+	t.n = 0
+	return sent
+}
+
+// FlushTx flushes every transmit buffer of the worker.
+func (w *Worker) FlushTx() {
+	for _, t := range w.txq {
+		if t.n > 0 {
+			t.Flush()
+		}
+	}
+}

@@ -1,0 +1,124 @@
+package engine
+
+import "fmt"
+
+// Features are what a port can do for the stack, like the capabilities that
+// rte_eth_dev_info_get or `ethtool -k` report.
+type Features struct {
+	TSO        bool // segments large TCP packets itself (FlagTSO)
+	RxChecksum bool // verifies IPv4/L4 checksums on receive
+	TxChecksum bool // fills IPv4/L4 checksums on transmit
+	RSS        bool // spreads flows over receive queues and reports the hash
+	Interrupts bool // can raise receive interrupts (the NAPI mode needs it)
+}
+
+// PortInfo describes a port's shape.
+type PortInfo struct {
+	Name       string
+	Driver     string
+	MAC        [6]byte
+	MTU        int
+	RxQueues   int
+	TxQueues   int
+	RxRingSize int
+	TxRingSize int
+	Features   Features
+}
+
+// DropReason says why a port dropped a frame.
+type DropReason int
+
+// Drop reasons, each a counter per queue.
+const (
+	DropRingFull   DropReason = iota // receive ring full: rx_missed, the RingBuffer overflow
+	DropNoMbuf                       // no buffer to receive into: rx_nombuf
+	DropImpairment                   // dropped on purpose by a loss model
+	DropTooLong                      // larger than the port's MTU or buffers
+	DropTxFull                       // transmit ring full, the caller gave up
+	DropError                        // any other driver error
+	NumDropReasons
+)
+
+var dropNames = [NumDropReasons]string{"rx_missed", "rx_nombuf", "impaired", "too_long", "tx_full", "error"}
+
+func (r DropReason) String() string {
+	if r < 0 || r >= NumDropReasons {
+		return fmt.Sprintf("drop(%d)", int(r))
+	}
+	return dropNames[r]
+}
+
+// QueueStats are one queue's counters. Drops are indexed by DropReason.
+type QueueStats struct {
+	Packets    uint64
+	Bytes      uint64
+	Drops      [NumDropReasons]uint64
+	Interrupts uint64 // receive interrupts raised
+}
+
+// Dropped is the sum of all drop reasons.
+func (s QueueStats) Dropped() uint64 {
+	var n uint64
+	for _, d := range s.Drops {
+		n += d
+	}
+	return n
+}
+
+// Add accumulates o into s.
+func (s *QueueStats) Add(o QueueStats) {
+	s.Packets += o.Packets
+	s.Bytes += o.Bytes
+	s.Interrupts += o.Interrupts
+	for i := range s.Drops {
+		s.Drops[i] += o.Drops[i]
+	}
+}
+
+// Port is what every driver implements: queues of descriptors that move mbufs
+// in bursts (rte_eth_rx_burst and rte_eth_tx_burst), counters, and receive
+// interrupt control for the NAPI mode.
+//
+// A queue is driven by one goroutine at a time, as in DPDK: RxBurst(q) from
+// one, TxBurst(q) from one (maybe another). Counters and interrupt control
+// may be used from any goroutine.
+type Port interface {
+	Info() PortInfo
+
+	// RxBurst moves up to len(pkts) received packets into pkts and returns
+	// how many. The caller owns them and must free them.
+	RxBurst(queue int, pkts []Mbuf) int
+
+	// TxBurst hands pkts to the port and returns how many it took; the
+	// port frees those once sent. The caller still owns pkts[n:].
+	TxBurst(queue int, pkts []Mbuf) int
+
+	RxStats(queue int) QueueStats
+	TxStats(queue int) QueueStats
+
+	// SetRxInterrupt installs the handler a queue calls when a frame lands
+	// while its interrupt is armed. The port disarms the queue before
+	// calling it, so it runs once per arming; it must be short and must not
+	// block (it is the hard interrupt handler).
+	SetRxInterrupt(queue int, handler func())
+	// ArmRx unmasks the queue's interrupt. A port must raise the interrupt
+	// at once if frames are already waiting, so none is stranded.
+	ArmRx(queue int)
+	// DisarmRx masks the queue's interrupt.
+	DisarmRx(queue int)
+
+	// Close stops the port and frees every packet it still holds.
+	Close() error
+}
+
+// PortStats sums a port's counters over its queues.
+func PortStats(p Port) (rx, tx QueueStats) {
+	info := p.Info()
+	for q := 0; q < info.RxQueues; q++ {
+		rx.Add(p.RxStats(q))
+	}
+	for q := 0; q < info.TxQueues; q++ {
+		tx.Add(p.TxStats(q))
+	}
+	return rx, tx
+}

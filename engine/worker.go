@@ -1,0 +1,187 @@
+package engine
+
+import (
+	"fmt"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// AnyCore asks for a worker that is locked to its own OS thread but not pinned
+// to a core, for tests that run more workers than the machine has cores.
+const AnyCore = -1
+
+// Worker is a goroutine locked to its OS thread and pinned to one core, the
+// counterpart of a DPDK lcore. It owns mempool caches, transmit buffers and
+// timers that no other goroutine touches.
+type Worker struct {
+	id      int
+	core    int
+	Caches  Caches // this worker's mempool caches
+	timers  timerHeap
+	stop    atomic.Bool
+	done    chan struct{}
+	err     error
+	stats   PollStats      // owned by the worker goroutine
+	pub     publishedStats // snapshot other goroutines may read
+	txq     []*TxBuffer
+	running atomic.Bool
+}
+
+var workerIDs atomic.Int32
+
+// Cores lists the cores this process may run on.
+func Cores() ([]int, error) {
+	var set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &set); err != nil {
+		return nil, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	var cores []int
+	for c := 0; c < len(set)*64; c++ {
+		if set.IsSet(c) {
+			cores = append(cores, c)
+		}
+	}
+	return cores, nil
+}
+
+// FormatCores writes a core list the way taskset and lscpu do ("0-3,6").
+func FormatCores(cores []int) string {
+	cs := append([]int(nil), cores...)
+	sort.Ints(cs)
+	var b strings.Builder
+	for i := 0; i < len(cs); {
+		j := i
+		for j+1 < len(cs) && cs[j+1] == cs[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.Itoa(cs[i]))
+		if j > i {
+			b.WriteByte('-')
+			b.WriteString(strconv.Itoa(cs[j]))
+		}
+		i = j + 1
+	}
+	return b.String()
+}
+
+// CheckCore refuses a core this process cannot run on, with a message that
+// names the cores it can use.
+func CheckCore(core int) error {
+	if core == AnyCore {
+		return nil
+	}
+	cores, err := Cores()
+	if err != nil {
+		return err
+	}
+	for _, c := range cores {
+		if c == core {
+			return nil
+		}
+	}
+	return fmt.Errorf("core %d does not exist or is not allowed: this process may use cores %s", core, FormatCores(cores))
+}
+
+// NewWorker prepares a worker for a core; Start runs it.
+func NewWorker(core int) (*Worker, error) {
+	if err := CheckCore(core); err != nil {
+		return nil, err
+	}
+	return &Worker{id: int(workerIDs.Add(1)) - 1, core: core, done: make(chan struct{})}, nil
+}
+
+// Start runs fn on the worker's own pinned thread and returns once the thread
+// is pinned, or with the error that stopped it. fn should return when Stopped
+// reports true.
+func (w *Worker) Start(fn func(w *Worker)) error {
+	if !w.running.CompareAndSwap(false, true) {
+		return fmt.Errorf("worker %d is already running", w.id)
+	}
+	pinned := make(chan error, 1)
+	go func() {
+		defer close(w.done)
+		runtime.LockOSThread()
+		// The thread is never unlocked: it dies with the goroutine, so its
+		// affinity mask never leaks to other goroutines.
+		if w.core != AnyCore {
+			var set unix.CPUSet
+			set.Set(w.core)
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				w.err = fmt.Errorf("pin worker %d to core %d: %w", w.id, w.core, err)
+				pinned <- w.err
+				return
+			}
+		}
+		pinned <- nil
+		defer w.Caches.Flush()
+		fn(w)
+	}()
+	return <-pinned
+}
+
+// ID is the worker's number, unique in this process.
+func (w *Worker) ID() int { return w.id }
+
+// Core is the core the worker is pinned to, or AnyCore.
+func (w *Worker) Core() int { return w.core }
+
+// PinnedCores reads back the calling thread's affinity; a worker calls it to
+// report the cores the kernel actually gave it.
+func PinnedCores() ([]int, error) { return Cores() }
+
+// Stop asks the worker to return and waits until it has.
+func (w *Worker) Stop() error {
+	w.stop.Store(true)
+	if w.running.Load() {
+		<-w.done
+	}
+	return w.err
+}
+
+// Stopped reports whether Stop has been called.
+func (w *Worker) Stopped() bool { return w.stop.Load() }
+
+// Done is closed when the worker's function has returned.
+func (w *Worker) Done() <-chan struct{} { return w.done }
+
+// RunWorkers starts one worker per core with the same function and returns
+// them; on any error the ones already started are stopped.
+func RunWorkers(cores []int, fn func(w *Worker)) ([]*Worker, error) {
+	var ws []*Worker
+	for _, c := range cores {
+		w, err := NewWorker(c)
+		if err == nil {
+			err = w.Start(fn)
+		}
+		if err != nil {
+			StopWorkers(ws)
+			return nil, err
+		}
+		ws = append(ws, w)
+	}
+	return ws, nil
+}
+
+// StopWorkers stops every worker and returns the first error.
+func StopWorkers(ws []*Worker) error {
+	for _, w := range ws {
+		w.stop.Store(true)
+	}
+	var first error
+	var once sync.Once
+	for _, w := range ws {
+		if err := w.Stop(); err != nil {
+			once.Do(func() { first = err })
+		}
+	}
+	return first
+}

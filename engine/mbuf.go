@@ -53,13 +53,13 @@ var (
 // Offload flags carried with a packet, like the ol_flags of an rte_mbuf or
 // the ip_summed and gso fields of an skb.
 const (
-	FlagRxIPCsumGood  uint32 = 1 << iota // the port verified the IPv4 header checksum
-	FlagRxL4CsumGood                     // the port verified the TCP/UDP checksum
-	FlagTxIPCsum                         // the port must fill the IPv4 header checksum
-	FlagTxL4Csum                         // the port must fill the TCP/UDP checksum
-	FlagTSO                              // the port must segment at TSOSegSize
-	FlagRSSHash                          // Hash holds a valid RSS hash
-	flagExternal                         // the buffer is external memory (not the arena)
+	FlagRxIPCsumGood uint32 = 1 << iota // the port verified the IPv4 header checksum
+	FlagRxL4CsumGood                    // the port verified the TCP/UDP checksum
+	FlagTxIPCsum                        // the port must fill the IPv4 header checksum
+	FlagTxL4Csum                        // the port must fill the TCP/UDP checksum
+	FlagTSO                             // the port must segment at TSOSegSize
+	FlagRSSHash                         // Hash holds a valid RSS hash
+	flagExternal                        // the buffer is external memory (not the arena)
 )
 
 // meta is the per-mbuf header. It holds no pointers and is padded to one cache
@@ -89,7 +89,7 @@ type meta struct {
 // before the pool's first mbuf can exist, so readers need no lock.
 var pools [maxPools]*Pool
 
-func (m Mbuf) pool() *Pool  { return pools[m>>poolShift] }
+func (m Mbuf) pool() *Pool   { return pools[m>>poolShift] }
 func (m Mbuf) index() uint32 { return uint32(m) & indexMask }
 func (m Mbuf) meta() *meta   { return &pools[m>>poolShift].meta[uint32(m)&indexMask] }
 

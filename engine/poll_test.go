@@ -38,8 +38,8 @@ func (p *loopPort) TxBurst(q int, pkts []Mbuf) int {
 	p.tx.Add(uint64(n))
 	return n
 }
-func (p *loopPort) RxStats(int) QueueStats   { return QueueStats{Packets: p.rx.Load()} }
-func (p *loopPort) TxStats(int) QueueStats   { return QueueStats{Packets: p.tx.Load()} }
+func (p *loopPort) RxStats(int) QueueStats     { return QueueStats{Packets: p.rx.Load()} }
+func (p *loopPort) TxStats(int) QueueStats     { return QueueStats{Packets: p.tx.Load()} }
 func (p *loopPort) SetRxInterrupt(int, func()) {}
 func (p *loopPort) ArmRx(int)                  {}
 func (p *loopPort) DisarmRx(int)               {}

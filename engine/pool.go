@@ -171,7 +171,7 @@ func (p *Pool) Get() (Mbuf, error) {
 // rte_mempool lcore cache. It must be used by one goroutine at a time.
 type Cache struct {
 	pool *Pool
-	objs []Mbuf      // free mbufs, len(objs) == n
+	objs []Mbuf       // free mbufs, len(objs) == n
 	n    atomic.Int32 // mirror of len(objs) for Pool.Available
 	size int
 }

@@ -107,13 +107,14 @@ type ppsRig struct {
 	pacer      *pktgen.Pacer
 	sink       pktgen.Sink
 	seq        uint64
+	scratch    []byte // a frame too large for one segment is built here
 	txQueue    int
 	gen, fwd   *engine.Worker
 	genStopped bool
 }
 
 func newPPSRig(cfg PPSConfig, size int) (*ppsRig, error) {
-	r := &ppsRig{cfg: cfg, size: size}
+	r := &ppsRig{cfg: cfg, size: size, scratch: make([]byte, size)}
 	var err error
 	wc := wire.Config{Queues: cfg.Queues, RingSize: cfg.RingSize, ZeroCopy: cfg.ZeroCopy}
 	wc.Names = [2]string{"gen", "fwd-rx"}
@@ -125,7 +126,8 @@ func newPPSRig(cfg PPSConfig, size int) (*ppsRig, error) {
 		r.closePorts()
 		return nil, err
 	}
-	if r.genPool, err = engine.NewPool("pktgen", 4096+2*cfg.RingSize, 0); err != nil {
+	segs := (size + engine.DataRoom - 1) / engine.DataRoom
+	if r.genPool, err = engine.NewPool("pktgen", segs*(4096+2*cfg.RingSize), 0); err != nil {
 		r.closePorts()
 		return nil, err
 	}
@@ -176,9 +178,19 @@ func (r *ppsRig) generate(w *engine.Worker, _ int) {
 	if w.Caches.AllocBulk(r.genPool, pkts) != nil {
 		return // every buffer is in flight; the pool's counter records it
 	}
-	for _, m := range pkts {
-		buf, _ := m.Append(r.size)
-		r.tmpl.Fill(buf, r.seq, now)
+	for i, m := range pkts {
+		if r.size <= m.Tailroom() {
+			buf, _ := m.Append(r.size)
+			r.tmpl.Fill(buf, r.seq, now)
+		} else {
+			// A jumbo frame spans segments: stamp it whole, then copy.
+			r.tmpl.Fill(r.scratch, r.seq, now)
+			if w.Caches.AppendBytes(m, r.genPool, r.scratch) != nil {
+				w.Caches.FreeBulk(pkts[i:])
+				pkts = pkts[:i]
+				break
+			}
+		}
 		r.seq++
 	}
 	g := r.genPair.Ports[0]
@@ -192,7 +204,7 @@ func (r *ppsRig) generate(w *engine.Worker, _ int) {
 func (r *ppsRig) receive(w *engine.Worker, _ engine.QueueRef, pkts []engine.Mbuf) {
 	now := engine.Nanotime()
 	for _, m := range pkts {
-		r.sink.ObserveFrame(m.Data(), now)
+		r.sink.ObserveHead(m.Data(), m.PktLen(), now)
 	}
 	w.Caches.FreeBulk(pkts)
 }

@@ -425,3 +425,27 @@ func (cs *Caches) AttachExternal(p *Pool, buf []byte, release func()) (Mbuf, err
 	md.pktLen = uint32(len(buf))
 	return m, nil
 }
+
+// AppendBytes copies b onto the end of the packet m, chaining new segments
+// from p when the last one fills up.
+func (cs *Caches) AppendBytes(m Mbuf, p *Pool, b []byte) error {
+	if m.PktLen()+len(b) > MaxPacket {
+		return ErrTooLong
+	}
+	seg := m.last()
+	for len(b) > 0 {
+		if seg.Tailroom() == 0 {
+			s, err := cs.Alloc(p)
+			if err != nil {
+				return err
+			}
+			m.Chain(s) // length checked above
+			seg = s
+		}
+		k := min(seg.Tailroom(), len(b))
+		dst, _ := m.Append(k)
+		copy(dst, b[:k])
+		b = b[k:]
+	}
+	return nil
+}

@@ -1,0 +1,166 @@
+package bench
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pollnet/pollnet/engine"
+)
+
+func testPPSConfig() PPSConfig {
+	return PPSConfig{
+		Sizes: []int{64}, Queues: 1, Duration: 300 * time.Millisecond, Warmup: 50 * time.Millisecond,
+		RingSize: 256, GenCore: engine.AnyCore, FwdCore: engine.AnyCore, Idle: engine.IdleSpinYield,
+	}
+}
+
+// step moves one burst through the whole path on the calling goroutine:
+// generate, wire, forward, wire, sink.
+func (r *ppsRig) step(gw, fw *engine.Worker, fwd engine.Handler, pkts []engine.Mbuf) int {
+	a := r.genPair.Ports[1]
+	s := r.sinkPair.Ports[1]
+	r.generate(gw, 0)
+	n := a.RxBurst(0, pkts[:])
+	fwd(fw, engine.QueueRef{Port: a, Queue: 0}, pkts[:n])
+	fw.FlushTx()
+	m := s.RxBurst(0, pkts[:])
+	r.receive(gw, engine.QueueRef{Port: s}, pkts[:m])
+	return m
+}
+
+func TestForwardPathAllocatesNothing(t *testing.T) {
+	for _, zc := range []bool{false, true} {
+		cfg := testPPSConfig()
+		cfg.ZeroCopy = zc
+		r, err := newPPSRig(cfg, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw, _ := engine.NewWorker(engine.AnyCore)
+		fw, _ := engine.NewWorker(engine.AnyCore)
+		fwd := forwarder(r.sinkPair.Ports[0])
+		pkts := make([]engine.Mbuf, engine.Burst)
+		for i := 0; i < 100; i++ { // warm the caches and buffers
+			r.step(gw, fw, fwd, pkts)
+		}
+		delivered := 0
+		allocs := testing.AllocsPerRun(2000, func() { delivered += r.step(gw, fw, fwd, pkts) })
+		if allocs != 0 {
+			t.Errorf("zero-copy %v: forwarding a burst allocates %v objects, want 0", zc, allocs)
+		}
+		st := r.sink.Stats()
+		if delivered == 0 || st.Lost != 0 || st.Malformed != 0 || st.Duplicates != 0 {
+			t.Errorf("zero-copy %v: delivered %d, sink %+v", zc, delivered, st)
+		}
+		gw.Caches.Flush()
+		fw.Caches.Flush()
+		if err := r.closePorts(); err != nil {
+			t.Errorf("zero-copy %v: leak: %v", zc, err)
+		}
+	}
+}
+
+func TestForwardedFramesHaveSwappedMACs(t *testing.T) {
+	r, err := newPPSRig(testPPSConfig(), 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := engine.NewWorker(engine.AnyCore)
+	fw, _ := engine.NewWorker(engine.AnyCore)
+	a, s := r.genPair.Ports[1], r.sinkPair.Ports[1]
+	var pkts [engine.Burst]engine.Mbuf
+	r.generate(gw, 0)
+	n := a.RxBurst(0, pkts[:])
+	forwarder(r.sinkPair.Ports[0])(fw, engine.QueueRef{Port: a}, pkts[:n])
+	fw.FlushTx()
+	m := s.RxBurst(0, pkts[:])
+	if m != n || m == 0 {
+		t.Fatalf("sent %d, received %d", n, m)
+	}
+	gen, dst := r.genPair.Ports[0].Info().MAC, r.genPair.Ports[1].Info().MAC
+	d := pkts[0].Data()
+	if string(d[0:6]) != string(gen[:]) || string(d[6:12]) != string(dst[:]) || pkts[0].Len() != 128 {
+		t.Fatalf("forwarded frame: dst %x src %x len %d", d[0:6], d[6:12], pkts[0].Len())
+	}
+	gw.Caches.FreeBulk(pkts[:m])
+	gw.Caches.Flush()
+	fw.Caches.Flush()
+	if err := r.closePorts(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRunPPSReturnsEveryMbuf runs the real workers; RunPPS closes the ports
+// and pools at the end and fails if any mbuf is not back.
+func TestRunPPSReturnsEveryMbuf(t *testing.T) {
+	for _, c := range []struct {
+		queues int
+		zc     bool
+		sizes  []int
+	}{{1, false, []int{60, 1518}}, {2, true, []int{64}}, {4, false, []int{9000}}} {
+		cfg := testPPSConfig()
+		cfg.Queues, cfg.ZeroCopy, cfg.Sizes = c.queues, c.zc, c.sizes
+		rs, err := RunPPS(cfg)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		for _, r := range rs {
+			sc := r.Scenario
+			if len(sc.Samples) == 0 || sc.Median <= 0 || r.Sink.Received == 0 || r.Sink.Malformed != 0 {
+				t.Fatalf("%+v size %d: samples %v, sink %+v", c, r.Size, sc.Samples, r.Sink)
+			}
+			if r.Latency.Count() != r.Sink.Received {
+				t.Fatalf("latency samples %d != received %d", r.Latency.Count(), r.Sink.Received)
+			}
+		}
+	}
+}
+
+// TestFixedRateIsNeverExceeded checks the generator's ceiling, which holds
+// however loaded the machine is; the pacer's accuracy has its own test with a
+// simulated clock in pktgen.
+func TestFixedRateIsNeverExceeded(t *testing.T) {
+	cfg := testPPSConfig()
+	cfg.Rate = 20000
+	cfg.RingSize = 1024
+	start := time.Now()
+	rs, err := RunPPS(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elapsed := time.Since(start).Seconds()
+	sent := rs[0].Scenario.Counters["generator_frames"]
+	if limit := uint64(cfg.Rate*elapsed) + engine.Burst; sent > limit || sent == 0 {
+		t.Fatalf("rate 20000 pps for %.2fs: generator sent %d frames, ceiling %d", elapsed, sent, limit)
+	}
+	if rs[0].Sink.Received == 0 {
+		t.Fatal("nothing reached the sink")
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	cases := []struct {
+		mod  func(*PPSConfig)
+		flag string
+	}{
+		{func(c *PPSConfig) { c.Sizes = []int{59} }, "--size"},
+		{func(c *PPSConfig) { c.Sizes = []int{9001} }, "--size"},
+		{func(c *PPSConfig) { c.Queues = 0 }, "--queues"},
+		{func(c *PPSConfig) { c.RingSize = 1000 }, "--ring"},
+		{func(c *PPSConfig) { c.FwdCore = 999 }, "--fwd-core"},
+		{func(c *PPSConfig) { c.GenCore = -5 }, "--gen-core"},
+		{func(c *PPSConfig) { c.Duration = time.Millisecond }, "--duration"},
+		{func(c *PPSConfig) { c.Rate = -1 }, "--rate"},
+	}
+	for _, c := range cases {
+		cfg := testPPSConfig()
+		c.mod(&cfg)
+		err := cfg.Validate()
+		var fe *FlagError
+		if !errors.As(err, &fe) || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("want a FlagError naming %s, got %v", c.flag, err)
+		}
+	}
+}

@@ -86,8 +86,9 @@ type meta struct {
 }
 
 // pools maps the pool number in an Mbuf to its pool. Entries are written once,
-// before the pool's first mbuf can exist, so readers need no lock.
-var pools [maxPools]*Pool
+// before the pool's first mbuf can exist, so readers need no lock. It has 256
+// entries so that indexing by the top byte needs no bounds check.
+var pools [256]*Pool
 
 func (m Mbuf) pool() *Pool   { return pools[m>>poolShift] }
 func (m Mbuf) index() uint32 { return uint32(m) & indexMask }
@@ -121,9 +122,15 @@ func (m Mbuf) buffer() []byte {
 // Data returns the bytes of this segment. The slice aliases packet memory; it
 // is valid until the mbuf is freed.
 func (m Mbuf) Data() []byte {
-	md := m.meta()
-	off := int(md.dataOff)
-	return m.buffer()[off : off+int(md.dataLen)]
+	p := pools[m>>poolShift]
+	i := uint32(m) & indexMask
+	md := &p.meta[i]
+	if md.direct != NoMbuf || md.flags&flagExternal != 0 {
+		off := int(md.dataOff)
+		return m.buffer()[off : off+int(md.dataLen)]
+	}
+	off := int(i)*BufSize + int(md.dataOff)
+	return p.arena[off : off+int(md.dataLen)]
 }
 
 // Len is the number of data bytes in this segment.
@@ -321,4 +328,25 @@ func (m Mbuf) CopyOut(dst []byte, off int) int {
 		n += c
 	}
 	return n
+}
+
+// CopyFrame copies a single-segment packet into the fresh mbuf dst and
+// returns false, copying nothing, if src is chained or does not fit. It is
+// the copy a port does in place of DMA.
+func CopyFrame(dst, src Mbuf) bool {
+	sm, dm := src.meta(), dst.meta()
+	if sm.next != NoMbuf {
+		return false
+	}
+	n := int(sm.dataLen)
+	dbuf := dst.buffer()
+	off := int(dm.dataOff)
+	if off+n > len(dbuf) {
+		return false
+	}
+	soff := int(sm.dataOff)
+	copy(dbuf[off:off+n], src.buffer()[soff:soff+n])
+	dm.dataLen = uint16(n)
+	dm.pktLen = uint32(n)
+	return true
 }

@@ -187,11 +187,13 @@ func (w *Worker) Poll(cfg PollConfig) error {
 // TxBuffer gathers packets for one transmit queue so they leave in bursts
 // (rte_eth_tx_buffer). It belongs to one worker.
 type TxBuffer struct {
+	_     [64]byte // keeps another core's data off these lines
 	w     *Worker
 	port  Port
 	queue int
 	n     int
 	pkts  [Burst]Mbuf
+	_     [64]byte
 }
 
 // TxBuffer returns the worker's buffer for a transmit queue, creating it on

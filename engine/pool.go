@@ -20,6 +20,7 @@ type Pool struct {
 	cacheSize int
 	arena     []byte
 	meta      []meta
+	unmap     func()
 	ext       []extBuf // indexed like meta; set only on mbufs with flagExternal
 	free      *ring.MPMC[Mbuf]
 
@@ -62,18 +63,23 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
+	arena, metas, unmap, err := packetMemory(size)
+	if err != nil {
+		return nil, fmt.Errorf("pool %q: %w", name, err)
+	}
 	p := &Pool{
 		name:      name,
 		size:      size,
 		cacheSize: cacheSize,
-		arena:     make([]byte, size*BufSize),
-		meta:      make([]meta, size),
+		arena:     arena,
+		meta:      metas,
+		unmap:     unmap,
 		ext:       make([]extBuf, size),
 		free:      free,
 	}
 	poolsMu.Lock()
 	id := -1
-	for i, q := range pools {
+	for i, q := range pools[:maxPools] {
 		if q == nil {
 			id = i
 			break
@@ -81,6 +87,7 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 	}
 	if id < 0 {
 		poolsMu.Unlock()
+		unmap()
 		return nil, fmt.Errorf("pool %q: all %d pool slots in use; close unused pools", name, maxPools)
 	}
 	p.id = uint8(id)
@@ -105,10 +112,11 @@ func (p *Pool) Close() error {
 		return fmt.Errorf("pool %q: %d of %d mbufs still in use", p.name, p.size-n, p.size)
 	}
 	poolsMu.Lock()
+	defer poolsMu.Unlock()
 	if pools[p.id] == p {
 		pools[p.id] = nil
+		p.unmap()
 	}
-	poolsMu.Unlock()
 	return nil
 }
 
@@ -121,13 +129,14 @@ func (p *Pool) Size() int { return p.size }
 // EmptyEvents counts allocations refused because the pool was empty.
 func (p *Pool) EmptyEvents() uint64 { return p.emptyEvents.Load() }
 
-// Available counts the free mbufs in the shared ring and in every cache. It is
-// exact only while no goroutine is using the pool, as at the end of a run.
+// Available counts the free mbufs in the shared ring and in every cache. It
+// reads the caches without synchronising with their owners, so it may only be
+// called while no goroutine is using the pool, as at the end of a run.
 func (p *Pool) Available() int {
 	n := p.free.Len()
 	p.mu.Lock()
 	for _, c := range p.caches {
-		n += int(c.n.Load())
+		n += len(c.objs)
 	}
 	p.mu.Unlock()
 	return n
@@ -171,8 +180,7 @@ func (p *Pool) Get() (Mbuf, error) {
 // rte_mempool lcore cache. It must be used by one goroutine at a time.
 type Cache struct {
 	pool *Pool
-	objs []Mbuf       // free mbufs, len(objs) == n
-	n    atomic.Int32 // mirror of len(objs) for Pool.Available
+	objs []Mbuf // free mbufs, len(objs) == n
 	size int
 }
 
@@ -195,7 +203,6 @@ func (c *Cache) refill(want int) {
 	want = min(max(want, c.size), cap(c.objs)-k)
 	got := c.pool.free.DequeueBurst(c.objs[k : k+want])
 	c.objs = c.objs[:k+got]
-	c.n.Store(int32(len(c.objs)))
 }
 
 // Get takes one mbuf.
@@ -210,7 +217,6 @@ func (c *Cache) Get() (Mbuf, error) {
 	k := len(c.objs) - 1
 	m := c.objs[k]
 	c.objs = c.objs[:k]
-	c.n.Store(int32(k))
 	c.pool.reset(m)
 	return m, nil
 }
@@ -234,7 +240,6 @@ func (c *Cache) GetBulk(out []Mbuf) error {
 		k := len(c.objs) - len(out)
 		copy(out, c.objs[k:])
 		c.objs = c.objs[:k]
-		c.n.Store(int32(k))
 	}
 	for _, m := range out {
 		c.pool.reset(m)
@@ -251,7 +256,6 @@ func (c *Cache) put(m Mbuf) {
 	if len(c.objs) >= 2*c.size {
 		c.spill()
 	}
-	c.n.Store(int32(len(c.objs)))
 }
 
 // spill moves the oldest mbufs beyond size back to the shared ring.
@@ -263,7 +267,6 @@ func (c *Cache) spill() {
 	c.pool.giveBack(c.objs[:extra])
 	n := copy(c.objs, c.objs[extra:])
 	c.objs = c.objs[:n]
-	c.n.Store(int32(n))
 }
 
 // Flush returns everything in the cache to the shared ring, as a goroutine
@@ -271,7 +274,6 @@ func (c *Cache) spill() {
 func (c *Cache) Flush() {
 	c.pool.giveBack(c.objs)
 	c.objs = c.objs[:0]
-	c.n.Store(0)
 }
 
 // Caches is one goroutine's caches for every pool it touches: a worker or a
@@ -324,6 +326,16 @@ func (cs *Caches) Free(m Mbuf) {
 // FreeBulk frees every packet in ms.
 func (cs *Caches) FreeBulk(ms []Mbuf) {
 	for _, m := range ms {
+		// Fast path: a lone segment that owns its buffer and has one
+		// reference goes straight onto this goroutine's cache.
+		p := pools[m>>poolShift]
+		md := &p.meta[uint32(m)&indexMask]
+		if cs != nil && md.next == NoMbuf && md.direct == NoMbuf && md.flags&flagExternal == 0 && atomic.LoadInt32(&md.refcnt) == 1 {
+			if c := cs.c[p.id]; c != nil && c.pool == p && len(c.objs) < 2*c.size {
+				c.objs = append(c.objs, m)
+				continue
+			}
+		}
 		cs.Free(m)
 	}
 }

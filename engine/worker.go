@@ -20,6 +20,7 @@ const AnyCore = -1
 // counterpart of a DPDK lcore. It owns mempool caches, transmit buffers and
 // timers that no other goroutine touches.
 type Worker struct {
+	_       [64]byte // the worker writes these fields all the time: no sharing
 	id      int
 	core    int
 	Caches  Caches // this worker's mempool caches
@@ -31,6 +32,7 @@ type Worker struct {
 	pub     publishedStats // snapshot other goroutines may read
 	txq     []*TxBuffer
 	running atomic.Bool
+	_       [64]byte
 }
 
 var workerIDs atomic.Int32

@@ -96,17 +96,22 @@ type Port struct {
 type counter = atomic.Uint64
 
 // rxQueue is a receive queue: one lane per peer transmit queue.
+// Fields are grouped by writer, a cache line apart, so the receiving core and
+// the sending cores do not bounce lines between them.
 type rxQueue struct {
 	_       [64]byte
-	lanes   []*ring.SPSC[engine.Mbuf]
-	next    int // lane to poll first, for fairness; owned by the reader
+	lanes   []*ring.SPSC[engine.Mbuf] // read-mostly, from here to handler
 	delayed bool
-	packets counter
-	bytes   counter
-	drops   [engine.NumDropReasons]counter
-	irqs    counter
 	armed   atomic.Bool
 	handler atomic.Pointer[func()]
+	_       [64]byte
+	next    int // lane to poll first, for fairness; written by the receiver
+	packets counter
+	bytes   counter
+	_       [64]byte
+	drops   [engine.NumDropReasons]counter // written by senders
+	irqs    counter
+	_       [64]byte
 }
 
 // txQueue is a transmit queue. Its caches allocate in the peer's pool and free
@@ -122,6 +127,7 @@ type txQueue struct {
 	packets counter
 	bytes   counter
 	drops   [engine.NumDropReasons]counter
+	_       [64]byte
 }
 
 // NewPair creates two ports joined back to back.
@@ -277,10 +283,12 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		panic(fmt.Sprintf("wire %s: transmit queue %d out of range 0..%d", p.info.Name, q, len(p.txq)-1))
 	}
 	tq := p.txq[q]
+	if !p.zc && !tq.impair.active() {
+		p.copyBurst(tq, q, pkts)
+		return len(pkts)
+	}
 	maxFrame := p.info.MTU + maxLinkHeader
-	impaired := tq.impair.active()
-	var bytes uint64
-	var sent uint64
+	var bytes, sent uint64
 	for _, m := range pkts {
 		n := m.PktLen()
 		if n > maxFrame || n == 0 {
@@ -290,7 +298,7 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		}
 		bytes += uint64(n)
 		sent++
-		if impaired {
+		if tq.impair.active() {
 			p.impairedSend(tq, q, m)
 			continue
 		}
@@ -302,23 +310,85 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 	return len(pkts)
 }
 
+// copyBurst is TxBurst's common case: copy each frame into a buffer of the
+// peer's pool, taken in bulk, then complete (free) the sent frames in bulk.
+func (p *Port) copyBurst(tq *txQueue, lane int, pkts []engine.Mbuf) {
+	maxFrame := p.info.MTU + maxLinkHeader
+	cache := tq.caches.For(p.peer.pool)
+	var bytes, sent uint64
+	for len(pkts) > 0 {
+		chunk := pkts[:min(len(pkts), engine.Burst)]
+		pkts = pkts[len(chunk):]
+		var fresh [engine.Burst]engine.Mbuf
+		bulk := cache.GetBulk(fresh[:len(chunk)]) == nil
+		for i, m := range chunk {
+			n := m.PktLen()
+			if n > maxFrame || n == 0 {
+				tq.drops[engine.DropTooLong].Add(1)
+				if bulk {
+					tq.caches.Free(fresh[i])
+				}
+				continue
+			}
+			bytes += uint64(n)
+			sent++
+			if bulk && engine.CopyFrame(fresh[i], m) {
+				p.stage(tq, lane, fresh[i])
+				continue
+			}
+			if bulk {
+				tq.caches.Free(fresh[i])
+			}
+			c, ok := p.copyFrame(tq, m)
+			if !ok {
+				p.peer.rxq[p.queueFor(m)].drops[engine.DropNoMbuf].Add(1)
+				continue
+			}
+			p.stage(tq, lane, c)
+		}
+		tq.caches.FreeBulk(chunk) // transmit completion: the frames have left
+	}
+	p.flushStage(tq, lane)
+	tq.packets.Add(sent)
+	tq.bytes.Add(bytes)
+}
+
+// queueFor picks the peer's receive queue for a frame by its RSS hash,
+// recording the hash on the frame.
+func (p *Port) queueFor(m engine.Mbuf) int {
+	if len(p.peer.rxq) == 1 {
+		return 0
+	}
+	h := p.hash(m)
+	m.SetHash(h)
+	return int(p.peer.reta[h&127])
+}
+
+// stage queues a frame for the peer queue its hash picks; a full stage goes
+// out at once.
+func (p *Port) stage(tq *txQueue, lane int, m engine.Mbuf) {
+	rqi := p.queueFor(m)
+	k := tq.staged[rqi]
+	tq.stage[rqi][k] = m
+	k++
+	tq.staged[rqi] = k
+	if k == engine.Burst {
+		p.flushLane(tq, lane, rqi)
+	}
+}
+
 // deliver moves one frame towards the peer queue its RSS hash picks,
 // copying it into the peer's pool unless in zero-copy mode. A non-zero due is
 // the time the delay line releases it.
 func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64) {
-	peer := p.peer
-	rqi := 0
-	if len(peer.rxq) > 1 {
-		h := p.hash(m)
-		m.SetHash(h)
-		rqi = int(peer.reta[h&127])
-	}
 	out := m
 	if !p.zc {
 		c, ok := p.copyFrame(tq, m)
+		if !ok {
+			p.peer.rxq[p.queueFor(m)].drops[engine.DropNoMbuf].Add(1)
+		}
 		tq.caches.Free(m) // transmit completion: the frame has left
 		if !ok {
-			peer.rxq[rqi].drops[engine.DropNoMbuf].Add(1)
 			return
 		}
 		out = c
@@ -326,13 +396,7 @@ func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64) {
 	if due != 0 {
 		out.SetStamp(due)
 	}
-	k := tq.staged[rqi]
-	tq.stage[rqi][k] = out
-	k++
-	tq.staged[rqi] = k
-	if k == engine.Burst {
-		p.flushLane(tq, lane, rqi)
-	}
+	p.stage(tq, lane, out)
 }
 
 // copyFrame copies m into fresh mbufs of the peer's pool, chaining segments

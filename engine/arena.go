@@ -32,7 +32,7 @@ func packetMemory(n int) (arena []byte, metas []meta, release func(), err error)
 	for i := 0; i < len(use); i += 4096 {
 		use[i] = 0
 	}
-	arena = use[:n*BufSize : n*BufSize]
+	arena = use[: n*BufSize : n*BufSize]
 	metas = unsafe.Slice((*meta)(unsafe.Pointer(&use[arenaLen])), n)
 	return arena, metas, func() { unix.Munmap(region) }, nil
 }

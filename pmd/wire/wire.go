@@ -235,28 +235,47 @@ func (p *Port) checkRx(q int) *rxQueue {
 // RxBurst takes received frames from the queue's lanes, starting from a
 // different lane each call so no sender starves the others.
 func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
-	rq := p.checkRx(q)
+	rq := p.rxq[q]
+	var n int
+	switch {
+	case rq.delayed:
+		n = rq.dequeueDelayed(pkts)
+	case len(rq.lanes) == 1:
+		n = rq.lanes[0].DequeueBurst(pkts)
+	default:
+		nl := len(rq.lanes)
+		j := rq.next
+		for i := 0; i < nl && n < len(pkts); i++ {
+			n += rq.lanes[j].DequeueBurst(pkts[n:])
+			if j++; j == nl {
+				j = 0
+			}
+		}
+		if rq.next++; rq.next == nl {
+			rq.next = 0
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	engine.Prefetch(pkts[:n])
+	var bytes uint64
+	for _, m := range pkts[:n] {
+		m.SetRxInfo(p.idx, q)
+		bytes += uint64(m.PktLen())
+	}
+	rq.packets.Add(uint64(n))
+	rq.bytes.Add(bytes)
+	return n
+}
+
+// dequeueDelayed takes, from every lane, the frames whose delivery time has
+// come.
+func (rq *rxQueue) dequeueDelayed(pkts []engine.Mbuf) int {
+	now := engine.Nanotime()
 	n := 0
-	nl := len(rq.lanes)
-	for i := 0; i < nl && n < len(pkts); i++ {
-		l := rq.lanes[(rq.next+i)%nl]
-		if rq.delayed {
-			n += dequeueDue(l, pkts[n:], engine.Nanotime())
-		} else {
-			n += l.DequeueBurst(pkts[n:])
-		}
-	}
-	if nl > 1 {
-		rq.next = (rq.next + 1) % nl
-	}
-	if n > 0 {
-		var bytes uint64
-		for _, m := range pkts[:n] {
-			m.SetRxInfo(p.idx, q)
-			bytes += uint64(m.PktLen())
-		}
-		rq.packets.Add(uint64(n))
-		rq.bytes.Add(bytes)
+	for _, l := range rq.lanes {
+		n += dequeueDue(l, pkts[n:], now)
 	}
 	return n
 }

@@ -2,5 +2,5 @@
 
 package engine
 
-func prefetchLines(addrs *uintptr, n int) {}
+func prefetchLines(addrs *uintptr, n int)  {}
 func prefetchLinesW(addrs *uintptr, n int) {}

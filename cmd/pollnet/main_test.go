@@ -1,0 +1,78 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string // in the message
+	}{
+		{[]string{"bench", "--size", "59"}, "--size 59"},
+		{[]string{"bench", "--size", "9001"}, "60..9000"},
+		{[]string{"bench", "--size", "64,abc"}, "size"},
+		{[]string{"bench", "--fwd-core", "4096"}, "--fwd-core"},
+		{[]string{"bench", "--gen-core", "-3"}, "--gen-core"},
+		{[]string{"bench", "--queues", "0"}, "--queues 0"},
+		{[]string{"bench", "--ring", "1000"}, "power of two"},
+		{[]string{"bench", "--idle", "nap"}, "--idle"},
+		{[]string{"bench", "--no-such-flag"}, "no-such-flag"},
+		{[]string{"bench", "nosuchscenario"}, "unknown scenario"},
+		{[]string{"frobnicate"}, "unknown command"},
+		{nil, "usage"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		code := run(c.args, &out, &errb)
+		if code != exitUsage {
+			t.Errorf("%v: exit %d, want %d", c.args, code, exitUsage)
+		}
+		if !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: message %q does not mention %q", c.args, errb.String(), c.want)
+		}
+	}
+}
+
+func TestBenchWritesResultFile(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "pps", "--size", "64", "--duration", "200ms", "--warmup", "0s",
+		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield", "--quiet", "--out", dir}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "Mpps") {
+		t.Fatalf("no table printed: %s", out.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Suite     string `json:"suite"`
+		Machine   struct{ Cores int } `json:"machine"`
+		Scenarios []struct {
+			Path    string    `json:"path"`
+			Metric  string    `json:"metric"`
+			Samples []float64 `json:"samples"`
+			Median  float64   `json:"median"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Suite != "pps" || r.Machine.Cores == 0 || len(r.Scenarios) != 1 || r.Scenarios[0].Median <= 0 || len(r.Scenarios[0].Samples) == 0 {
+		t.Fatalf("result.json: %s", b)
+	}
+	for _, f := range []string{"result.csv", "samples.csv"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("missing %s", f)
+		}
+	}
+}

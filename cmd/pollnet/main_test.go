@@ -55,7 +55,7 @@ func TestBenchWritesResultFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var r struct {
-		Suite     string `json:"suite"`
+		Suite     string              `json:"suite"`
 		Machine   struct{ Cores int } `json:"machine"`
 		Scenarios []struct {
 			Path    string    `json:"path"`

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pollnet/pollnet/bench/pktgen"
@@ -33,6 +34,69 @@ type PPSConfig struct {
 	FwdCore  int           // core of the forwarder worker
 	Idle     engine.Idle
 	Progress io.Writer // progress bars go here; nil for none
+
+	Modes     []Mode // how the forwarder is driven; each size runs in each mode
+	NoTraffic bool   // the generator stays silent: what does waiting cost?
+	Name      string // the scenario's name in result files (default "pps")
+
+	// NAPI mode knobs.
+	Softirq  engine.SoftirqConfig // budget and budget-usecs
+	Weight   int                  // NAPI weight
+	RxUsecs  int                  // interrupt coalescing, as ethtool -C rx-usecs
+	RxFrames int                  // and rx-frames
+
+	// Live, if set, is told what to watch while a run goes on, and nil when
+	// it ends: the counters `pollnet stat` prints.
+	Live func(*Live)
+}
+
+// Mode is how the device under test is driven.
+type Mode string
+
+// The drive modes.
+const (
+	ModePMD  Mode = "pmd"  // a pinned worker busy-polls its queues
+	ModeNAPI Mode = "napi" // interrupts schedule a softirq that polls under a budget
+)
+
+// ParseModes reads a comma-separated list of modes.
+func ParseModes(s string) ([]Mode, error) {
+	var ms []Mode
+	seen := map[Mode]bool{}
+	for _, f := range strings.Split(s, ",") {
+		m := Mode(strings.TrimSpace(f))
+		if m != ModePMD && m != ModeNAPI {
+			return nil, flagErr("--mode %q unknown: use pmd, napi, or pmd,napi", f)
+		}
+		if !seen[m] {
+			ms = append(ms, m)
+			seen[m] = true
+		}
+	}
+	return ms, nil
+}
+
+// Live is what a running scenario exposes to `pollnet stat`.
+type Live struct {
+	Mode    Mode
+	Size    int
+	Ports   []engine.Port
+	Softirq *engine.Softirq  // NAPI mode
+	Workers []*engine.Worker // PMD mode
+}
+
+func (c *PPSConfig) name() string {
+	if c.Name == "" {
+		return "pps"
+	}
+	return c.Name
+}
+
+func (c *PPSConfig) weight() int {
+	if c.Weight == 0 {
+		return engine.DefaultWeight
+	}
+	return c.Weight
 }
 
 // Ranges that PPSConfig accepts, named after the command-line flags.
@@ -75,6 +139,24 @@ func (c *PPSConfig) Validate() error {
 	if c.Rate < 0 || c.Rate != c.Rate {
 		return flagErr("--rate %v is out of range: packets per second >= 0 (0 is full speed)", c.Rate)
 	}
+	if len(c.Modes) == 0 {
+		return flagErr("--mode: give pmd, napi or pmd,napi")
+	}
+	if c.Softirq.Budget < 0 || c.Softirq.Budget > 1<<20 {
+		return flagErr("--budget %d is out of range: use 1..%d (0 for the default %d)", c.Softirq.Budget, 1<<20, engine.DefaultBudget)
+	}
+	if c.Softirq.BudgetUsecs < 0 || c.Softirq.BudgetUsecs > 1e6 {
+		return flagErr("--budget-usecs %d is out of range: use 1..1000000 (0 for the default %d)", c.Softirq.BudgetUsecs, engine.DefaultBudgetUsecs)
+	}
+	if c.Weight < 0 || c.Weight > 1<<16 {
+		return flagErr("--weight %d is out of range: use 1..65536 (0 for the default %d)", c.Weight, engine.DefaultWeight)
+	}
+	if c.RxUsecs < 0 || c.RxUsecs > 1e6 {
+		return flagErr("--rx-usecs %d is out of range: use 0..1000000", c.RxUsecs)
+	}
+	if c.RxFrames < 0 || c.RxFrames > 65536 {
+		return flagErr("--rx-frames %d is out of range: use 0..65536", c.RxFrames)
+	}
 	for _, core := range []struct {
 		flag string
 		c    int
@@ -98,19 +180,21 @@ func DefaultCores() (gen, fwd int) {
 
 // ppsRig is one run's topology.
 type ppsRig struct {
-	cfg        PPSConfig
-	size       int
-	genPair    *wire.Pair // G (0) ~ A (1)
-	sinkPair   *wire.Pair // B (0) ~ S (1)
-	genPool    *engine.Pool
-	tmpl       *pktgen.Template
-	pacer      *pktgen.Pacer
-	sink       pktgen.Sink
-	seq        uint64
-	scratch    []byte // a frame too large for one segment is built here
-	txQueue    int
-	gen, fwd   *engine.Worker
-	genStopped bool
+	cfg      PPSConfig
+	size     int
+	genPair  *wire.Pair // G (0) ~ A (1)
+	sinkPair *wire.Pair // B (0) ~ S (1)
+	genPool  *engine.Pool
+	tmpl     *pktgen.Template
+	pacer    *pktgen.Pacer
+	sink     pktgen.Sink
+	seq      uint64
+	scratch  []byte // a frame too large for one segment is built here
+	// latencyReset asks the sink's worker to forget the warm-up latencies.
+	latencyReset atomic.Bool
+	txQueue      int
+	gen, fwd     *engine.Worker
+	genStopped   bool
 }
 
 func newPPSRig(cfg PPSConfig, size int) (*ppsRig, error) {
@@ -145,7 +229,10 @@ func newPPSRig(cfg PPSConfig, size int) (*ppsRig, error) {
 
 func (r *ppsRig) closePorts() error {
 	var errs []error
-	for _, pr := range []*wire.Pair{r.genPair, r.sinkPair} {
+	// The sink pair first: port B's transmit queue still holds port A's
+	// sent buffers until it is closed, and A's pool is checked when the
+	// generator pair closes.
+	for _, pr := range []*wire.Pair{r.sinkPair, r.genPair} {
 		if pr == nil {
 			continue
 		}
@@ -202,6 +289,10 @@ func (r *ppsRig) generate(w *engine.Worker, _ int) {
 
 // receive is the sink: it checks sequence and latency of every frame.
 func (r *ppsRig) receive(w *engine.Worker, _ engine.QueueRef, pkts []engine.Mbuf) {
+	if r.latencyReset.Load() {
+		r.sink.Latency().Reset()
+		r.latencyReset.Store(false)
+	}
 	now := engine.Nanotime()
 	for _, m := range pkts {
 		r.sink.ObserveHead(m.Data(), m.PktLen(), now)
@@ -237,13 +328,18 @@ func queues(p engine.Port) []engine.QueueRef {
 
 // PPSResult is one frame size's measurement.
 type PPSResult struct {
-	Size       int
-	Scenario   result.Scenario
-	Sink       pktgen.SinkStats
-	Latency    *pktgen.Histogram
-	FwdStats   engine.PollStats
-	RxMissed   uint64
-	CPUSeconds float64
+	Mode          Mode
+	Size          int
+	Scenario      result.Scenario
+	Sink          pktgen.SinkStats
+	Latency       *pktgen.Histogram
+	FwdStats      engine.PollStats    // PMD mode
+	Softnet       engine.SoftnetStats // NAPI mode
+	RxMissed      uint64
+	Interrupts    uint64
+	Received      uint64  // frames the sink got while measuring
+	CPUSeconds    float64 // the whole process
+	DUTCPUSeconds float64 // the forwarder's thread alone
 }
 
 // RunPPS runs the packet-rate scenario once per frame size.
@@ -256,22 +352,27 @@ func RunPPS(cfg PPSConfig) ([]PPSResult, error) {
 	if runtime.GOMAXPROCS(0) < 3 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
 	}
+	// Modes alternate within each size, so that a ratio between them is
+	// measured minutes apart at most, not across the whole run.
 	var out []PPSResult
 	for _, size := range cfg.Sizes {
-		res, err := runPPSSize(cfg, size)
-		if err != nil {
-			return out, fmt.Errorf("pps %d bytes: %w", size, err)
+		for _, mode := range cfg.Modes {
+			res, err := runPPSSize(cfg, mode, size)
+			if err != nil {
+				return out, fmt.Errorf("%s %s %d bytes: %w", cfg.name(), mode, size, err)
+			}
+			out = append(out, res)
 		}
-		out = append(out, res)
 	}
 	return out, nil
 }
 
-func runPPSSize(cfg PPSConfig, size int) (PPSResult, error) {
+func runPPSSize(cfg PPSConfig, mode Mode, size int) (PPSResult, error) {
 	r, err := newPPSRig(cfg, size)
 	if err != nil {
 		return PPSResult{}, err
 	}
+	r.genStopped = cfg.NoTraffic
 	a := r.genPair.Ports[1]
 	b := r.sinkPair.Ports[0]
 	s := r.sinkPair.Ports[1]
@@ -285,26 +386,63 @@ func runPPSSize(cfg PPSConfig, size int) (PPSResult, error) {
 		return PPSResult{}, err
 	}
 	var wg sync.WaitGroup
-	var pollErr [2]error
-	start := func(w *engine.Worker, i int, pc engine.PollConfig) error {
+	var runErr [2]error
+	start := func(w *engine.Worker, i int, run func() error) error {
 		wg.Add(1)
-		return w.Start(func(w *engine.Worker) {
+		err := w.Start(func(w *engine.Worker) {
 			defer wg.Done()
-			pollErr[i] = w.Poll(pc)
+			runErr[i] = run()
 		})
+		if err != nil {
+			wg.Done()
+		}
+		return err
 	}
-	if err := start(r.fwd, 0, engine.PollConfig{Rx: queues(a), Handler: forwarder(b), Idle: cfg.Idle}); err != nil {
+	// The forwarder is the device under test: a poll-mode worker, or a
+	// softirq woken by port A's interrupts.
+	var softirq *engine.Softirq
+	fwdRun := func() error {
+		return r.fwd.Poll(engine.PollConfig{Rx: queues(a), Handler: forwarder(b), Idle: cfg.Idle})
+	}
+	if mode == ModeNAPI {
+		if softirq, err = engine.NewSoftirq(r.fwd, cfg.Softirq); err != nil {
+			r.closePorts()
+			return PPSResult{}, flagErr("%v", err)
+		}
+		if err := a.SetCoalesce(cfg.RxUsecs, cfg.RxFrames); err != nil {
+			r.closePorts()
+			return PPSResult{}, flagErr("--rx-usecs/--rx-frames: %v", err)
+		}
+		for _, q := range queues(a) {
+			if _, err := softirq.Add(engine.NAPIConfig{Port: a, Queue: q.Queue, Weight: cfg.Weight, Handler: forwarder(b)}); err != nil {
+				r.closePorts()
+				return PPSResult{}, flagErr("%v", err)
+			}
+		}
+		fwdRun = softirq.Run
+	}
+	if err := start(r.fwd, 0, fwdRun); err != nil {
 		r.closePorts()
 		return PPSResult{}, err
 	}
-	if err := start(r.gen, 1, engine.PollConfig{Rx: queues(s), Handler: r.receive, Tick: r.generate, Idle: cfg.Idle}); err != nil {
+	if err := start(r.gen, 1, func() error {
+		return r.gen.Poll(engine.PollConfig{Rx: queues(s), Handler: r.receive, Tick: r.generate, Idle: cfg.Idle})
+	}); err != nil {
 		r.fwd.Stop()
+		wg.Wait()
 		r.closePorts()
 		return PPSResult{}, err
+	}
+	stats := &Live{Mode: mode, Size: size, Ports: []engine.Port{a, b}, Softirq: softirq}
+	if mode == ModePMD {
+		stats.Workers = []*engine.Worker{r.fwd}
+	}
+	if cfg.Live != nil {
+		cfg.Live(stats)
 	}
 
 	sinkCount := func() uint64 { rx, _ := engine.PortStats(s); return rx.Packets }
-	label := fmt.Sprintf("pps %4dB q%d", size, cfg.Queues)
+	label := fmt.Sprintf("%s %-4s %4dB q%d", cfg.name(), mode, size, cfg.Queues)
 	var bar *progress.Bar
 	if cfg.Progress != nil {
 		bar = progress.New(cfg.Progress, label, cfg.Warmup+cfg.Duration)
@@ -318,33 +456,42 @@ func runPPSSize(cfg PPSConfig, size int) (PPSResult, error) {
 			bar.Update(time.Since(t0), "warm-up")
 		}
 	}
-	// Measure in one-second samples (shorter if the run is shorter), each
-	// the sink's packet count over the sample's own elapsed time.
+	// Measure in one-second samples (shorter if the run is shorter): the
+	// sink's packet rate and the forwarder thread's share of a core, each
+	// over the sample's own elapsed time.
 	sampleEvery := min(time.Second, cfg.Duration)
-	cpu0 := CPUTime()
+	cpu0, dut0 := CPUTime(), r.fwd.CPUTime()
 	mstart := time.Now()
-	lastT, lastN := mstart, sinkCount()
+	n0 := sinkCount()
+	lastT, lastN, lastDUT := mstart, n0, dut0
 	missed0 := rxMissed(a)
-	var samples []float64
+	irq0 := interrupts(a)
+	r.latencyReset.Store(true) // latency from the measured period only
+	var samples, dutShare []float64
 	for time.Since(mstart) < cfg.Duration {
 		<-tick.C
 		now := time.Now()
 		if now.Sub(lastT) >= sampleEvery || now.Sub(mstart) >= cfg.Duration {
-			n := sinkCount()
-			pps := float64(n-lastN) / now.Sub(lastT).Seconds()
-			samples = append(samples, pps)
-			lastT, lastN = now, n
+			n, dut := sinkCount(), r.fwd.CPUTime()
+			el := now.Sub(lastT).Seconds()
+			samples = append(samples, float64(n-lastN)/el)
+			dutShare = append(dutShare, (dut-lastDUT).Seconds()/el)
+			lastT, lastN, lastDUT = now, n, dut
 		}
 		if bar != nil {
 			cur := "…"
-			if len(samples) > 0 {
-				cur = fmt.Sprintf("%.2f Mpps", samples[len(samples)-1]/1e6)
+			if k := len(samples); k > 0 {
+				cur = fmt.Sprintf("%.2f Mpps, forwarder %.0f%% of a core", samples[k-1]/1e6, 100*dutShare[k-1])
 			}
 			bar.Update(now.Sub(t0), cur)
 		}
 	}
+	wall := time.Since(mstart)
 	cpu := CPUTime() - cpu0
+	dutCPU := r.fwd.CPUTime() - dut0
 	missed := rxMissed(a) - missed0
+	irqs := interrupts(a) - irq0
+	received := sinkCount() - n0
 
 	// Stop the generator first and let the forwarder drain what is in
 	// flight, so the pools can be checked for leaks.
@@ -355,8 +502,15 @@ func runPPSSize(cfg PPSConfig, size int) (PPSResult, error) {
 	}
 	r.fwd.Stop()
 	wg.Wait()
+	if cfg.Live != nil {
+		cfg.Live(nil)
+	}
 	fwdStats := r.fwd.Stats()
-	if err := errors.Join(pollErr[0], pollErr[1]); err != nil {
+	var softnet engine.SoftnetStats
+	if softirq != nil {
+		softnet = softirq.Stats()
+	}
+	if err := errors.Join(runErr[0], runErr[1]); err != nil {
 		r.closePorts()
 		return PPSResult{}, err
 	}
@@ -364,49 +518,94 @@ func runPPSSize(cfg PPSConfig, size int) (PPSResult, error) {
 		return PPSResult{}, fmt.Errorf("mbuf leak after the run: %w", err)
 	}
 
-	res := PPSResult{Size: size, Sink: r.sink.Stats(), Latency: r.sink.Latency(), FwdStats: fwdStats, RxMissed: missed, CPUSeconds: cpu.Seconds()}
+	res := PPSResult{Mode: mode, Size: size, Sink: r.sink.Stats(), Latency: r.sink.Latency(), FwdStats: fwdStats,
+		Softnet: softnet, RxMissed: missed, CPUSeconds: cpu.Seconds(), DUTCPUSeconds: dutCPU.Seconds(), Interrupts: irqs}
 	sc := result.Scenario{
-		Name: "pps", Path: "pollnet-pmd", Port: "wire",
+		Name: cfg.name(), Path: "pollnet-" + string(mode), Port: "wire",
 		Knobs: map[string]any{
 			"size": size, "queues": cfg.Queues, "ring": cfg.RingSize, "zero_copy": cfg.ZeroCopy,
-			"rate": cfg.Rate, "idle": cfg.Idle.String(), "duration_s": cfg.Duration.Seconds(),
+			"rate": cfg.Rate, "idle": cfg.Idle.String(), "duration_s": cfg.Duration.Seconds(), "mode": string(mode),
 		},
 		Metric: "rx_pps", Unit: "packets/s",
 		Samples:    samples,
 		CPUSeconds: cpu.Seconds(),
 		Counters: map[string]uint64{
 			"rx_missed":        missed,
+			"interrupts":       irqs,
 			"sink_received":    res.Sink.Received,
 			"sink_lost":        res.Sink.Lost,
 			"sink_duplicates":  res.Sink.Duplicates,
 			"sink_reordered":   res.Sink.Reordered,
 			"sink_malformed":   res.Sink.Malformed,
-			"fwd_polls":        fwdStats.Polls,
-			"fwd_empty_polls":  fwdStats.EmptyPolls,
-			"fwd_tx_dropped":   fwdStats.TxDropped,
-			"fwd_full_bursts":  fwdStats.BurstHist[engine.Burst],
 			"latency_samples":  res.Latency.Count(),
 			"generator_frames": r.seq,
 		},
 	}
+	if mode == ModeNAPI {
+		sc.Knobs["budget"] = softirq.Config().Budget
+		sc.Knobs["budget_usecs"] = softirq.Config().BudgetUsecs
+		sc.Knobs["weight"] = cfg.weight()
+		sc.Knobs["rx_usecs"] = cfg.RxUsecs
+		sc.Knobs["rx_frames"] = cfg.RxFrames
+		sc.Counters["processed"] = softnet.Processed
+		sc.Counters["dropped"] = softnet.Dropped
+		sc.Counters["time_squeeze"] = softnet.TimeSqueeze
+		sc.Counters["softirq_rounds"] = softnet.Rounds
+		sc.Counters["napi_polls"] = softnet.Polls
+		sc.Counters["wakeups"] = softnet.Wakeups
+		sc.Counters["parks"] = softnet.Parks
+	} else {
+		sc.Counters["fwd_polls"] = fwdStats.Polls
+		sc.Counters["fwd_empty_polls"] = fwdStats.EmptyPolls
+		sc.Counters["fwd_tx_dropped"] = fwdStats.TxDropped
+		sc.Counters["fwd_full_bursts"] = fwdStats.BurstHist[engine.Burst]
+	}
+	if cfg.NoTraffic {
+		// An idle run measures what waiting costs: the forwarder's share
+		// of a core, per second.
+		sc.Metric, sc.Unit, sc.Samples = "dut_cpu", "cores", dutShare
+	}
 	if err := sc.Summarise(); err != nil {
 		return PPSResult{}, err
 	}
+	share, _ := result.Summarise(dutShare)
 	sc.Extra = map[string]float64{
-		"mpps_median":    sc.Median / 1e6,
-		"gbps_median":    sc.Median * float64(size+24) * 8 / 1e9, // with FCS, preamble and gap
-		"latency_p50_ns": float64(res.Latency.Percentile(50)),
-		"latency_p99_ns": float64(res.Latency.Percentile(99)),
-		"avg_burst":      avgBurst(fwdStats),
+		"dut_cpu_seconds":  dutCPU.Seconds(),
+		"dut_cpu_share":    share.Median,
+		"latency_p50_ns":   float64(res.Latency.Percentile(50)),
+		"latency_p99_ns":   float64(res.Latency.Percentile(99)),
+		"latency_p999_ns":  float64(res.Latency.Percentile(99.9)),
+		"latency_max_ns":   float64(res.Latency.Max()),
+		"wall_seconds":     wall.Seconds(),
+		"interrupts_per_s": float64(irqs) / wall.Seconds(),
 	}
-	if res.Sink.Received > 0 {
-		sc.Extra["cpu_ns_per_packet"] = cpu.Seconds() * 1e9 / float64(res.Sink.Received)
+	if !cfg.NoTraffic {
+		sc.Extra["mpps_median"] = sc.Median / 1e6
+		sc.Extra["gbps_median"] = sc.Median * float64(size+24) * 8 / 1e9 // with FCS, preamble and gap
 	}
+	if mode == ModePMD {
+		sc.Extra["avg_burst"] = avgBurst(fwdStats)
+	}
+	if received > 0 {
+		sc.Extra["dut_cpu_ns_per_packet"] = dutCPU.Seconds() * 1e9 / float64(received)
+		sc.Extra["dut_cpu_s_per_mpkt"] = dutCPU.Seconds() * 1e6 / float64(received)
+		sc.Extra["cpu_ns_per_packet"] = cpu.Seconds() * 1e9 / float64(received)
+	}
+	res.Received = received
 	res.Scenario = sc
 	if bar != nil {
-		bar.Done(fmt.Sprintf("%.2f Mpps", sc.Median/1e6))
+		if cfg.NoTraffic {
+			bar.Done(fmt.Sprintf("forwarder %.1f%% of a core", 100*share.Median))
+		} else {
+			bar.Done(fmt.Sprintf("%.2f Mpps", sc.Median/1e6))
+		}
 	}
 	return res, nil
+}
+
+func interrupts(p engine.Port) uint64 {
+	rx, _ := engine.PortStats(p)
+	return rx.Interrupts
 }
 
 func rxMissed(p engine.Port) uint64 {
@@ -436,16 +635,67 @@ func avgBurst(s engine.PollStats) float64 {
 	return float64(pk) / float64(polls)
 }
 
-// FormatPPS prints the results as a table.
+// FormatPPS prints the results as a table, then the ratios between modes
+// for every frame size run in both.
 func FormatPPS(w io.Writer, rs []PPSResult) {
-	fmt.Fprintf(w, "%6s %6s %10s %10s %8s %10s %10s %10s %12s\n", "size", "queues", "Mpps", "p99 Mpps", "Gbit/s", "lat p50", "lat p99", "rx_missed", "ns/pkt (cpu)")
+	fmt.Fprintf(w, "%-5s %6s %9s %8s %10s %10s %10s %9s %9s %10s %9s\n",
+		"mode", "size", "Mpps", "Gbit/s", "lat p50", "lat p99", "rx_missed", "fwd cpu", "fwd ns/p", "irq/s", "squeeze")
 	for _, r := range rs {
 		sc := r.Scenario
-		fmt.Fprintf(w, "%6d %6v %10.2f %10.2f %8.2f %10v %10v %10d %12.1f\n",
-			r.Size, sc.Knobs["queues"], sc.Median/1e6, sc.P99/1e6, sc.Extra["gbps_median"],
-			r.Latency.Percentile(50).Round(time.Microsecond/10), r.Latency.Percentile(99).Round(time.Microsecond/10),
-			r.RxMissed, sc.Extra["cpu_ns_per_packet"])
+		nsp := "-"
+		if v, ok := sc.Extra["dut_cpu_ns_per_packet"]; ok {
+			nsp = fmt.Sprintf("%.1f", v)
+		}
+		mpps := sc.Extra["mpps_median"]
+		fmt.Fprintf(w, "%-5s %6d %9.3f %8.2f %10v %10v %10d %8.1f%% %9s %10.0f %9d\n",
+			r.Mode, r.Size, mpps, sc.Extra["gbps_median"],
+			roundLatency(r.Latency.Percentile(50)), roundLatency(r.Latency.Percentile(99)),
+			r.RxMissed, 100*sc.Extra["dut_cpu_share"], nsp, sc.Extra["interrupts_per_s"], r.Softnet.TimeSqueeze)
 	}
+	for _, p := range pairModes(rs) {
+		pm, na := p[0].Scenario, p[1].Scenario
+		line := fmt.Sprintf("pmd/napi at %d B:", p[0].Size)
+		if na.Median > 0 {
+			line += fmt.Sprintf(" throughput %.2fx", pm.Median/na.Median)
+		}
+		if a, b := pm.Extra["dut_cpu_ns_per_packet"], na.Extra["dut_cpu_ns_per_packet"]; a > 0 && b > 0 {
+			line += fmt.Sprintf(", forwarder CPU per packet %.2fx", a/b)
+		}
+		if a, b := pm.Extra["dut_cpu_share"], na.Extra["dut_cpu_share"]; b > 0 {
+			line += fmt.Sprintf(", forwarder CPU share %.0f%% vs %.1f%%", 100*a, 100*b)
+		}
+		if a, b := p[0].Latency.Percentile(99), p[1].Latency.Percentile(99); a > 0 && b > 0 {
+			line += fmt.Sprintf(", p99 latency %v vs %v", roundLatency(a), roundLatency(b))
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// pairModes finds, per frame size, the PMD and NAPI results of one run.
+func pairModes(rs []PPSResult) [][2]PPSResult {
+	var pairs [][2]PPSResult
+	for i, a := range rs {
+		if a.Mode != ModePMD {
+			continue
+		}
+		for _, b := range rs[i+1:] {
+			if b.Mode == ModeNAPI && b.Size == a.Size {
+				pairs = append(pairs, [2]PPSResult{a, b})
+				break
+			}
+		}
+	}
+	return pairs
+}
+
+func roundLatency(d time.Duration) time.Duration {
+	switch {
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond)
+	case d >= 10*time.Microsecond:
+		return d.Round(100 * time.Nanosecond)
+	}
+	return d.Round(10 * time.Nanosecond)
 }
 
 // CommandLine rebuilds the command for a result file.

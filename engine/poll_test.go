@@ -233,3 +233,20 @@ func TestTimerOrder(t *testing.T) {
 		t.Fatalf("periodic timer next due %d, want 40 (skipping missed periods)", due)
 	}
 }
+
+func TestWorkerCPUTime(t *testing.T) {
+	spin, _ := NewWorker(AnyCore)
+	sleep, _ := NewWorker(AnyCore)
+	spin.Start(func(w *Worker) {
+		for !w.Stopped() {
+		}
+	})
+	sleep.Start(func(w *Worker) { <-w.stopc })
+	time.Sleep(200 * time.Millisecond)
+	a, b := spin.CPUTime(), sleep.CPUTime()
+	spin.Stop()
+	sleep.Stop()
+	if a < 10*time.Millisecond || b > 20*time.Millisecond {
+		t.Fatalf("spinning worker used %v, sleeping one %v, over 200ms", a, b)
+	}
+}

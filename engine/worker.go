@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,12 +27,15 @@ type Worker struct {
 	Caches  Caches // this worker's mempool caches
 	timers  timerHeap
 	stop    atomic.Bool
+	stopc   chan struct{} // closed by Stop, for goroutines that wait
+	stopMu  sync.Once
 	done    chan struct{}
 	err     error
 	stats   PollStats      // owned by the worker goroutine
 	pub     publishedStats // snapshot other goroutines may read
 	txq     []*TxBuffer
 	running atomic.Bool
+	tid     atomic.Int32 // the OS thread's id, once started
 	_       [64]byte
 }
 
@@ -98,7 +102,7 @@ func NewWorker(core int) (*Worker, error) {
 	if err := CheckCore(core); err != nil {
 		return nil, err
 	}
-	return &Worker{id: int(workerIDs.Add(1)) - 1, core: core, done: make(chan struct{})}, nil
+	return &Worker{id: int(workerIDs.Add(1)) - 1, core: core, done: make(chan struct{}), stopc: make(chan struct{})}, nil
 }
 
 // Start runs fn on the worker's own pinned thread and returns once the thread
@@ -123,11 +127,28 @@ func (w *Worker) Start(fn func(w *Worker)) error {
 				return
 			}
 		}
+		w.tid.Store(int32(unix.Gettid()))
 		pinned <- nil
 		defer w.Caches.Flush()
 		fn(w)
 	}()
 	return <-pinned
+}
+
+// CPUTime is the CPU time the worker's thread has used, read from the
+// kernel's per-thread clock (any goroutine may ask). A busy-polling worker
+// accrues a second per second; one that sleeps, almost nothing.
+func (w *Worker) CPUTime() time.Duration {
+	tid := w.tid.Load()
+	if tid == 0 {
+		return 0
+	}
+	// The clock id of a thread's CPU clock: MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED).
+	var ts unix.Timespec
+	if err := unix.ClockGettime(int32(^uint32(tid)<<3|6), &ts); err != nil {
+		return 0
+	}
+	return time.Duration(ts.Nano())
 }
 
 // ID is the worker's number, unique in this process.
@@ -142,11 +163,18 @@ func PinnedCores() ([]int, error) { return Cores() }
 
 // Stop asks the worker to return and waits until it has.
 func (w *Worker) Stop() error {
-	w.stop.Store(true)
+	w.requestStop()
 	if w.running.Load() {
 		<-w.done
 	}
 	return w.err
+}
+
+func (w *Worker) requestStop() {
+	w.stopMu.Do(func() {
+		w.stop.Store(true)
+		close(w.stopc)
+	})
 }
 
 // Stopped reports whether Stop has been called.
@@ -176,7 +204,7 @@ func RunWorkers(cores []int, fn func(w *Worker)) ([]*Worker, error) {
 // StopWorkers stops every worker and returns the first error.
 func StopWorkers(ws []*Worker) error {
 	for _, w := range ws {
-		w.stop.Store(true)
+		w.requestStop()
 	}
 	var first error
 	var once sync.Once

@@ -11,6 +11,7 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +24,14 @@ import (
 const usage = `pollnet: a packet engine that measures kernel bypass against the Linux path
 
 usage:
-  pollnet bench [pps] [flags]   forward generated frames over in-memory ports and report Mpps
-  pollnet help                  this text
+  pollnet bench [scenario] [flags]   run a benchmark on in-memory ports; scenarios:
+      quick     (default) pps, lowrate and idle, in both modes
+      pps       forward generated frames as fast as they come; Mpps per frame size
+      lowrate   the same at a fixed 10 kpps: CPU and latency when load is light
+      idle      no traffic: what waiting costs each mode
+  pollnet stat [--pid N] [--watch 1s] [--count N]
+                                     counters of a running (or the last) bench
+  pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
 `
@@ -44,6 +51,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "bench":
 		return runBench(args[1:], stdout, stderr)
+	case "stat":
+		return runStat(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -75,30 +84,39 @@ func (l *intList) Set(v string) error {
 	return nil
 }
 
+// scenarios are the bench scenarios; quick runs them all with their presets.
+var scenarios = []string{"pps", "lowrate", "idle"}
+
 func runBench(args []string, stdout, stderr io.Writer) int {
-	scenario := "pps"
+	scenario := "quick"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		scenario, args = args[0], args[1:]
 	}
-	if scenario != "pps" {
-		fmt.Fprintf(stderr, "pollnet bench: unknown scenario %q: the scenarios are: pps\n", scenario)
+	if scenario != "quick" && !slices.Contains(scenarios, scenario) {
+		fmt.Fprintf(stderr, "pollnet bench: unknown scenario %q: the scenarios are quick, %s\n", scenario, strings.Join(scenarios, ", "))
 		return exitUsage
 	}
 	fs := flag.NewFlagSet("pollnet bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	genCore, fwdCore := bench.DefaultCores()
 	sizes := intList{64, 128, 256, 512, 1024, 1518}
-	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000)")
+	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); pps only")
+	modes := fs.String("mode", "pmd,napi", "how the forwarder is driven: pmd, napi, or pmd,napi")
 	queues := fs.Int("queues", 1, "queues per port (1..16)")
-	duration := fs.Duration("duration", 3*time.Second, "measured time per frame size")
+	duration := fs.Duration("duration", 3*time.Second, "measured time per run")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each measurement")
 	ring := fs.Int("ring", 1024, "receive descriptors per lane (a power of two, 32..65536)")
 	zeroCopy := fs.Bool("zero-copy", false, "hand mbufs across the wire instead of copying them into the receiver's pool")
-	rate := fs.Float64("rate", 0, "generator rate in packets per second (0: as fast as it can)")
-	idle := fs.String("idle", "spin", "what a worker does when a poll finds nothing: spin or spin-yield")
+	rate := fs.Float64("rate", 0, "generator rate in packets per second (0: as fast as it can; lowrate: 10000)")
+	idle := fs.String("idle", "spin", "what a poll-mode worker does when a poll finds nothing: spin or spin-yield")
+	budget := fs.Int("budget", engine.DefaultBudget, "napi: frames per softirq round (netdev_budget)")
+	budgetUsecs := fs.Int("budget-usecs", engine.DefaultBudgetUsecs, "napi: microseconds per softirq round (netdev_budget_usecs)")
+	weight := fs.Int("weight", engine.DefaultWeight, "napi: frames per poll of one queue")
+	rxUsecs := fs.Int("rx-usecs", 0, "napi: interrupt coalescing delay, as ethtool -C rx-usecs")
+	rxFrames := fs.Int("rx-frames", 0, "napi: interrupt coalescing frame count, as ethtool -C rx-frames")
 	fs.IntVar(&genCore, "gen-core", genCore, "core of the generator and sink worker (-1: any core, unpinned)")
 	fs.IntVar(&fwdCore, "fwd-core", fwdCore, "core of the forwarder worker (-1: any core, unpinned)")
-	out := fs.String("out", "", "directory for result.json and CSV (default results/<date>-pps)")
+	out := fs.String("out", "", "directory for result.json and CSV (default results/<date>-<scenario>)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
@@ -109,21 +127,50 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet bench: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	idleMode, err := engine.ParseIdle(*idle)
 	if err != nil {
 		fmt.Fprintf(stderr, "pollnet bench: --idle: %v\n", err)
 		return exitUsage
 	}
-	cfg := bench.PPSConfig{
-		Sizes: sizes, Queues: *queues, Duration: *duration, Warmup: *warmup, RingSize: *ring,
-		ZeroCopy: *zeroCopy, Rate: *rate, GenCore: genCore, FwdCore: fwdCore, Idle: idleMode,
-	}
-	if !*quiet {
-		cfg.Progress = stderr
-	}
-	if err := cfg.Validate(); err != nil {
+	modeList, err := bench.ParseModes(*modes)
+	if err != nil {
 		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
 		return exitUsage
+	}
+	base := bench.PPSConfig{
+		Sizes: sizes, Queues: *queues, Duration: *duration, Warmup: *warmup, RingSize: *ring,
+		ZeroCopy: *zeroCopy, Rate: *rate, GenCore: genCore, FwdCore: fwdCore, Idle: idleMode,
+		Modes: modeList, Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs},
+		Weight: *weight, RxUsecs: *rxUsecs, RxFrames: *rxFrames,
+	}
+	if !*quiet {
+		base.Progress = stderr
+	}
+	var runs []bench.PPSConfig
+	for _, name := range scenarios {
+		if scenario != "quick" && scenario != name {
+			continue
+		}
+		c := base
+		c.Name = name
+		switch name {
+		case "lowrate":
+			if !set["rate"] {
+				c.Rate = 10000
+			}
+			if !set["size"] {
+				c.Sizes = []int{64}
+			}
+		case "idle":
+			c.NoTraffic, c.Sizes = true, []int{64}
+		}
+		if err := c.Validate(); err != nil {
+			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+			return exitUsage
+		}
+		runs = append(runs, c)
 	}
 	if *pprofAddr != "" {
 		go func() {
@@ -149,25 +196,43 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "cpu profile: go tool pprof %s\n", *cpuprofile)
 		}()
 	}
+	stat, err := bench.StartStatPublisher()
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet bench: live counters unavailable: %v\n", err)
+	} else {
+		defer stat.Close()
+		fmt.Fprintf(stderr, "live counters: pollnet stat --pid %d\n", os.Getpid())
+	}
 
 	started := time.Now().Truncate(time.Second)
-	results, err := bench.RunPPS(cfg)
-	if err != nil {
-		var fe *bench.FlagError
-		if errors.As(err, &fe) {
-			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
-			return exitUsage
-		}
-		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
-		return 1
-	}
-	bench.FormatPPS(stdout, results)
 	run := result.Run{
-		Suite: scenario, Started: started, Command: bench.CommandLine(append([]string{"pollnet", "bench"}, os.Args[2:]...)),
+		Suite: scenario, Started: started, Command: strings.Join(append([]string{"pollnet", "bench"}, args...), " "),
 		Machine: result.DetectMachine(),
 	}
-	for _, r := range results {
-		run.Scenarios = append(run.Scenarios, r.Scenario)
+	if scenario != "quick" {
+		run.Command = strings.Join(append([]string{"pollnet", "bench", scenario}, args...), " ")
+	}
+	for _, c := range runs {
+		if stat != nil {
+			c.Live = stat.Set
+		}
+		results, err := bench.RunPPS(c)
+		if err != nil {
+			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+			var fe *bench.FlagError
+			if errors.As(err, &fe) {
+				return exitUsage
+			}
+			return 1
+		}
+		fmt.Fprintf(stdout, "\n%s:\n", c.Name)
+		bench.FormatPPS(stdout, results)
+		for _, r := range results {
+			run.Scenarios = append(run.Scenarios, r.Scenario)
+		}
+	}
+	if stat != nil {
+		fmt.Fprintf(stdout, "\nlast counters (pollnet stat):\n%s", stat.Last())
 	}
 	dir := *out
 	if dir == "" {
@@ -179,4 +244,58 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "results: %s\n", dir)
 	return 0
+}
+
+func runStat(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pollnet stat", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	pid := fs.Int("pid", 0, "the bench process to show (default: a running one, else the last)")
+	watch := fs.Duration("watch", 0, "print again at this interval while the bench runs (e.g. 1s)")
+	count := fs.Int("count", 0, "with --watch, stop after this many prints (0: until the bench ends)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "pollnet stat: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+	if *watch < 0 || (*watch > 0 && *watch < 100*time.Millisecond) {
+		fmt.Fprintf(stderr, "pollnet stat: --watch %v: use 100ms or more\n", *watch)
+		return exitUsage
+	}
+	for i := 0; ; i++ {
+		files, err := bench.StatFiles()
+		if err != nil {
+			fmt.Fprintf(stderr, "pollnet stat: %v\n", err)
+			return 1
+		}
+		var f *bench.StatFile
+		for k := range files {
+			if *pid == 0 || files[k].PID == *pid {
+				f = &files[k]
+				break
+			}
+		}
+		if f == nil {
+			if *pid != 0 {
+				fmt.Fprintf(stderr, "pollnet stat: no counters for pid %d in %s\n", *pid, bench.StatDir())
+			} else {
+				fmt.Fprintf(stderr, "pollnet stat: no bench has run yet: start one with 'pollnet bench'\n")
+			}
+			return 1
+		}
+		b, err := os.ReadFile(f.Path)
+		if err != nil {
+			fmt.Fprintf(stderr, "pollnet stat: %v\n", err)
+			return 1
+		}
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		stdout.Write(b)
+		if *watch == 0 || !f.Running || (*count > 0 && i+1 >= *count) {
+			return 0
+		}
+		time.Sleep(*watch)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -25,6 +26,10 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{[]string{"bench", "--no-such-flag"}, "no-such-flag"},
 		{[]string{"bench", "nosuchscenario"}, "unknown scenario"},
 		{[]string{"frobnicate"}, "unknown command"},
+		{[]string{"bench", "--mode", "dpdk"}, "--mode"},
+		{[]string{"bench", "--budget", "-1"}, "--budget"},
+		{[]string{"bench", "--rx-usecs", "-5"}, "--rx-usecs"},
+		{[]string{"stat", "--watch", "1ms"}, "--watch"},
 		{nil, "usage"},
 	}
 	for _, c := range cases {
@@ -42,7 +47,7 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 func TestBenchWritesResultFile(t *testing.T) {
 	dir := t.TempDir()
 	var out, errb bytes.Buffer
-	code := run([]string{"bench", "pps", "--size", "64", "--duration", "200ms", "--warmup", "0s",
+	code := run([]string{"bench", "pps", "--size", "64", "--duration", "200ms", "--warmup", "0s", "--mode", "pmd,napi",
 		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield", "--quiet", "--out", dir}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -67,8 +72,25 @@ func TestBenchWritesResultFile(t *testing.T) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		t.Fatal(err)
 	}
-	if r.Suite != "pps" || r.Machine.Cores == 0 || len(r.Scenarios) != 1 || r.Scenarios[0].Median <= 0 || len(r.Scenarios[0].Samples) == 0 {
+	if r.Suite != "pps" || r.Machine.Cores == 0 || len(r.Scenarios) != 2 {
 		t.Fatalf("result.json: %s", b)
+	}
+	for i, path := range []string{"pollnet-pmd", "pollnet-napi"} {
+		sc := r.Scenarios[i]
+		if sc.Path != path || sc.Median <= 0 || len(sc.Samples) == 0 {
+			t.Fatalf("scenario %d: path %s median %v samples %v", i, sc.Path, sc.Median, sc.Samples)
+		}
+	}
+	if !strings.Contains(out.String(), "pmd/napi at 64 B: throughput") {
+		t.Fatalf("no mode ratio printed:\n%s", out.String())
+	}
+	// The counters stay readable after the bench, from another command.
+	var st, sterr bytes.Buffer
+	if code := run([]string{"stat", "--pid", strconv.Itoa(os.Getpid())}, &st, &sterr); code != 0 {
+		t.Fatalf("stat: exit %d: %s", code, sterr.String())
+	}
+	if !strings.Contains(st.String(), "finished") || !strings.Contains(st.String(), "time_squeeze") || !strings.Contains(st.String(), "interrupts") {
+		t.Fatalf("stat output:\n%s", st.String())
 	}
 	for _, f := range []string{"result.csv", "samples.csv"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {

@@ -100,17 +100,15 @@ type counter = atomic.Uint64
 // the sending cores do not bounce lines between them.
 type rxQueue struct {
 	_       [64]byte
-	lanes   []*ring.SPSC[engine.Mbuf] // read-mostly, from here to handler
+	lanes   []*ring.SPSC[engine.Mbuf] // read-mostly, from here to irq
 	delayed bool
-	armed   atomic.Bool
-	handler atomic.Pointer[func()]
+	irq     *engine.RxInterrupt
 	_       [64]byte
 	next    int // lane to poll first, for fairness; written by the receiver
 	packets counter
 	bytes   counter
 	_       [64]byte
 	drops   [engine.NumDropReasons]counter // written by senders
-	irqs    counter
 	_       [64]byte
 }
 
@@ -121,7 +119,8 @@ type txQueue struct {
 	caches  engine.Caches
 	rng     *rand.Rand
 	impair  Impairment
-	held    engine.Mbuf // a frame held back for reordering
+	held    engine.Mbuf   // a frame held back for reordering
+	done    []engine.Mbuf // sent frames whose buffers are not yet reaped
 	stage   [][engine.Burst]engine.Mbuf
 	staged  []int
 	packets counter
@@ -196,6 +195,7 @@ func NewPair(cfg Config) (*Pair, error) {
 		}
 		for q := 0; q < cfg.Queues; q++ {
 			rq := &rxQueue{delayed: cfg.Impair[1-i].Delay > 0}
+			rq.irq = engine.NewRxInterrupt(rq.waiting)
 			for l := 0; l < cfg.Queues; l++ {
 				r, _ := ring.NewSPSC[engine.Mbuf](cfg.RingSize) // size checked above
 				rq.lanes = append(rq.lanes, r)
@@ -205,6 +205,7 @@ func NewPair(cfg Config) (*Pair, error) {
 				impair: cfg.Impair[i],
 				rng:    rand.New(rand.NewPCG(cfg.Impair[i].Seed, uint64(i)<<32|uint64(q))),
 				held:   engine.NoMbuf,
+				done:   make([]engine.Mbuf, 0, cfg.RingSize),
 				stage:  make([][engine.Burst]engine.Mbuf, cfg.Queues),
 				staged: make([]int, cfg.Queues),
 			}
@@ -365,12 +366,40 @@ func (p *Port) copyBurst(tq *txQueue, lane int, pkts []engine.Mbuf) {
 			}
 			p.stage(tq, lane, c)
 		}
-		tq.caches.FreeBulk(chunk) // transmit completion: the frames have left
+		tq.complete(chunk)
 	}
 	p.flushStage(tq, lane)
 	tq.packets.Add(sent)
 	tq.bytes.Add(bytes)
 }
+
+// txFreeThresh is how many completed frames a transmit queue lets pile up
+// before TxBurst frees them itself, as DPDK drivers' tx_free_thresh; a NAPI
+// poll reaps them sooner through ReapTx.
+const txFreeThresh = 64
+
+// complete records sent frames as done: their buffers are free to reuse once
+// reaped, like descriptors a NIC has written back.
+func (tq *txQueue) complete(sent []engine.Mbuf) {
+	if len(tq.done)+len(sent) > cap(tq.done) {
+		tq.reap()
+	}
+	tq.done = append(tq.done, sent...)
+	if len(tq.done) >= txFreeThresh {
+		tq.reap()
+	}
+}
+
+func (tq *txQueue) reap() int {
+	n := len(tq.done)
+	tq.caches.FreeBulk(tq.done)
+	tq.done = tq.done[:0]
+	return n
+}
+
+// ReapTx frees the buffers of frames the queue has sent (igb_clean_tx_irq).
+// Call it from the goroutine that transmits on the queue.
+func (p *Port) ReapTx(q int) int { return p.txq[q].reap() }
 
 // queueFor picks the peer's receive queue for a frame by its RSS hash,
 // recording the hash on the frame.
@@ -481,28 +510,39 @@ func (p *Port) flushLane(tq *txQueue, lane, rqi int) {
 	}
 	tq.staged[rqi] = 0
 	if n > 0 {
-		rq.raise()
+		rq.irq.Landed()
 	}
 }
 
-// raise calls the queue's interrupt handler if the interrupt is armed,
-// disarming it first so the handler runs once per arming.
-func (rq *rxQueue) raise() {
-	if rq.armed.Load() && rq.armed.CompareAndSwap(true, false) {
-		rq.irqs.Add(1)
-		if h := rq.handler.Load(); h != nil {
-			(*h)()
+// waiting counts the frames on the queue's lanes that may be received now:
+// on a delay line, only those whose time has come.
+func (rq *rxQueue) waiting() int {
+	n := 0
+	if !rq.delayed {
+		for _, l := range rq.lanes {
+			n += l.Len()
 		}
+		return n
 	}
-}
-
-func (rq *rxQueue) pending() bool {
+	now := engine.Nanotime()
 	for _, l := range rq.lanes {
-		if l.Len() > 0 {
-			return true
+		if m, ok := l.Peek(); ok && m.Stamp() <= now {
+			n++ // at least one; the poll takes the rest
 		}
 	}
-	return false
+	return n
+}
+
+// nextDue is the delivery time of the earliest frame still on a delay line.
+func (rq *rxQueue) nextDue() (int64, bool) {
+	var due int64
+	found := false
+	for _, l := range rq.lanes {
+		if m, ok := l.Peek(); ok && (!found || m.Stamp() < due) {
+			due, found = m.Stamp(), true
+		}
+	}
+	return due, found
 }
 
 // impairedSend applies the loss model to one frame before delivering it.
@@ -590,7 +630,7 @@ func (p *Port) hash(m engine.Mbuf) uint32 {
 // RxStats returns a receive queue's counters.
 func (p *Port) RxStats(q int) engine.QueueStats {
 	rq := p.checkRx(q)
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: rq.irqs.Load()}
+	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: rq.irq.Raised()}
 	for i := range s.Drops {
 		s.Drops[i] = rq.drops[i].Load()
 	}
@@ -608,28 +648,34 @@ func (p *Port) TxStats(q int) engine.QueueStats {
 }
 
 // SetRxInterrupt installs the queue's interrupt handler.
-func (p *Port) SetRxInterrupt(q int, handler func()) {
-	rq := p.checkRx(q)
-	if handler == nil {
-		rq.handler.Store(nil)
-		return
-	}
-	rq.handler.Store(&handler)
-}
+func (p *Port) SetRxInterrupt(q int, handler func()) { p.checkRx(q).irq.SetHandler(handler) }
 
 // ArmRx unmasks the queue's interrupt, raising it at once if frames are
 // already waiting: a frame that landed while the interrupt was masked must
-// not be stranded.
+// not be stranded. On a delay line, frames not yet due raise it when they are.
 func (p *Port) ArmRx(q int) {
 	rq := p.checkRx(q)
-	rq.armed.Store(true)
-	if rq.pending() {
-		rq.raise()
+	rq.irq.Arm()
+	if rq.delayed && rq.irq.Armed() {
+		if due, ok := rq.nextDue(); ok {
+			rq.irq.RaiseAfter(time.Duration(due-engine.Nanotime()) + time.Microsecond)
+		}
 	}
 }
 
 // DisarmRx masks the queue's interrupt.
-func (p *Port) DisarmRx(q int) { p.checkRx(q).armed.Store(false) }
+func (p *Port) DisarmRx(q int) { p.checkRx(q).irq.Disarm() }
+
+// SetCoalesce sets interrupt coalescing on every receive queue, like
+// `ethtool -C rx-usecs N rx-frames M`.
+func (p *Port) SetCoalesce(usecs, frames int) error {
+	for _, rq := range p.rxq {
+		if err := rq.irq.SetCoalesce(usecs, frames); err != nil {
+			return fmt.Errorf("wire %s: %w", p.info.Name, err)
+		}
+	}
+	return nil
+}
 
 // ErrClosed is returned by Close on a port already closed.
 var ErrClosed = errors.New("wire: port already closed")
@@ -647,7 +693,7 @@ func (p *Port) Close() error {
 	var scratch [engine.Burst]engine.Mbuf
 	var free engine.Caches
 	for _, rq := range p.rxq {
-		rq.armed.Store(false)
+		rq.irq.Stop()
 		for _, l := range rq.lanes {
 			for n := l.DequeueBurst(scratch[:]); n > 0; n = l.DequeueBurst(scratch[:]) {
 				free.FreeBulk(scratch[:n])
@@ -659,6 +705,7 @@ func (p *Port) Close() error {
 			tq.caches.Free(tq.held)
 			tq.held = engine.NoMbuf
 		}
+		tq.reap()
 		tq.caches.Flush()
 	}
 	free.Flush()
@@ -685,3 +732,7 @@ func (p *Port) Pending() int {
 	}
 	return n
 }
+
+// ArmRaised counts the interrupts a receive queue raised at arming time
+// because frames had landed while it was masked.
+func (p *Port) ArmRaised(q int) uint64 { return p.checkRx(q).irq.ArmRaised() }

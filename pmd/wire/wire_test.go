@@ -124,7 +124,12 @@ func TestCopyDelivers(t *testing.T) {
 	if len(got) != 2 || !bytes.Equal(got[0], f) {
 		t.Fatalf("received %d frames, first %x", len(got), got)
 	}
-	// Copy mode: the sender's buffers went back to its pool at once.
+	// Copy mode: the sender's buffers are done once sent, and go back to
+	// their pool when the queue's completions are reaped.
+	if n := h.pair.Ports[0].ReapTx(0); n != 2 {
+		t.Fatalf("reaped %d completions, want 2", n)
+	}
+	h.pair.Ports[0].txq[0].caches.Flush()
 	h.cs.Flush()
 	if h.pool.Available() != h.pool.Size() {
 		t.Fatalf("sender pool has %d of %d back", h.pool.Available(), h.pool.Size())

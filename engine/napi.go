@@ -1,0 +1,361 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pollnet/pollnet/engine/ring"
+)
+
+// Defaults of the receive softirq, as Linux's net.core sysctls.
+const (
+	DefaultBudget      = 300  // netdev_budget: frames per softirq round
+	DefaultBudgetUsecs = 2000 // netdev_budget_usecs: time per softirq round
+	DefaultWeight      = 64   // NAPI weight: frames per poll of one queue
+)
+
+// SoftirqConfig are the knobs of one core's receive softirq.
+type SoftirqConfig struct {
+	Budget      int // frames per round (netdev_budget)
+	BudgetUsecs int // microseconds per round (netdev_budget_usecs)
+}
+
+func (c *SoftirqConfig) fill() error {
+	if c.Budget == 0 {
+		c.Budget = DefaultBudget
+	}
+	if c.BudgetUsecs == 0 {
+		c.BudgetUsecs = DefaultBudgetUsecs
+	}
+	if c.Budget < 1 || c.Budget > 1<<20 {
+		return fmt.Errorf("softirq budget %d out of range 1..%d", c.Budget, 1<<20)
+	}
+	if c.BudgetUsecs < 1 || c.BudgetUsecs > 1e6 {
+		return fmt.Errorf("softirq budget-usecs %d out of range 1..1000000", c.BudgetUsecs)
+	}
+	return nil
+}
+
+// SoftnetStats are one core's counters, the columns of /proc/net/softnet_stat
+// that this engine has, plus what its parking adds.
+type SoftnetStats struct {
+	Processed   uint64 // frames handed to the stack
+	Dropped     uint64 // frames dropped for want of room (backlog overflow)
+	TimeSqueeze uint64 // rounds that ended with work left: budget or time ran out
+	Rounds      uint64 // receive actions run (net_rx_action calls)
+	Polls       uint64 // NAPI polls
+	Completes   uint64 // polls that finished under their weight and re-armed
+	Wakeups     uint64 // times the softirq goroutine was woken from sleep
+	Parks       uint64 // times it went to sleep with nothing to do
+	Yields      uint64 // times it gave the core away after a squeeze
+	Scheduled   uint64 // napi_schedule calls that put a queue on the list
+}
+
+// NAPI is one receive queue's poll context (struct napi_struct): the queue,
+// its weight, and the handler that runs received bursts to completion.
+type NAPI struct {
+	id        int
+	softirq   *Softirq
+	port      Port
+	queue     int
+	weight    int
+	handler   Handler
+	groFlush  func()
+	scheduled atomic.Bool
+	polls     uint64 // owned by the softirq goroutine
+}
+
+// NAPIConfig adds a queue to a softirq.
+type NAPIConfig struct {
+	Port    Port
+	Queue   int
+	Weight  int     // frames per poll (default 64)
+	Handler Handler // runs each received burst to completion
+	// GROFlush, if set, runs when a poll completes, as napi_complete_done
+	// flushes GRO before re-arming.
+	GROFlush func()
+}
+
+// Softirq is one core's receive softirq: a goroutine pinned to the core (the
+// ksoftirqd of this engine) that sleeps until an interrupt schedules a NAPI
+// context, then drains the poll list under a budget and a time limit.
+type Softirq struct {
+	w      *Worker
+	cfg    SoftirqConfig
+	napis  []*NAPI
+	sched  *ring.MPMC[int32] // NAPI ids put on the list by interrupt handlers
+	list   pollList          // owned by the softirq goroutine
+	asleep atomic.Bool
+	wake   chan struct{}
+	clock  func() int64 // Nanotime, or a fake one in tests
+
+	stats SoftnetStats // owned by the softirq goroutine
+	pub   [10]atomic.Uint64
+	mu    sync.Mutex // guards napis while adding
+}
+
+// NewSoftirq prepares the softirq of a worker; add queues with Add, then run
+// it with Run on the worker's goroutine.
+func NewSoftirq(w *Worker, cfg SoftirqConfig) (*Softirq, error) {
+	if err := cfg.fill(); err != nil {
+		return nil, err
+	}
+	sched, err := ring.NewMPMC[int32](maxNAPIs)
+	if err != nil {
+		return nil, err
+	}
+	return &Softirq{w: w, cfg: cfg, sched: sched, wake: make(chan struct{}, 1), clock: Nanotime}, nil
+}
+
+// pollList is the softirq's list of scheduled contexts, a circular queue:
+// each context is on it at most once, so it never holds more than all of
+// them and never allocates once sized.
+type pollList struct {
+	q          []*NAPI
+	head, size int
+}
+
+func (l *pollList) len() int { return l.size }
+
+func (l *pollList) push(n *NAPI) {
+	if l.size == len(l.q) {
+		q := make([]*NAPI, max(8, 2*len(l.q)))
+		for i := 0; i < l.size; i++ {
+			q[i] = l.q[(l.head+i)%len(l.q)]
+		}
+		l.q, l.head = q, 0
+	}
+	l.q[(l.head+l.size)%len(l.q)] = n
+	l.size++
+}
+
+func (l *pollList) pop() *NAPI {
+	n := l.q[l.head]
+	l.q[l.head] = nil
+	l.head = (l.head + 1) % len(l.q)
+	l.size--
+	return n
+}
+
+// Config returns the softirq's knobs.
+func (s *Softirq) Config() SoftirqConfig { return s.cfg }
+
+// maxNAPIs bounds the queues one softirq serves, so the schedule ring can
+// hold every one of them at once and never overflow.
+const maxNAPIs = 1024
+
+// Add registers a receive queue with this softirq and installs its
+// interrupt handler (napi_schedule). Call it before Run; the queue's
+// interrupt is armed when Run starts.
+func (s *Softirq) Add(cfg NAPIConfig) (*NAPI, error) {
+	if cfg.Port == nil || cfg.Handler == nil {
+		return nil, errors.New("napi: a port and a handler are required")
+	}
+	if cfg.Weight == 0 {
+		cfg.Weight = DefaultWeight
+	}
+	if cfg.Weight < 1 || cfg.Weight > 1<<16 {
+		return nil, fmt.Errorf("napi weight %d out of range 1..65536", cfg.Weight)
+	}
+	if !cfg.Port.Info().Features.Interrupts {
+		return nil, fmt.Errorf("napi: port %s cannot raise interrupts", cfg.Port.Info().Name)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.napis) == maxNAPIs {
+		return nil, fmt.Errorf("napi: at most %d queues per softirq", maxNAPIs)
+	}
+	n := &NAPI{id: len(s.napis), softirq: s, port: cfg.Port, queue: cfg.Queue, weight: cfg.Weight,
+		handler: cfg.Handler, groFlush: cfg.GROFlush}
+	s.napis = append(s.napis, n)
+	cfg.Port.SetRxInterrupt(cfg.Queue, n.Schedule)
+	return n, nil
+}
+
+// Schedule puts the NAPI context on its softirq's poll list unless it is
+// there already, and wakes the softirq if it sleeps (napi_schedule). It is the
+// whole of the hard interrupt handler.
+func (n *NAPI) Schedule() {
+	if !n.scheduled.CompareAndSwap(false, true) {
+		return
+	}
+	s := n.softirq
+	for !s.sched.Enqueue(int32(n.id)) {
+		// Cannot happen: the ring holds every NAPI and each is on it once.
+		panic("napi: schedule ring full")
+	}
+	// The CAS is a full barrier after the enqueue: either the softirq sees
+	// the entry before it sleeps, or we see it asleep and wake it.
+	if s.asleep.CompareAndSwap(true, false) {
+		s.wake <- struct{}{}
+	}
+}
+
+// poll receives up to weight frames from the queue in bursts and runs each
+// burst through the handler, then reaps transmit completions.
+func (n *NAPI) poll(w *Worker) int {
+	var pkts [Burst]Mbuf
+	done := 0
+	for done < n.weight {
+		k := min(Burst, n.weight-done)
+		got := n.port.RxBurst(n.queue, pkts[:k])
+		if got == 0 {
+			break
+		}
+		done += got
+		n.handler(w, QueueRef{Port: n.port, Queue: n.queue}, pkts[:got])
+		if got < k {
+			break
+		}
+	}
+	w.FlushTx()
+	if r, ok := n.port.(TxReaper); ok {
+		r.ReapTx(n.queue)
+	}
+	n.polls++
+	return done
+}
+
+// complete ends a poll that finished under its weight: flush GRO, leave the
+// list, re-arm the interrupt (napi_complete_done). Arming raises at once if
+// frames landed since the poll found the ring empty, so none is stranded.
+func (n *NAPI) complete() {
+	if n.groFlush != nil {
+		n.groFlush()
+	}
+	n.scheduled.Store(false)
+	n.port.ArmRx(n.queue)
+}
+
+// TxReaper is a port whose transmit completions are reaped by the poll that
+// owns the queue, as igb_clean_tx_irq does inside the NAPI poll.
+type TxReaper interface {
+	ReapTx(queue int) int
+}
+
+// Run is the softirq goroutine's loop: sleep until scheduled, then run the
+// receive action, until the worker is stopped. Call it on the worker.
+func (s *Softirq) Run() error {
+	if len(s.napis) == 0 {
+		return errors.New("softirq: no queues added")
+	}
+	for _, n := range s.napis {
+		n.port.ArmRx(n.queue)
+	}
+	w := s.w
+	stopWatch := make(chan struct{})
+	defer close(stopWatch)
+	go func() { // wakes the softirq so that Stop is noticed while it sleeps
+		<-w.stopc
+		if s.asleep.CompareAndSwap(true, false) {
+			s.wake <- struct{}{}
+		}
+	}()
+	for !w.Stopped() {
+		s.collect()
+		if s.list.len() == 0 {
+			s.sleep()
+			continue
+		}
+		if s.rxAction() {
+			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			s.stats.Yields++
+		}
+		w.RunTimers(s.clock())
+		s.publish()
+	}
+	for _, n := range s.napis {
+		n.port.DisarmRx(n.queue)
+		n.port.SetRxInterrupt(n.queue, nil)
+	}
+	w.FlushTx()
+	s.publish()
+	return nil
+}
+
+// collect moves newly scheduled contexts onto the poll list.
+func (s *Softirq) collect() {
+	var ids [64]int32
+	for {
+		k := s.sched.DequeueBurst(ids[:])
+		for _, id := range ids[:k] {
+			s.list.push(s.napis[id])
+			s.stats.Scheduled++
+		}
+		if k < len(ids) {
+			return
+		}
+	}
+}
+
+// sleep parks the goroutine until an interrupt schedules work.
+func (s *Softirq) sleep() {
+	s.asleep.Store(true)
+	s.collect() // anything scheduled before asleep became visible
+	if s.list.len() > 0 || s.w.Stopped() {
+		if s.asleep.CompareAndSwap(true, false) {
+			return
+		}
+		<-s.wake // a waker already took the flag: consume its token
+		return
+	}
+	s.stats.Parks++
+	s.publish()
+	<-s.wake
+	s.stats.Wakeups++
+}
+
+// rxAction drains the poll list under the budget and the time limit, like
+// net_rx_action. It reports whether it stopped with work left (a squeeze),
+// in which case the caller yields before the next round.
+func (s *Softirq) rxAction() (squeezed bool) {
+	s.stats.Rounds++
+	budget := s.cfg.Budget
+	deadline := s.clock() + int64(s.cfg.BudgetUsecs)*1000
+	for s.list.len() > 0 {
+		n := s.list.pop()
+		work := n.poll(s.w)
+		s.stats.Polls++
+		s.stats.Processed += uint64(work)
+		budget -= work
+		if work < n.weight {
+			s.stats.Completes++
+			n.complete()
+		} else {
+			s.list.push(n) // used its whole weight: to the tail
+		}
+		s.collect()
+		if s.list.len() > 0 && (budget <= 0 || s.clock() > deadline) {
+			s.stats.TimeSqueeze++
+			return true
+		}
+	}
+	return false
+}
+
+// publish copies the counters where other goroutines may read them.
+func (s *Softirq) publish() {
+	st := &s.stats
+	for i, v := range [...]uint64{st.Processed, st.Dropped, st.TimeSqueeze, st.Rounds, st.Polls,
+		st.Completes, st.Wakeups, st.Parks, st.Yields, st.Scheduled} {
+		s.pub[i].Store(v)
+	}
+}
+
+// Stats returns the softirq's counters as last published (after every round
+// and before every sleep).
+func (s *Softirq) Stats() SoftnetStats {
+	var v [10]uint64
+	for i := range v {
+		v[i] = s.pub[i].Load()
+	}
+	return SoftnetStats{Processed: v[0], Dropped: v[1], TimeSqueeze: v[2], Rounds: v[3], Polls: v[4],
+		Completes: v[5], Wakeups: v[6], Parks: v[7], Yields: v[8], Scheduled: v[9]}
+}
+
+// Core is the core the softirq runs on.
+func (s *Softirq) Core() int { return s.w.Core() }

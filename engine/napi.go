@@ -213,9 +213,7 @@ func (n *NAPI) poll(w *Worker) int {
 		}
 	}
 	w.FlushTx()
-	if r, ok := n.port.(TxReaper); ok {
-		r.ReapTx(n.queue)
-	}
+	w.reapTx()
 	n.polls++
 	return done
 }
@@ -235,6 +233,16 @@ func (n *NAPI) complete() {
 // owns the queue, as igb_clean_tx_irq does inside the NAPI poll.
 type TxReaper interface {
 	ReapTx(queue int) int
+}
+
+// reapTx frees the completed transmissions of every queue this worker sends
+// on: the poll cleans its transmit rings as well as its receive ring.
+func (w *Worker) reapTx() {
+	for _, t := range w.txq {
+		if r, ok := t.port.(TxReaper); ok {
+			r.ReapTx(t.queue)
+		}
+	}
 }
 
 // Run is the softirq goroutine's loop: sleep until scheduled, then run the

@@ -1,0 +1,145 @@
+package socket
+
+import (
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestWaitReturnsWhenReady(t *testing.T) {
+	var c Counters
+	q := NewWaitQueue(&c)
+	var ready atomic.Bool
+	done := make(chan error, 1)
+	go func() { done <- q.Wait(ready.Load, time.Time{}, false) }()
+	for q.Waiters() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ready.Store(true)
+	if n := q.Wake(); n != 1 {
+		t.Fatalf("woke %d", n)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c.Parks.Load() != 1 || c.Wakeups.Load() != 1 {
+		t.Fatalf("parks %d wakeups %d", c.Parks.Load(), c.Wakeups.Load())
+	}
+}
+
+func TestWaitDeadlineAndClose(t *testing.T) {
+	q := NewWaitQueue(nil)
+	start := time.Now()
+	err := q.Wait(func() bool { return false }, time.Now().Add(30*time.Millisecond), false)
+	if !errors.Is(err, ErrTimeout) || time.Since(start) < 30*time.Millisecond {
+		t.Fatalf("deadline: %v after %v", err, time.Since(start))
+	}
+	if q.Waiters() != 0 {
+		t.Fatal("a timed-out waiter stayed on the queue")
+	}
+	done := make(chan error, 1)
+	go func() { done <- q.Wait(func() bool { return false }, time.Time{}, true) }()
+	for q.Waiters() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	q.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("after close: %v", err)
+	}
+	if err := q.Wait(func() bool { return false }, time.Time{}, false); !errors.Is(err, ErrClosed) {
+		t.Fatalf("wait on a closed queue: %v", err)
+	}
+}
+
+// TestExclusiveWakesOne: one Wake rouses one exclusive sleeper, however many
+// sleep, and every non-exclusive one.
+func TestExclusiveWakesOne(t *testing.T) {
+	q := NewWaitQueue(nil)
+	var tokens atomic.Int32
+	take := func() bool {
+		for {
+			n := tokens.Load()
+			if n == 0 {
+				return false
+			}
+			if tokens.CompareAndSwap(n, n-1) {
+				return true
+			}
+		}
+	}
+	var woke atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if q.Wait(take, time.Time{}, true) == nil {
+				woke.Add(1)
+			}
+		}()
+	}
+	for q.Waiters() < 4 {
+		time.Sleep(time.Millisecond)
+	}
+	tokens.Add(1)
+	if n := q.Wake(); n != 1 {
+		t.Fatalf("one event woke %d exclusive waiters", n)
+	}
+	for woke.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if woke.Load() != 1 || q.Waiters() != 3 {
+		t.Fatalf("%d returned, %d still waiting", woke.Load(), q.Waiters())
+	}
+	q.Close()
+	wg.Wait()
+}
+
+// TestNoLostWakeups races producers' Wake against consumers' checks: every
+// item produced must be consumed, with nobody left asleep.
+func TestNoLostWakeups(t *testing.T) {
+	const items = 20000
+	q := NewWaitQueue(nil)
+	var avail, consumed atomic.Int64
+	take := func() bool {
+		for {
+			n := avail.Load()
+			if n == 0 {
+				return false
+			}
+			if avail.CompareAndSwap(n, n-1) {
+				return true
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	for c := 0; c < 3; c++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for consumed.Load() < items {
+				err := q.Wait(take, time.Now().Add(5*time.Second), c%2 == 0)
+				if err != nil {
+					return
+				}
+				consumed.Add(1)
+			}
+		}()
+	}
+	for i := 0; i < items; i++ {
+		avail.Add(1)
+		q.Wake()
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for consumed.Load() < items && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if consumed.Load() != items {
+		t.Fatalf("consumed %d of %d: a wake-up was lost", consumed.Load(), items)
+	}
+	q.Close()
+	wg.Wait()
+}

@@ -163,10 +163,11 @@ func (q *WaitQueue) Wake() int {
 		if q.tail == c {
 			q.tail = prev
 		}
+		// Read c before the send: once woken, its goroutine may reuse it.
+		exclusiveWoken = exclusiveWoken || c.exclusive
 		c.woken = true
 		c.ch <- struct{}{}
 		n++
-		exclusiveWoken = exclusiveWoken || c.exclusive
 		c = next
 	}
 	return n

@@ -89,8 +89,7 @@ type Softirq struct {
 	napis  []*NAPI
 	sched  *ring.MPMC[int32] // NAPI ids put on the list by interrupt handlers
 	list   pollList          // owned by the softirq goroutine
-	asleep atomic.Bool
-	wake   chan struct{}
+	asleep atomic.Uint32 // 1 while the softirq sleeps on it (a futex word)
 	clock  func() int64 // Nanotime, or a fake one in tests
 
 	stats SoftnetStats // owned by the softirq goroutine
@@ -108,7 +107,7 @@ func NewSoftirq(w *Worker, cfg SoftirqConfig) (*Softirq, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Softirq{w: w, cfg: cfg, sched: sched, wake: make(chan struct{}, 1), clock: Nanotime}, nil
+	return &Softirq{w: w, cfg: cfg, sched: sched, clock: Nanotime}, nil
 }
 
 // pollList is the softirq's list of scheduled contexts, a circular queue:
@@ -190,8 +189,13 @@ func (n *NAPI) Schedule() {
 	}
 	// The CAS is a full barrier after the enqueue: either the softirq sees
 	// the entry before it sleeps, or we see it asleep and wake it.
-	if s.asleep.CompareAndSwap(true, false) {
-		s.wake <- struct{}{}
+	s.wakeup()
+}
+
+// wakeup wakes the softirq goroutine if it sleeps.
+func (s *Softirq) wakeup() {
+	if s.asleep.CompareAndSwap(1, 0) {
+		futexWake(&s.asleep, 1)
 	}
 }
 
@@ -259,9 +263,7 @@ func (s *Softirq) Run() error {
 	defer close(stopWatch)
 	go func() { // wakes the softirq so that Stop is noticed while it sleeps
 		<-w.stopc
-		if s.asleep.CompareAndSwap(true, false) {
-			s.wake <- struct{}{}
-		}
+		s.wakeup()
 	}()
 	for !w.Stopped() {
 		s.collect()
@@ -302,18 +304,17 @@ func (s *Softirq) collect() {
 
 // sleep parks the goroutine until an interrupt schedules work.
 func (s *Softirq) sleep() {
-	s.asleep.Store(true)
+	s.asleep.Store(1)
 	s.collect() // anything scheduled before asleep became visible
 	if s.list.len() > 0 || s.w.Stopped() {
-		if s.asleep.CompareAndSwap(true, false) {
-			return
-		}
-		<-s.wake // a waker already took the flag: consume its token
+		s.asleep.Store(0)
 		return
 	}
 	s.stats.Parks++
 	s.publish()
-	<-s.wake
+	for s.asleep.Load() == 1 {
+		futexWait(&s.asleep, 1) // returns at once if a waker already cleared it
+	}
 	s.stats.Wakeups++
 }
 

@@ -89,8 +89,8 @@ type Softirq struct {
 	napis  []*NAPI
 	sched  *ring.MPMC[int32] // NAPI ids put on the list by interrupt handlers
 	list   pollList          // owned by the softirq goroutine
-	asleep atomic.Uint32 // 1 while the softirq sleeps on it (a futex word)
-	clock  func() int64 // Nanotime, or a fake one in tests
+	asleep atomic.Uint32     // 1 while the softirq sleeps on it (a futex word)
+	clock  func() int64      // Nanotime, or a fake one in tests
 
 	stats SoftnetStats // owned by the softirq goroutine
 	pub   [10]atomic.Uint64

@@ -2,7 +2,23 @@
 GO ?= go
 BIN := bin/pollnet
 
-.PHONY: all build test bench fuzz vet clean
+.PHONY: all build test bench fuzz vet clean deps
+
+# Tools the tests use as referees and peers (ip for namespaces and TAP links,
+# ping, iperf3 and dpdk-testpmd as peers). Installed only when missing and
+# only where apt-get and root are available; tests that need one skip with a
+# reason without it.
+DEBS := iproute2:ip iputils-ping:ping iperf3:iperf3 dpdk:dpdk-testpmd
+deps:
+	@missing=""; for d in $(DEBS); do pkg=$${d%%:*}; bin=$${d##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; \
+	    (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq $$missing >/dev/null) || \
+	      echo "warning: could not install$$missing; the tests that need them will skip"; \
+	  else echo "note: missing$$missing (not root or no apt-get); the tests that need them will skip"; fi; \
+	fi
 
 all: build
 
@@ -14,7 +30,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 # Unit, stress and race tests, then each fuzz target for a few seconds.
-test: vet
+test: deps vet
 	$(GO) test -race -count=1 ./...
 	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=10s ./bench/pktgen
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/pollnet/pollnet/bench"
 	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/bench/runcmp"
 	"github.com/pollnet/pollnet/engine"
 )
 
@@ -31,6 +32,8 @@ usage:
       idle      no traffic: what waiting costs each mode
   pollnet stat [--pid N] [--watch 1s] [--count N]
                                      counters of a running (or the last) bench
+  pollnet compare A B                two result directories side by side: ratios and a
+                                     Mann-Whitney p-value per scenario
   pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
@@ -53,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(args[1:], stdout, stderr)
 	case "stat":
 		return runStat(args[1:], stdout, stderr)
+	case "compare":
+		return runCompare(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -298,4 +303,33 @@ func runStat(args []string, stdout, stderr io.Writer) int {
 		}
 		time.Sleep(*watch)
 	}
+}
+
+func runCompare(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pollnet compare", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	alpha := fs.Float64("alpha", 0.05, "significance level of the test (0 < alpha < 1)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 2 {
+		fmt.Fprintf(stderr, "pollnet compare: give two result directories (or result.json files): pollnet compare A B\n")
+		return exitUsage
+	}
+	if *alpha <= 0 || *alpha >= 1 {
+		fmt.Fprintf(stderr, "pollnet compare: --alpha %v out of range: use a value between 0 and 1, e.g. 0.05\n", *alpha)
+		return exitUsage
+	}
+	a, err := result.Read(fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet compare: %v\n", err)
+		return exitUsage
+	}
+	b, err := result.Read(fs.Arg(1))
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet compare: %v\n", err)
+		return exitUsage
+	}
+	runcmp.Format(stdout, fs.Arg(0), fs.Arg(1), runcmp.Compare(a, b, *alpha))
+	return 0
 }

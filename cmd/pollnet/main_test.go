@@ -30,6 +30,9 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{[]string{"bench", "--budget", "-1"}, "--budget"},
 		{[]string{"bench", "--rx-usecs", "-5"}, "--rx-usecs"},
 		{[]string{"stat", "--watch", "1ms"}, "--watch"},
+		{[]string{"compare", "onlyone"}, "two result directories"},
+		{[]string{"compare", "/nonexistent/a", "/nonexistent/b"}, "/nonexistent/a"},
+		{[]string{"compare", "--alpha", "2", "a", "b"}, "--alpha"},
 		{nil, "usage"},
 	}
 	for _, c := range cases {
@@ -83,6 +86,11 @@ func TestBenchWritesResultFile(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "pmd/napi at 64 B: throughput") {
 		t.Fatalf("no mode ratio printed:\n%s", out.String())
+	}
+	// Two runs compare.
+	var cmp, cmperr bytes.Buffer
+	if code := run([]string{"compare", dir, dir}, &cmp, &cmperr); code != 0 || !strings.Contains(cmp.String(), "pollnet-napi") {
+		t.Fatalf("compare: exit %d %s\n%s", code, cmperr.String(), cmp.String())
 	}
 	// The counters stay readable after the bench, from another command.
 	var st, sterr bytes.Buffer

@@ -1,0 +1,158 @@
+package stack
+
+import (
+	"errors"
+	"net/netip"
+
+	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/ipv4"
+)
+
+// Errors of the send path, returned to sockets.
+var (
+	ErrNoRoute   = errors.New("no route to host")
+	ErrNoBuffers = errors.New("no buffer space available")
+	ErrTooBig    = errors.New("message too long")
+)
+
+// ipOutput puts an IPv4 header in front of a transport packet and sends it
+// (ip_queue_xmit / ip_output): route, source address, fragmentation, link.
+// It takes m whatever happens. Called under the stack lock.
+func (s *Stack) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
+	r, ok := s.routes.Lookup(netip.AddrFrom4(dst))
+	if !ok {
+		s.stats.IPOutNoRoutes++
+		s.cs.Free(m)
+		return ErrNoRoute
+	}
+	dev := s.devs[r.Dev]
+	if r.Kind == ipv4.KindLocal {
+		dev = s.devs[0] // to ourselves: through the loopback device
+	}
+	if src == ([4]byte{}) {
+		src = s.sourceFor(dev, r)
+	}
+	if m.PktLen()+ipv4.HeaderLen > ipv4.MaxTotalLen {
+		s.cs.Free(m)
+		return ErrTooBig
+	}
+	hdr, err := m.Prepend(ipv4.HeaderLen)
+	if err != nil {
+		// No headroom (a clone, say): put the header in a segment of its own.
+		h, aerr := s.cs.Alloc(s.pool)
+		if aerr != nil {
+			s.stats.NoMbuf++
+			s.cs.Free(m)
+			return ErrNoBuffers
+		}
+		h.Chain(m)
+		m = h
+		hdr, _ = m.Prepend(ipv4.HeaderLen)
+	}
+	s.ipID++
+	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipID, TTL: ipv4.DefaultTTL, Protocol: proto, Src: src, Dst: dst}.Put(hdr, nil)
+	s.stats.IPOutRequests++
+	return s.routeOutput(dev, r, dst, m, false)
+}
+
+// sourceFor picks the source address for a route: the route's preferred
+// source, else the outgoing device's address.
+func (s *Stack) sourceFor(dev *device, r ipv4.Result) [4]byte {
+	if r.Src != ([4]byte{}) {
+		return r.Src
+	}
+	return dev.addr.Addr().As4()
+}
+
+// routeOutput sends a whole IPv4 datagram out of dev towards dst,
+// fragmenting it to the device's MTU (ip_fragment) unless df is set.
+func (s *Stack) routeOutput(dev *device, r ipv4.Result, dst [4]byte, m engine.Mbuf, df bool) error {
+	next := dst
+	if r.Kind == ipv4.KindGateway {
+		next = r.Gateway
+	}
+	if m.PktLen() <= dev.mtu {
+		s.nextHopOutput(dev, next, m)
+		return nil
+	}
+	if df {
+		s.stats.IPFragFails++
+		h, _ := ipv4.ParseOffloaded(m.Data(), m.PktLen())
+		s.icmpError(m, h, icmpDestUnreach, icmpFragNeeded, uint16(dev.mtu))
+		return ErrTooBig
+	}
+	var frags [64]engine.Mbuf
+	fs, err := ipv4.Fragment(frags[:0], &s.cs, s.pool, m, dev.mtu)
+	s.cs.Free(m)
+	if err != nil {
+		s.stats.IPFragFails++
+		if errors.Is(err, engine.ErrPoolEmpty) {
+			s.stats.NoMbuf++
+			return ErrNoBuffers
+		}
+		return err
+	}
+	s.stats.IPFragOKs++
+	s.stats.IPFragCreates += uint64(len(fs))
+	for _, f := range fs {
+		s.nextHopOutput(dev, next, f)
+	}
+	return nil
+}
+
+// nextHopOutput hands a datagram to the link: straight through on loopback,
+// through the neighbour table elsewhere.
+func (s *Stack) nextHopOutput(dev *device, next [4]byte, m engine.Mbuf) {
+	if dev.loopback {
+		s.linkOutput(dev, eth.MAC{}, eth.TypeIPv4, m)
+		return
+	}
+	s.neigh.output(dev, next, m)
+}
+
+// linkOutput puts the Ethernet header on and queues the frame on the device.
+func (s *Stack) linkOutput(dev *device, dst eth.MAC, typ uint16, m engine.Mbuf) {
+	hdr, err := m.Prepend(eth.HeaderLen)
+	if err != nil {
+		h, aerr := s.cs.Alloc(s.pool)
+		if aerr != nil {
+			s.stats.NoMbuf++
+			s.cs.Free(m)
+			return
+		}
+		h.Chain(m)
+		m = h
+		hdr, _ = m.Prepend(eth.HeaderLen)
+	}
+	eth.Header{Dst: dst, Src: dev.mac, Type: typ}.Put(hdr)
+	s.xmit(dev, m)
+}
+
+// xmit queues a frame for the device's transmit queue; it leaves in a burst
+// at the end of the received burst or the send call (dev_queue_xmit with
+// xmit_more).
+func (s *Stack) xmit(dev *device, m engine.Mbuf) {
+	dev.txq = append(dev.txq, m)
+	if len(dev.txq) >= engine.Burst {
+		s.flushDev(dev)
+	}
+}
+
+func (s *Stack) flushDev(dev *device) {
+	n := dev.port.TxBurst(0, dev.txq)
+	if n < len(dev.txq) {
+		s.stats.IPOutDiscards += uint64(len(dev.txq) - n)
+		s.cs.FreeBulk(dev.txq[n:])
+	}
+	dev.txq = dev.txq[:0]
+}
+
+// flushTx sends every device's queued frames.
+func (s *Stack) flushTx() {
+	for _, d := range s.devs {
+		if len(d.txq) > 0 {
+			s.flushDev(d)
+		}
+	}
+}

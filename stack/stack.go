@@ -1,0 +1,378 @@
+// Package stack is pollnet's protocol stack instance: devices, addresses and
+// routes, the receive path from a burst of frames up to sockets, and the
+// transmit path from sockets down to ports. One instance serves a set of
+// ports; several can live in one process (tests join two with a wire pair).
+//
+// The stack's state is guarded by one lock, taken once per received burst
+// and once per send. The receive path runs on whatever drives the ports: a
+// poll-mode worker (Start with ModePMD) or a NAPI softirq (ModeNAPI).
+// Sockets hand readiness to applications after the lock is released.
+package stack
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/netdev"
+	"github.com/pollnet/pollnet/stack/socket"
+)
+
+// Mode is how the stack is driven, and so how its sockets wait.
+type Mode string
+
+// The modes.
+const (
+	// ModePMD: a worker busy-polls every queue; applications run in its
+	// loop (read handlers) or poll their sockets without parking.
+	ModePMD Mode = "pmd"
+	// ModeNAPI: interrupts schedule a softirq; readers park on wait queues
+	// and are woken by the data-ready callback.
+	ModeNAPI Mode = "napi"
+)
+
+// Interface attaches a port to the stack with an address.
+type Interface struct {
+	Port engine.Port
+	Addr netip.Prefix // the interface's IPv4 address and subnet
+	MTU  int          // default: the port's MTU
+	MAC  eth.MAC      // default: the port's MAC
+}
+
+// Route is a static route (`ip route add Prefix via Via dev Dev`).
+type Route struct {
+	Prefix netip.Prefix
+	Via    netip.Addr // zero for a directly connected route
+	Dev    int        // interface index (1 is the first in Config.Interfaces; 0 is loopback)
+	Metric int
+}
+
+// Config describes a stack instance.
+type Config struct {
+	Name       string
+	Interfaces []Interface
+	Routes     []Route
+	Forwarding bool        // route datagrams not addressed to us (net.ipv4.ip_forward)
+	PoolSize   int         // mbufs for locally built packets (default 8192)
+	Idle       engine.Idle // what the poll-mode worker does when idle
+
+	UDPRecvBuffer int // bytes a UDP socket may queue (default 212992, rmem_default)
+	Backlog       int // loopback backlog (default 1000, netdev_max_backlog)
+
+	ARP   ARPConfig
+	Reasm ipv4.ReasmConfig
+}
+
+// ARPConfig are the neighbour table's knobs.
+type ARPConfig struct {
+	Retries       int           // requests before giving up (default 3, mcast_solicit)
+	RetryInterval time.Duration // between requests (default 1 s, retrans_time)
+	Reachable     time.Duration // how long an answer stays valid (default 30 s)
+	QueueLen      int           // packets held per unresolved neighbour (default 101, unres_qlen)
+}
+
+// device is an interface as the stack sees it.
+type device struct {
+	id       int
+	port     engine.Port
+	queues   int
+	mac      eth.MAC
+	mtu      int
+	addr     netip.Prefix
+	loopback bool
+	txq      []engine.Mbuf // frames to send at the end of the burst or call
+}
+
+// Stack is one instance of the protocol stack.
+type Stack struct {
+	mu     sync.Mutex
+	name   string
+	devs   []*device
+	routes *ipv4.Routes
+	fwd    bool
+	pool   *engine.Pool
+	cs     engine.Caches // used under mu
+	neigh  *neighbours
+	reasm  *ipv4.Reassembler
+	udp    udpTable
+	ipID   uint16
+	stats  Stats
+	ready  []*UDPConn // sockets that got data during this burst or call
+
+	icmpLast   int64 // ICMP error rate limiter
+	icmpBucket float64
+	loop       *netdev.Loopback
+
+	rcvbuf   int
+	idle     engine.Idle
+	mode     Mode
+	counters socket.Counters
+
+	worker  *engine.Worker
+	softirq *engine.Softirq
+	ticker  *time.Ticker
+	tickEnd chan struct{}
+	closed  atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// New builds a stack instance; Start drives it.
+func New(cfg Config) (*Stack, error) {
+	if cfg.PoolSize == 0 {
+		cfg.PoolSize = 8192
+	}
+	if cfg.UDPRecvBuffer == 0 {
+		cfg.UDPRecvBuffer = 212992
+	}
+	if cfg.UDPRecvBuffer < 256 || cfg.UDPRecvBuffer > 1<<30 {
+		return nil, fmt.Errorf("stack: UDP receive buffer %d out of range 256..%d", cfg.UDPRecvBuffer, 1<<30)
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "stack"
+	}
+	pool, err := engine.NewPool(name+"-tx", cfg.PoolSize, 0)
+	if err != nil {
+		return nil, err
+	}
+	loop, err := netdev.NewLoopback(cfg.Backlog, 0)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s := &Stack{name: name, routes: ipv4.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle}
+	s.udp.init()
+	s.neigh = newNeighbours(s, cfg.ARP)
+	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
+	lo := &device{id: 0, port: loop, queues: 1, mtu: engine.MaxPacket, loopback: true,
+		addr: netip.MustParsePrefix("127.0.0.1/8")}
+	s.devs = append(s.devs, lo)
+	if err := s.routes.AddAddress(lo.addr, 0); err != nil {
+		s.release()
+		return nil, err
+	}
+	for i, ifc := range cfg.Interfaces {
+		if err := s.addInterface(ifc); err != nil {
+			s.release()
+			return nil, fmt.Errorf("stack %s: interface %d: %w", name, i+1, err)
+		}
+	}
+	for _, r := range cfg.Routes {
+		if err := s.AddRoute(r); err != nil {
+			s.release()
+			return nil, fmt.Errorf("stack %s: route %v: %w", name, r.Prefix, err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Stack) addInterface(ifc Interface) error {
+	if ifc.Port == nil {
+		return errors.New("no port")
+	}
+	if !ifc.Addr.IsValid() || !ifc.Addr.Addr().Is4() {
+		return fmt.Errorf("address %v is not an IPv4 prefix", ifc.Addr)
+	}
+	info := ifc.Port.Info()
+	d := &device{id: len(s.devs), port: ifc.Port, queues: info.RxQueues, mac: ifc.MAC, mtu: ifc.MTU, addr: ifc.Addr}
+	if d.mac == (eth.MAC{}) {
+		d.mac = eth.MAC(info.MAC)
+	}
+	if d.mtu == 0 {
+		d.mtu = info.MTU
+	}
+	if d.mtu < ipv4.MinMTU || d.mtu > engine.MaxPacket-eth.HeaderLen {
+		return fmt.Errorf("MTU %d out of range %d..%d", d.mtu, ipv4.MinMTU, engine.MaxPacket-eth.HeaderLen)
+	}
+	if d.queues < 1 {
+		d.queues = 1
+	}
+	s.devs = append(s.devs, d)
+	return s.routes.AddAddress(ifc.Addr, d.id)
+}
+
+// AddRoute adds a static route.
+func (s *Stack) AddRoute(r Route) error {
+	if r.Dev < 0 || r.Dev >= len(s.devs) {
+		return fmt.Errorf("no interface %d (have 0..%d)", r.Dev, len(s.devs)-1)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rt := ipv4.Route{Prefix: r.Prefix.Masked(), Kind: ipv4.KindConnected, Dev: r.Dev, Metric: r.Metric}
+	if r.Via.IsValid() {
+		rt.Kind, rt.NextHop = ipv4.KindGateway, r.Via
+	}
+	return s.routes.Main.AddRoute(rt)
+}
+
+// Name is the instance's name.
+func (s *Stack) Name() string { return s.name }
+
+// Queues lists every receive queue the stack's driver must poll: the
+// loopback backlog and each queue of each interface.
+func (s *Stack) Queues() []engine.QueueRef {
+	var qs []engine.QueueRef
+	for _, d := range s.devs {
+		for q := 0; q < d.queues; q++ {
+			qs = append(qs, engine.QueueRef{Port: d.port, Queue: q})
+		}
+	}
+	return qs
+}
+
+// Start drives the stack in mode on a worker pinned to core (engine.AnyCore
+// for none): a poll loop, or a softirq woken by the ports' interrupts. It
+// also starts the stack's timers (ARP retries, reassembly timeouts).
+func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
+	if s.worker != nil {
+		return errors.New("stack: already started")
+	}
+	w, err := engine.NewWorker(core)
+	if err != nil {
+		return err
+	}
+	s.mode = mode
+	var run func() error
+	switch mode {
+	case ModePMD:
+		run = func() error { return w.Poll(engine.PollConfig{Rx: s.Queues(), Handler: s.Input, Idle: s.idle}) }
+	case ModeNAPI:
+		si, err := engine.NewSoftirq(w, softirq)
+		if err != nil {
+			return err
+		}
+		for _, q := range s.Queues() {
+			if _, err := si.Add(engine.NAPIConfig{Port: q.Port, Queue: q.Queue, Handler: s.Input}); err != nil {
+				return err
+			}
+		}
+		s.softirq = si
+		run = si.Run
+	default:
+		return fmt.Errorf("stack: mode %q unknown: use pmd or napi", mode)
+	}
+	s.worker = w
+	errc := make(chan error, 1)
+	if err := w.Start(func(*engine.Worker) { errc <- run() }); err != nil {
+		return err
+	}
+	s.ticker = time.NewTicker(100 * time.Millisecond)
+	s.tickEnd = make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			select {
+			case <-s.tickEnd:
+				return
+			case <-s.ticker.C:
+				s.tick()
+			}
+		}
+	}()
+	return nil
+}
+
+// Mode is how the stack is driven ("" before Start).
+func (s *Stack) Mode() Mode { return s.mode }
+
+// Worker is the worker driving the stack, nil before Start.
+func (s *Stack) Worker() *engine.Worker { return s.worker }
+
+// Softirq is the softirq driving the stack in NAPI mode.
+func (s *Stack) Softirq() *engine.Softirq { return s.softirq }
+
+// SocketCounters are the parks, wake-ups and spins of this stack's sockets.
+func (s *Stack) SocketCounters() *socket.Counters { return &s.counters }
+
+// tick runs the timers: ARP retransmits and expiry, reassembly timeouts.
+func (s *Stack) tick() {
+	now := engine.Nanotime()
+	s.mu.Lock()
+	s.neigh.tick(now)
+	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
+	s.flushTx()
+	s.mu.Unlock()
+}
+
+// Close stops the driver, closes every socket and frees every packet the
+// stack holds. The ports themselves stay open: they belong to the caller.
+func (s *Stack) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	if s.ticker != nil {
+		s.ticker.Stop()
+		close(s.tickEnd)
+		s.wg.Wait()
+	}
+	if s.worker != nil {
+		s.worker.Stop()
+	}
+	for _, c := range s.udp.all() {
+		c.Close()
+	}
+	return s.release()
+}
+
+func (s *Stack) release() error {
+	s.mu.Lock()
+	s.neigh.clear()
+	s.reasm.Clear()
+	for _, d := range s.devs {
+		s.cs.FreeBulk(d.txq)
+		d.txq = d.txq[:0]
+		// Sent frames of ours that the port has not yet reaped.
+		if r, ok := d.port.(engine.TxReaper); ok {
+			r.ReapTx(0)
+		}
+	}
+	s.mu.Unlock()
+	s.loop.Close()
+	s.cs.Flush()
+	if s.worker != nil {
+		s.worker.Caches.Flush()
+	}
+	return s.pool.Close()
+}
+
+// Stats are the stack's counters, named after the SNMP MIB counters that
+// `netstat -s` prints where there is one.
+type Stats struct {
+	EthInFrames, EthInErrors, EthNotForUs, EthUnknownType uint64
+
+	ARPInRequests, ARPInReplies, ARPOutRequests, ARPOutReplies uint64
+	ARPInErrors, ARPResolveFailed, ARPQueueDrops               uint64
+
+	IPInReceives, IPInHdrErrors, IPInAddrErrors, IPInUnknownProtos uint64
+	IPInDelivers, IPForwDatagrams, IPOutRequests, IPOutNoRoutes    uint64
+	IPInDiscards, IPFragOKs, IPFragFails, IPFragCreates            uint64
+	ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeouts                uint64
+	IPInTooBig, IPOutDiscards                                      uint64
+
+	ICMPInMsgs, ICMPInErrors, ICMPInEchos, ICMPOutEchoReps, ICMPOutDestUnreachs uint64
+	ICMPOutTimeExcds, ICMPOutMsgs                                               uint64
+
+	UDPInDatagrams, UDPNoPorts, UDPInErrors, UDPInCsumErrors, UDPRcvbufErrors, UDPOutDatagrams uint64
+
+	NoMbuf uint64 // packets not built for want of a buffer
+}
+
+// Stats returns a copy of the counters.
+func (s *Stack) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := s.stats
+	rc := s.reasm.Counters()
+	st.ReasmReqds, st.ReasmOKs, st.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
+	return st
+}
+
+// Loopback is the stack's loopback device.
+func (s *Stack) Loopback() *netdev.Loopback { return s.loop }

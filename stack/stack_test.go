@@ -1,0 +1,287 @@
+package stack
+
+import (
+	"bytes"
+	"errors"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/pmd/wire"
+	"github.com/pollnet/pollnet/stack/socket"
+)
+
+var (
+	addrA = netip.MustParsePrefix("198.18.0.1/24")
+	addrB = netip.MustParsePrefix("198.18.0.2/24")
+)
+
+// pair is two stacks joined by a wire pair.
+type pair struct {
+	wire *wire.Pair
+	a, b *Stack
+}
+
+func newPair(t *testing.T, mode Mode, wc wire.Config, mtu int) *pair {
+	t.Helper()
+	wp, err := wire.NewPair(wc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{wire: wp}
+	p.a, err = New(Config{Name: "a", Interfaces: []Interface{{Port: wp.Ports[0], Addr: addrA, MTU: mtu}},
+		ARP: ARPConfig{RetryInterval: 100 * time.Millisecond}, Idle: engine.IdleSpinYield})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.b, err = New(Config{Name: "b", Interfaces: []Interface{{Port: wp.Ports[1], Addr: addrB, MTU: mtu}},
+		ARP: ARPConfig{RetryInterval: 100 * time.Millisecond}, Idle: engine.IdleSpinYield})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Stack{p.a, p.b} {
+		if err := s.Start(mode, engine.AnyCore, engine.SoftirqConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range []*Stack{p.a, p.b} {
+			if err := s.Close(); err != nil {
+				t.Errorf("close %s: %v", s.Name(), err)
+			}
+		}
+		for _, port := range wp.Ports {
+			if err := port.Close(); err != nil {
+				t.Errorf("close port: %v", err)
+			}
+		}
+	})
+	return p
+}
+
+func ap(p netip.Prefix, port uint16) netip.AddrPort { return netip.AddrPortFrom(p.Addr(), port) }
+
+func readWithin(t *testing.T, c *UDPConn, d time.Duration) ([]byte, netip.AddrPort) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(d))
+	buf := make([]byte, 70000)
+	n, from, err := c.ReadFromUDPAddrPort(buf)
+	if err != nil {
+		t.Fatalf("read on %v: %v", c.LocalAddrPort(), err)
+	}
+	return buf[:n], from
+}
+
+func TestUDPBothWaysBothModes(t *testing.T) {
+	for _, mode := range []Mode{ModePMD, ModeNAPI} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := newPair(t, mode, wire.Config{}, 0)
+			sa, err := p.a.ListenUDP(ap(addrA, 5000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sb, err := p.b.ListenUDP(netip.AddrPortFrom(netip.IPv4Unspecified(), 6000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The first datagram waits for ARP; it must still arrive.
+			if _, err := sa.WriteToUDPAddrPort([]byte("hello b"), ap(addrB, 6000)); err != nil {
+				t.Fatal(err)
+			}
+			got, from := readWithin(t, sb, 5*time.Second)
+			if string(got) != "hello b" || from != ap(addrA, 5000) {
+				t.Fatalf("b got %q from %v", got, from)
+			}
+			if _, err := sb.WriteToUDPAddrPort([]byte("hello a"), from); err != nil {
+				t.Fatal(err)
+			}
+			if got, from := readWithin(t, sa, 5*time.Second); string(got) != "hello a" || from != ap(addrB, 6000) {
+				t.Fatalf("a got %q from %v", got, from)
+			}
+			sta, stb := p.a.Stats(), p.b.Stats()
+			if sta.ARPOutRequests == 0 || stb.ARPOutReplies == 0 || stb.ARPInRequests == 0 {
+				t.Fatalf("ARP: a %+v b %+v", sta, stb)
+			}
+			// B learned A from A's request: it needed no request of its own.
+			if stb.ARPOutRequests != 0 {
+				t.Fatalf("b asked for a's address though a's request told it: %d requests", stb.ARPOutRequests)
+			}
+			c := p.b.SocketCounters()
+			switch mode {
+			case ModeNAPI:
+				if c.Parks.Load() == 0 || c.Wakeups.Load() == 0 {
+					t.Fatalf("napi: parks %d wake-ups %d", c.Parks.Load(), c.Wakeups.Load())
+				}
+			case ModePMD:
+				if c.Spins.Load() == 0 || c.Parks.Load() != 0 {
+					t.Fatalf("pmd: spins %d parks %d", c.Spins.Load(), c.Parks.Load())
+				}
+			}
+		})
+	}
+}
+
+func TestFragmentationAndReassembly(t *testing.T) {
+	p := newPair(t, ModeNAPI, wire.Config{}, 1500)
+	sa, _ := p.a.ListenUDP(ap(addrA, 0))
+	sb, _ := p.b.ListenUDP(ap(addrB, 7000))
+	for _, size := range []int{1472, 1473, 4000, 9000, MaxUDPPayload} {
+		msg := make([]byte, size)
+		for i := range msg {
+			msg[i] = byte(i*31 + size)
+		}
+		if _, err := sa.WriteToUDPAddrPort(msg, ap(addrB, 7000)); err != nil {
+			t.Fatalf("send %d: %v", size, err)
+		}
+		got, _ := readWithin(t, sb, 5*time.Second)
+		if !bytes.Equal(got, msg) {
+			t.Fatalf("%d-byte datagram arrived as %d bytes, or changed", size, len(got))
+		}
+	}
+	st := p.a.Stats()
+	if st.IPFragOKs != 4 || st.IPFragCreates < 2+3+7+45 {
+		t.Fatalf("fragmented %d datagrams into %d fragments", st.IPFragOKs, st.IPFragCreates)
+	}
+	if rb := p.b.Stats(); rb.ReasmOKs != 4 {
+		t.Fatalf("reassembled %d", rb.ReasmOKs)
+	}
+	if _, err := sa.WriteToUDPAddrPort(make([]byte, MaxUDPPayload+1), ap(addrB, 7000)); !errors.Is(err, ErrTooBig) {
+		t.Fatalf("oversized datagram: %v", err)
+	}
+}
+
+func TestPortUnreachableAndLoopback(t *testing.T) {
+	p := newPair(t, ModePMD, wire.Config{}, 0)
+	sa, _ := p.a.ListenUDP(ap(addrA, 0))
+	sa.WriteToUDPAddrPort([]byte("anyone?"), ap(addrB, 9999))
+	deadline := time.Now().Add(5 * time.Second)
+	for p.a.Stats().ICMPInMsgs == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if p.b.Stats().UDPNoPorts != 1 || p.b.Stats().ICMPOutDestUnreachs != 1 || p.a.Stats().ICMPInMsgs != 1 {
+		t.Fatalf("port unreachable: b %+v a %+v", p.b.Stats(), p.a.Stats())
+	}
+	// To our own address, and to 127.0.0.1: through the loopback backlog.
+	own, _ := p.a.ListenUDP(ap(addrA, 4000))
+	lo, _ := p.a.ListenUDP(netip.MustParseAddrPort("127.0.0.1:4001"))
+	sa.WriteToUDPAddrPort([]byte("self"), ap(addrA, 4000))
+	sa.WriteToUDPAddrPort([]byte("lo"), netip.MustParseAddrPort("127.0.0.1:4001"))
+	if got, _ := readWithin(t, own, 5*time.Second); string(got) != "self" {
+		t.Fatalf("self got %q", got)
+	}
+	if got, from := readWithin(t, lo, 5*time.Second); string(got) != "lo" || from.Addr() != addrA.Addr() {
+		t.Fatalf("loopback got %q from %v", got, from)
+	}
+	if _, err := p.a.ListenUDP(ap(addrA, 4000)); !errors.Is(err, ErrAddrInUse) {
+		t.Fatalf("second bind: %v", err)
+	}
+	if _, err := p.a.ListenUDP(ap(addrB, 1)); !errors.Is(err, ErrAddrNotAvail) {
+		t.Fatalf("bind to another host's address: %v", err)
+	}
+}
+
+func TestMalformedFramesAreCountedNotFatal(t *testing.T) {
+	p := newPair(t, ModeNAPI, wire.Config{}, 0)
+	pool, _ := engine.NewPool("garbage", 256, 16)
+	defer pool.Close()
+	var cs engine.Caches
+	defer cs.Flush()
+	bmac := p.wire.Ports[1].Info().MAC
+	frames := [][]byte{
+		{1, 2, 3},                            // shorter than an Ethernet header
+		append(bmac[:], make([]byte, 50)...), // EtherType 0 (an 802.3 length)
+		append(append(bmac[:], 0, 0, 0, 0, 0, 1, 0x08, 0x00), 0x45, 0, 0, 10), // IPv4 cut short
+		append(append(bmac[:], 0, 0, 0, 0, 0, 1, 0x08, 0x06), 1, 2, 3),        // ARP cut short
+	}
+	ipBadSum := append(append(bmac[:], 0, 0, 0, 0, 0, 1, 0x08, 0x00),
+		0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0xde, 0xad, 198, 18, 0, 1, 198, 18, 0, 2, 0, 1, 0, 2, 0, 8, 0, 0)
+	frames = append(frames, ipBadSum)
+	for _, f := range frames {
+		m, _ := cs.Alloc(pool)
+		b, _ := m.Append(len(f))
+		copy(b, f)
+		p.wire.Ports[0].TxBurst(0, []engine.Mbuf{m})
+	}
+	p.wire.Ports[0].ReapTx(0)
+	deadline := time.Now().Add(5 * time.Second)
+	for p.b.Stats().EthInFrames < uint64(len(frames)) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := p.b.Stats()
+	if st.EthInErrors+st.EthUnknownType != 2 || st.IPInHdrErrors != 2 || st.ARPInErrors != 1 {
+		t.Fatalf("malformed frames: %+v", st)
+	}
+}
+
+func TestReadHandlerRunsInThePollLoop(t *testing.T) {
+	p := newPair(t, ModePMD, wire.Config{}, 0)
+	sb, _ := p.b.ListenUDP(ap(addrB, 7777))
+	var got atomic.Int32
+	// An echo server that lives in b's poll loop: it never blocks.
+	sb.SetReadHandler(func(c *UDPConn) {
+		buf := make([]byte, 2048)
+		for {
+			n, from, ok := c.TryRead(buf)
+			if !ok {
+				return
+			}
+			got.Add(1)
+			c.WriteToUDPAddrPort(buf[:n], from)
+		}
+	})
+	sa, _ := p.a.ListenUDP(ap(addrA, 0))
+	for i := 0; i < 100; i++ {
+		sa.WriteToUDPAddrPort([]byte{byte(i)}, ap(addrB, 7777))
+		if b, _ := readWithin(t, sa, 5*time.Second); len(b) != 1 || b[0] != byte(i) {
+			t.Fatalf("echo %d: %v", i, b)
+		}
+	}
+	if got.Load() != 100 {
+		t.Fatalf("handler saw %d datagrams", got.Load())
+	}
+}
+
+func TestPollerOverUDPSockets(t *testing.T) {
+	p := newPair(t, ModeNAPI, wire.Config{}, 0)
+	poller := socket.NewPoller(p.b.SocketCounters())
+	defer poller.Close()
+	var socks []*UDPConn
+	for i := 0; i < 3; i++ {
+		c, _ := p.b.ListenUDP(ap(addrB, uint16(8000+i)))
+		poller.Add(c, socket.Readable, uint64(i))
+		socks = append(socks, c)
+	}
+	sa, _ := p.a.ListenUDP(ap(addrA, 0))
+	sa.WriteToUDPAddrPort([]byte("x"), ap(addrB, 8002))
+	ev := make([]socket.Event, 4)
+	n, err := poller.Wait(ev, 5*time.Second)
+	if err != nil || n != 1 || ev[0].Data != 2 {
+		t.Fatalf("poller: %d events %+v, %v", n, ev[:n], err)
+	}
+	if b, _, ok := socks[2].TryRead(make([]byte, 10)); !ok || b != 1 {
+		t.Fatal("ready socket had nothing to read")
+	}
+}
+
+func TestReceiveBufferDropsAndCounts(t *testing.T) {
+	p := newPair(t, ModeNAPI, wire.Config{}, 0)
+	sb, _ := p.b.ListenUDP(ap(addrB, 7100))
+	sa, _ := p.a.ListenUDP(ap(addrA, 0))
+	// Resolve b's address first, so the flood meets the socket, not ARP.
+	sa.WriteToUDPAddrPort([]byte("first"), ap(addrB, 7100))
+	readWithin(t, sb, 5*time.Second)
+	const sent = 400 // 212992 bytes hold 97 buffers of 2176 bytes
+	for i := 0; i < sent; i++ {
+		sa.WriteToUDPAddrPort([]byte("fill"), ap(addrB, 7100))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.b.Stats().UDPInDatagrams+p.b.Stats().UDPRcvbufErrors < sent+1 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	st := p.b.Stats()
+	if st.UDPRcvbufErrors == 0 || st.UDPInDatagrams+st.UDPRcvbufErrors != sent+1 || sb.Drops() != st.UDPRcvbufErrors {
+		t.Fatalf("queued %d, dropped %d (socket says %d)", st.UDPInDatagrams, st.UDPRcvbufErrors, sb.Drops())
+	}
+}

@@ -1,0 +1,562 @@
+package stack
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/socket"
+	"github.com/pollnet/pollnet/stack/udp"
+)
+
+// Ephemeral ports, as net.ipv4.ip_local_port_range's default.
+const (
+	ephemeralLow  = 32768
+	ephemeralHigh = 60999
+	// MaxUDPPayload is the largest datagram a UDP socket sends.
+	MaxUDPPayload = ipv4.MaxTotalLen - ipv4.HeaderLen - udp.HeaderLen
+)
+
+// Errors of UDP sockets.
+var (
+	ErrAddrInUse    = errors.New("address already in use")
+	ErrNotConnected = errors.New("socket is not connected")
+	ErrAddrNotAvail = errors.New("cannot assign requested address")
+)
+
+// udpTable finds sockets by local port (udp_table).
+type udpTable struct {
+	byPort map[uint16][]*UDPConn
+	next   uint16
+}
+
+func (t *udpTable) init() { t.byPort = map[uint16][]*UDPConn{} }
+
+func (t *udpTable) all() []*UDPConn {
+	var cs []*UDPConn
+	for _, l := range t.byPort {
+		cs = append(cs, l...)
+	}
+	return cs
+}
+
+// lookup picks the socket for a datagram, preferring the most specific
+// binding: connected to the sender, then bound to the address, then to any
+// address (the scoring of udp4_lib_lookup).
+func (t *udpTable) lookup(src, dst netip.AddrPort) *UDPConn {
+	var best *UDPConn
+	bestScore := -1
+	for _, c := range t.byPort[dst.Port()] {
+		score := 0
+		if la := c.laddr.Addr(); la.IsValid() && !la.IsUnspecified() {
+			if la != dst.Addr() {
+				continue
+			}
+			score += 2
+		}
+		if c.raddr.IsValid() {
+			if c.raddr != src {
+				continue
+			}
+			score += 4
+		}
+		if score > bestScore {
+			best, bestScore = c, score
+		}
+	}
+	return best
+}
+
+// UDPConn is a UDP socket. It implements net.PacketConn, and net.Conn once
+// connected with DialUDP.
+type UDPConn struct {
+	s     *Stack
+	laddr netip.AddrPort
+	raddr netip.AddrPort // set when connected
+
+	mu      sync.Mutex // guards the receive queue and caches
+	rxq     []rxEntry
+	rxHead  int
+	rxBytes int
+	caches  engine.Caches
+	rcvbuf  int
+
+	n         *socket.Notifier
+	readyMark bool // on the stack's ready list; guarded by the stack lock
+	onRead    atomic.Pointer[func(*UDPConn)]
+	busyPoll  atomic.Bool
+	rdeadline atomic.Int64
+	wdeadline atomic.Int64
+	closed    atomic.Bool
+
+	drops atomic.Uint64 // datagrams dropped for a full receive buffer
+}
+
+// rxEntry is a queued datagram: its packet, where the payload starts, its
+// length, and its sender.
+type rxEntry struct {
+	m    engine.Mbuf
+	off  int
+	n    int
+	from netip.AddrPort
+	cost int
+}
+
+// ListenUDP opens a UDP socket bound to laddr (an unspecified address binds
+// every address; port 0 picks an ephemeral port).
+func (s *Stack) ListenUDP(laddr netip.AddrPort) (*UDPConn, error) {
+	return s.openUDP(laddr, netip.AddrPort{})
+}
+
+// DialUDP opens a UDP socket connected to raddr: it sends there by default
+// and receives only from there. A zero laddr picks an address and port.
+func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
+	if !raddr.IsValid() || !raddr.Addr().Is4() || raddr.Port() == 0 {
+		return nil, fmt.Errorf("dial udp %v: need an IPv4 address and a port", raddr)
+	}
+	return s.openUDP(laddr, raddr)
+}
+
+func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
+	if s.closed.Load() {
+		return nil, socket.ErrClosed
+	}
+	addr := laddr.Addr()
+	if !addr.IsValid() {
+		addr = netip.IPv4Unspecified()
+	}
+	if !addr.Is4() {
+		return nil, fmt.Errorf("listen udp %v: IPv4 only", laddr)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !addr.IsUnspecified() {
+		if r, ok := s.routes.Lookup(addr); !ok || r.Kind != ipv4.KindLocal {
+			return nil, fmt.Errorf("listen udp %v: %w", laddr, ErrAddrNotAvail)
+		}
+	}
+	port := laddr.Port()
+	if port == 0 {
+		var ok bool
+		if port, ok = s.ephemeralPort(addr); !ok {
+			return nil, fmt.Errorf("listen udp %v: %w: no ephemeral port free", laddr, ErrAddrInUse)
+		}
+	}
+	for _, c := range s.udp.byPort[port] {
+		ca := c.laddr.Addr()
+		if ca.IsUnspecified() || addr.IsUnspecified() || ca == addr {
+			return nil, fmt.Errorf("listen udp %v: %w", netip.AddrPortFrom(addr, port), ErrAddrInUse)
+		}
+	}
+	c := &UDPConn{s: s, laddr: netip.AddrPortFrom(addr, port), raddr: raddr, rcvbuf: s.rcvbuf, n: socket.NewNotifier(&s.counters)}
+	c.busyPoll.Store(s.mode == ModePMD)
+	s.udp.byPort[port] = append(s.udp.byPort[port], c)
+	return c, nil
+}
+
+// ephemeralPort finds a free port in the ephemeral range, starting from a
+// moving offset so consecutive sockets do not probe the same ports.
+func (s *Stack) ephemeralPort(addr netip.Addr) (uint16, bool) {
+	span := uint16(ephemeralHigh - ephemeralLow + 1)
+	for i := uint16(0); i < span; i++ {
+		s.udp.next++
+		p := ephemeralLow + (s.udp.next % span)
+		if len(s.udp.byPort[p]) == 0 {
+			return p, true
+		}
+	}
+	return 0, false
+}
+
+// udpInput delivers a datagram to its socket (udp_rcv), or answers port
+// unreachable. m starts at the IPv4 header h.
+func (s *Stack) udpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
+	hl := int(h.HeaderLen)
+	n := m.PktLen() - hl
+	var uh udp.Header
+	var err error
+	if first := m.Data(); m.Next() == engine.NoMbuf {
+		uh, err = udp.Parse(first[hl:])
+	} else if len(first) >= hl+udp.HeaderLen && n >= udp.HeaderLen {
+		// A reassembled datagram spans segments: the header is in the first.
+		b := first[hl:]
+		uh = udp.Header{SrcPort: binary.BigEndian.Uint16(b[0:]), DstPort: binary.BigEndian.Uint16(b[2:]),
+			Length: binary.BigEndian.Uint16(b[4:]), Checksum: binary.BigEndian.Uint16(b[6:])}
+		if uh.Length < udp.HeaderLen || int(uh.Length) > n {
+			err = udp.ErrLength
+		}
+	} else {
+		err = udp.ErrTruncated
+	}
+	if err != nil {
+		s.stats.UDPInErrors++
+		s.cs.Free(m)
+		return
+	}
+	if m.Flags()&engine.FlagRxL4CsumGood == 0 && !udp.VerifyMbuf(m, hl, int(uh.Length), h.Src, h.Dst) {
+		s.stats.UDPInCsumErrors++
+		s.stats.UDPInErrors++
+		s.cs.Free(m)
+		return
+	}
+	src := netip.AddrPortFrom(netip.AddrFrom4(h.Src), uh.SrcPort)
+	dst := netip.AddrPortFrom(netip.AddrFrom4(h.Dst), uh.DstPort)
+	c := s.udp.lookup(src, dst)
+	if c == nil {
+		s.stats.UDPNoPorts++
+		bcast := h.Dst == [4]byte{255, 255, 255, 255} || h.Dst == broadcastOf(dev)
+		if bcast {
+			s.cs.Free(m)
+			return
+		}
+		s.icmpError(m, h, icmpDestUnreach, icmpPortUnreach, 0)
+		return
+	}
+	e := rxEntry{m: m, off: hl + udp.HeaderLen, n: int(uh.Length) - udp.HeaderLen, from: src, cost: m.Segs() * engine.BufSize}
+	c.mu.Lock()
+	if c.rxBytes+e.cost > c.rcvbuf {
+		c.mu.Unlock()
+		s.stats.UDPRcvbufErrors++
+		c.drops.Add(1)
+		s.cs.Free(m)
+		return
+	}
+	c.rxq = append(c.rxq, e)
+	c.rxBytes += e.cost
+	c.mu.Unlock()
+	s.stats.UDPInDatagrams++
+	if !c.readyMark {
+		c.readyMark = true
+		s.ready = append(s.ready, c)
+	}
+}
+
+// takeReady hands over the sockets that got data. Called under the lock.
+func (s *Stack) takeReady() []*UDPConn {
+	if len(s.ready) == 0 {
+		return nil
+	}
+	r := s.ready
+	s.ready = nil
+	for _, c := range r {
+		c.readyMark = false
+	}
+	return r
+}
+
+// notify runs the data-ready callbacks (sk_data_ready) outside the lock:
+// wake parked readers and pollers, or run the socket's read handler on the
+// calling goroutine (the poll loop, in PMD mode).
+func (s *Stack) notify(ready []*UDPConn) {
+	for _, c := range ready {
+		c.n.DataReady()
+		if h := c.onRead.Load(); h != nil {
+			(*h)(c)
+		}
+	}
+	if cap(ready) > 0 {
+		s.mu.Lock()
+		if s.ready == nil {
+			s.ready = ready[:0] // reuse the array
+		}
+		s.mu.Unlock()
+	}
+}
+
+// SetReadHandler makes the stack call h on its own goroutine, outside its
+// lock, whenever datagrams arrive: the application runs in the poll loop, as
+// with F-Stack or Seastar. h should read what is queued and return quickly.
+func (c *UDPConn) SetReadHandler(h func(*UDPConn)) {
+	if h == nil {
+		c.onRead.Store(nil)
+		return
+	}
+	c.onRead.Store(&h)
+}
+
+// SetBusyPoll chooses how a blocking read waits: spinning on the queue
+// (poll mode's way; the default under ModePMD) or parking on the socket's
+// wait queue until the data-ready callback (the default under ModeNAPI).
+func (c *UDPConn) SetBusyPoll(on bool) { c.busyPoll.Store(on) }
+
+// Readiness reports what the socket is ready for, for pollers.
+func (c *UDPConn) Readiness() socket.Events {
+	ev := socket.Writable
+	if c.closed.Load() {
+		return ev | socket.Hangup | socket.Readable
+	}
+	c.mu.Lock()
+	if c.rxHead < len(c.rxq) {
+		ev |= socket.Readable
+	}
+	c.mu.Unlock()
+	return ev
+}
+
+// Notifier is the socket's wait queue and poller list.
+func (c *UDPConn) Notifier() *socket.Notifier { return c.n }
+
+func (c *UDPConn) readable() bool {
+	if c.closed.Load() {
+		return true
+	}
+	c.mu.Lock()
+	ok := c.rxHead < len(c.rxq)
+	c.mu.Unlock()
+	return ok
+}
+
+// ReadFromUDPAddrPort reads one datagram into b, waiting for one if none is
+// queued; a datagram longer than b is truncated, as on a kernel socket.
+func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		c.mu.Lock()
+		if c.rxHead < len(c.rxq) {
+			e := c.rxq[c.rxHead]
+			c.rxq[c.rxHead] = rxEntry{}
+			c.rxHead++
+			if c.rxHead == len(c.rxq) {
+				c.rxq, c.rxHead = c.rxq[:0], 0
+			}
+			c.rxBytes -= e.cost
+			n := e.m.CopyOut(b[:min(len(b), e.n)], e.off)
+			c.caches.Free(e.m)
+			c.mu.Unlock()
+			return n, e.from, nil
+		}
+		c.mu.Unlock()
+		if c.closed.Load() {
+			return 0, netip.AddrPort{}, net.ErrClosed
+		}
+		if err := c.wait(); err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+	}
+}
+
+// TryRead is ReadFromUDPAddrPort that never waits: ok is false when nothing
+// is queued. Read handlers and busy-polling applications use it.
+func (c *UDPConn) TryRead(b []byte) (n int, from netip.AddrPort, ok bool) {
+	if !c.readable() || c.closed.Load() {
+		return 0, netip.AddrPort{}, false
+	}
+	n, from, err := c.ReadFromUDPAddrPort(b)
+	return n, from, err == nil
+}
+
+// wait blocks until the queue may have data, by spinning or parking.
+func (c *UDPConn) wait() error {
+	var deadline time.Time
+	if d := c.rdeadline.Load(); d != 0 {
+		deadline = time.Unix(0, d)
+	}
+	if c.busyPoll.Load() {
+		d0 := c.rdeadline.Load()
+		for spins := 0; !c.readable() && c.rdeadline.Load() == d0; spins++ {
+			c.s.counters.Spins.Add(1)
+			if spins&63 == 63 && !deadline.IsZero() && !time.Now().Before(deadline) {
+				return socket.ErrTimeout
+			}
+			runtime.Gosched()
+		}
+		return nil
+	}
+	// A new deadline set while we sleep wakes us to wait again under it.
+	d0 := c.rdeadline.Load()
+	return c.n.Readers.Wait(func() bool { return c.readable() || c.rdeadline.Load() != d0 }, deadline, false)
+}
+
+// ReadFrom implements net.PacketConn.
+func (c *UDPConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.ReadFromUDPAddrPort(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, net.UDPAddrFromAddrPort(from), nil
+}
+
+// Read implements net.Conn for a connected socket.
+func (c *UDPConn) Read(b []byte) (int, error) {
+	n, _, err := c.ReadFromUDPAddrPort(b)
+	return n, err
+}
+
+// WriteToUDPAddrPort sends b as one datagram to addr.
+func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if d := c.wdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+		return 0, socket.ErrTimeout
+	}
+	if len(b) > MaxUDPPayload {
+		return 0, ErrTooBig
+	}
+	if !addr.Addr().Is4() || addr.Port() == 0 {
+		return 0, fmt.Errorf("udp: cannot send to %v: need an IPv4 address and a port", addr)
+	}
+	s := c.s
+	s.mu.Lock()
+	err := s.udpOutput(c, b, addr)
+	s.flushTx()
+	s.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// udpOutput builds the datagram and sends it (udp_sendmsg). Under the lock.
+func (s *Stack) udpOutput(c *UDPConn, b []byte, to netip.AddrPort) error {
+	dst := to.Addr().As4()
+	src := c.laddr.Addr().As4()
+	if c.laddr.Addr().IsUnspecified() {
+		r, ok := s.routes.Lookup(to.Addr())
+		if !ok {
+			s.stats.IPOutNoRoutes++
+			return ErrNoRoute
+		}
+		dev := s.devs[r.Dev]
+		if r.Kind == ipv4.KindLocal {
+			src = dst // to one of our own addresses: from it
+		} else {
+			src = s.sourceFor(dev, r)
+		}
+	}
+	m, err := s.cs.Alloc(s.pool)
+	if err != nil {
+		s.stats.NoMbuf++
+		return ErrNoBuffers
+	}
+	// The payload goes after the headroom; the headers go in front of it.
+	if len(b) > 0 {
+		if err := s.cs.AppendBytes(m, s.pool, b); err != nil {
+			s.cs.Free(m)
+			s.stats.NoMbuf++
+			return ErrNoBuffers
+		}
+	}
+	hdr, err := m.Prepend(udp.HeaderLen)
+	if err != nil {
+		s.cs.Free(m)
+		return err
+	}
+	length := uint16(udp.HeaderLen + len(b))
+	udp.Header{SrcPort: c.laddr.Port(), DstPort: to.Port(), Length: length}.Put(hdr)
+	sum := udp.ChecksumMbuf(m, 0, int(length), src, dst)
+	binary.BigEndian.PutUint16(hdr[6:8], sum)
+	s.stats.UDPOutDatagrams++
+	return s.ipOutput(src, dst, ipv4.ProtoUDP, m)
+}
+
+// WriteTo implements net.PacketConn.
+func (c *UDPConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	var ap netip.AddrPort
+	switch a := addr.(type) {
+	case *net.UDPAddr:
+		ap = a.AddrPort()
+		ap = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	default:
+		p, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return 0, fmt.Errorf("udp: cannot send to %v: %w", addr, err)
+		}
+		ap = p
+	}
+	return c.WriteToUDPAddrPort(b, ap)
+}
+
+// Write implements net.Conn for a connected socket.
+func (c *UDPConn) Write(b []byte) (int, error) {
+	if !c.raddr.IsValid() {
+		return 0, ErrNotConnected
+	}
+	return c.WriteToUDPAddrPort(b, c.raddr)
+}
+
+// Close releases the socket and frees what it had queued.
+func (c *UDPConn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return net.ErrClosed
+	}
+	s := c.s
+	s.mu.Lock()
+	l := s.udp.byPort[c.laddr.Port()]
+	for i, x := range l {
+		if x == c {
+			l = append(l[:i], l[i+1:]...)
+			break
+		}
+	}
+	if len(l) == 0 {
+		delete(s.udp.byPort, c.laddr.Port())
+	} else {
+		s.udp.byPort[c.laddr.Port()] = l
+	}
+	s.mu.Unlock()
+	c.mu.Lock()
+	for _, e := range c.rxq[c.rxHead:] {
+		c.caches.Free(e.m)
+	}
+	c.rxq, c.rxHead, c.rxBytes = nil, 0, 0
+	c.caches.Flush()
+	c.mu.Unlock()
+	c.n.Close()
+	return nil
+}
+
+// Drops counts datagrams dropped because the receive buffer was full.
+func (c *UDPConn) Drops() uint64 { return c.drops.Load() }
+
+// LocalAddr is the bound address.
+func (c *UDPConn) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(c.laddr) }
+
+// RemoteAddr is the connected peer, or nil.
+func (c *UDPConn) RemoteAddr() net.Addr {
+	if !c.raddr.IsValid() {
+		return nil
+	}
+	return net.UDPAddrFromAddrPort(c.raddr)
+}
+
+// LocalAddrPort is the bound address.
+func (c *UDPConn) LocalAddrPort() netip.AddrPort { return c.laddr }
+
+// SetDeadline sets both deadlines.
+func (c *UDPConn) SetDeadline(t time.Time) error {
+	c.SetReadDeadline(t)
+	return c.SetWriteDeadline(t)
+}
+
+// SetReadDeadline bounds blocking reads; the zero time removes the bound.
+func (c *UDPConn) SetReadDeadline(t time.Time) error {
+	c.rdeadline.Store(unixNano(t))
+	c.n.Readers.Wake() // let sleepers re-check against the new deadline
+	return nil
+}
+
+// SetWriteDeadline bounds writes.
+func (c *UDPConn) SetWriteDeadline(t time.Time) error {
+	c.wdeadline.Store(unixNano(t))
+	return nil
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+var (
+	_ net.PacketConn = (*UDPConn)(nil)
+	_ net.Conn       = (*UDPConn)(nil)
+)

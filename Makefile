@@ -29,19 +29,28 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
+# Every parser's fuzz target: package and target name.
+FUZZ := bench/pktgen:FuzzParse stack/eth:FuzzEthParse stack/arp:FuzzARPParse \
+	stack/ipv4:FuzzIPv4Parse stack/ipv4:FuzzReassembly stack/icmp:FuzzICMPParse stack/udp:FuzzUDPParse
+FUZZTIME ?= 4s
+
 # Unit, stress and race tests, then each fuzz target for a few seconds.
 test: deps vet
 	$(GO) test -race -count=1 ./...
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=10s ./bench/pktgen
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 # The quick suite on the in-memory wire ports: prints Mpps per frame size and
 # writes result.json and CSV under results/<date>-pps/.
 bench: build
 	./$(BIN) bench $(BENCHFLAGS)
 
-# Longer fuzzing than `make test` does.
+# Fuzz every parser; `make fuzz FUZZTIME=5m` for a long run.
 fuzz:
-	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=5m ./bench/pktgen
+	@for f in $(FUZZ); do pkg=$${f%%:*}; name=$${f##*:}; \
+	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/pollnet-fuzz.log 2>&1 || \
+	    { cat /tmp/pollnet-fuzz.log; exit 1; }; \
+	done; echo "fuzz: every target ran clean"
 
 clean:
 	rm -rf bin

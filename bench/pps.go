@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/bench/pktgen"
-	"github.com/pollnet/pollnet/bench/progress"
 	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/pmd/wire"
@@ -81,8 +80,8 @@ type Live struct {
 	Mode    Mode
 	Size    int
 	Ports   []engine.Port
-	Softirq *engine.Softirq  // NAPI mode
-	Workers []*engine.Worker // PMD mode
+	Softirqs []*engine.Softirq // NAPI mode
+	Workers  []*engine.Worker  // PMD mode
 }
 
 func (c *PPSConfig) name() string {
@@ -433,7 +432,10 @@ func runPPSSize(cfg PPSConfig, mode Mode, size int) (PPSResult, error) {
 		r.closePorts()
 		return PPSResult{}, err
 	}
-	stats := &Live{Mode: mode, Size: size, Ports: []engine.Port{a, b}, Softirq: softirq}
+	stats := &Live{Mode: mode, Size: size, Ports: []engine.Port{a, b}}
+	if softirq != nil {
+		stats.Softirqs = []*engine.Softirq{softirq}
+	}
 	if mode == ModePMD {
 		stats.Workers = []*engine.Worker{r.fwd}
 	}
@@ -442,56 +444,27 @@ func runPPSSize(cfg PPSConfig, mode Mode, size int) (PPSResult, error) {
 	}
 
 	sinkCount := func() uint64 { rx, _ := engine.PortStats(s); return rx.Packets }
-	label := fmt.Sprintf("%s %-4s %4dB q%d", cfg.name(), mode, size, cfg.Queues)
-	var bar *progress.Bar
-	if cfg.Progress != nil {
-		bar = progress.New(cfg.Progress, label, cfg.Warmup+cfg.Duration)
-	}
-	t0 := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for time.Since(t0) < cfg.Warmup {
-		<-tick.C
-		if bar != nil {
-			bar.Update(time.Since(t0), "warm-up")
-		}
-	}
-	// Measure in one-second samples (shorter if the run is shorter): the
-	// sink's packet rate and the forwarder thread's share of a core, each
-	// over the sample's own elapsed time.
-	sampleEvery := min(time.Second, cfg.Duration)
-	cpu0, dut0 := CPUTime(), r.fwd.CPUTime()
-	mstart := time.Now()
-	n0 := sinkCount()
-	lastT, lastN, lastDUT := mstart, n0, dut0
-	missed0 := rxMissed(a)
-	irq0 := interrupts(a)
-	r.latencyReset.Store(true) // latency from the measured period only
-	var samples, dutShare []float64
-	for time.Since(mstart) < cfg.Duration {
-		<-tick.C
-		now := time.Now()
-		if now.Sub(lastT) >= sampleEvery || now.Sub(mstart) >= cfg.Duration {
-			n, dut := sinkCount(), r.fwd.CPUTime()
-			el := now.Sub(lastT).Seconds()
-			samples = append(samples, float64(n-lastN)/el)
-			dutShare = append(dutShare, (dut-lastDUT).Seconds()/el)
-			lastT, lastN, lastDUT = now, n, dut
-		}
-		if bar != nil {
-			cur := "…"
-			if k := len(samples); k > 0 {
-				cur = fmt.Sprintf("%.2f Mpps, forwarder %.0f%% of a core", samples[k-1]/1e6, 100*dutShare[k-1])
-			}
-			bar.Update(now.Sub(t0), cur)
-		}
-	}
-	wall := time.Since(mstart)
+	var cpu0, dut0 time.Duration
+	var missed0, irq0 uint64
+	sm := sampling{
+		Progress: cfg.Progress, Label: fmt.Sprintf("%s %-4s %4dB q%d", cfg.name(), mode, size, cfg.Queues),
+		Warmup: cfg.Warmup, Duration: cfg.Duration, Count: sinkCount,
+		// The forwarder thread's CPU time: its share of a core per sample.
+		Extra: func() uint64 { return uint64(r.fwd.CPUTime()) },
+		Measuring: func() {
+			cpu0, dut0 = CPUTime(), r.fwd.CPUTime()
+			missed0, irq0 = rxMissed(a), interrupts(a)
+			r.latencyReset.Store(true) // latency from the measured period only
+		},
+		Status: func(rate, share float64) string {
+			return fmt.Sprintf("%.2f Mpps, forwarder %.0f%% of a core", rate/1e6, 100*share)
+		},
+	}.run()
+	samples, dutShare, wall, received, bar := sm.Rates, sm.Extras, sm.Wall, sm.Total, sm.Bar
 	cpu := CPUTime() - cpu0
 	dutCPU := r.fwd.CPUTime() - dut0
 	missed := rxMissed(a) - missed0
 	irqs := interrupts(a) - irq0
-	received := sinkCount() - n0
 
 	// Stop the generator first and let the forwarder drain what is in
 	// flight, so the pools can be checked for leaks.

@@ -32,12 +32,14 @@ func StatPath(pid int) string { return filepath.Join(StatDir(), strconv.Itoa(pid
 func WriteStats(w io.Writer, l *Live) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(w, "mode %s, %d-byte frames\n", l.Mode, l.Size)
-	if s := l.Softirq; s != nil {
-		st := s.Stats()
+	if len(l.Softirqs) > 0 {
 		fmt.Fprintln(w, "softnet (per core, as /proc/net/softnet_stat):")
 		fmt.Fprintln(tw, "core\tprocessed\tdropped\ttime_squeeze\trounds\tpolls\tcompletes\twakeups\tparks\tyields\t")
-		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", s.Core(), st.Processed, st.Dropped, st.TimeSqueeze,
-			st.Rounds, st.Polls, st.Completes, st.Wakeups, st.Parks, st.Yields)
+		for _, s := range l.Softirqs {
+			st := s.Stats()
+			fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t\n", s.Core(), st.Processed, st.Dropped, st.TimeSqueeze,
+				st.Rounds, st.Polls, st.Completes, st.Wakeups, st.Parks, st.Yields)
+		}
 		tw.Flush()
 	}
 	if len(l.Workers) > 0 {

@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/engine/ring"
+	"github.com/pollnet/pollnet/internal/futex"
 )
 
 // Defaults of the receive softirq, as Linux's net.core sysctls.
@@ -195,7 +196,7 @@ func (n *NAPI) Schedule() {
 // wakeup wakes the softirq goroutine if it sleeps.
 func (s *Softirq) wakeup() {
 	if s.asleep.CompareAndSwap(1, 0) {
-		futexWake(&s.asleep, 1)
+		futex.Wake(&s.asleep, 1)
 	}
 }
 
@@ -313,7 +314,7 @@ func (s *Softirq) sleep() {
 	s.stats.Parks++
 	s.publish()
 	for s.asleep.Load() == 1 {
-		futexWait(&s.asleep, 1) // returns at once if a waker already cleared it
+		futex.Wait(&s.asleep, 1, 0) // returns at once if a waker already cleared it
 	}
 	s.stats.Wakeups++
 }

@@ -61,6 +61,10 @@ type Config struct {
 	Forwarding bool        // route datagrams not addressed to us (net.ipv4.ip_forward)
 	PoolSize   int         // mbufs for locally built packets (default 8192)
 	Idle       engine.Idle // what the poll-mode worker does when idle
+	// PollTick, in poll mode, runs after every round of the stack's worker
+	// on its goroutine: an application living in the poll loop sends from
+	// it (a generator, a client). It must not block.
+	PollTick func(w *engine.Worker, received int)
 
 	UDPRecvBuffer int // bytes a UDP socket may queue (default 212992, rmem_default)
 	Backlog       int // loopback backlog (default 1000, netdev_max_backlog)
@@ -111,6 +115,7 @@ type Stack struct {
 
 	rcvbuf   int
 	idle     engine.Idle
+	pollTick func(*engine.Worker, int)
 	mode     Mode
 	counters socket.Counters
 
@@ -146,7 +151,7 @@ func New(cfg Config) (*Stack, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Stack{name: name, routes: ipv4.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle}
+	s := &Stack{name: name, routes: ipv4.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.udp.init()
 	s.neigh = newNeighbours(s, cfg.ARP)
 	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
@@ -241,7 +246,9 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 	var run func() error
 	switch mode {
 	case ModePMD:
-		run = func() error { return w.Poll(engine.PollConfig{Rx: s.Queues(), Handler: s.Input, Idle: s.idle}) }
+		run = func() error {
+			return w.Poll(engine.PollConfig{Rx: s.Queues(), Handler: s.Input, Idle: s.idle, Tick: s.pollTick})
+		}
 	case ModeNAPI:
 		si, err := engine.NewSoftirq(w, softirq)
 		if err != nil {

@@ -414,6 +414,31 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	return len(b), nil
 }
 
+// WriteBatchTo sends each of bufs as a datagram to addr under one lock and
+// one transmit burst, as sendmmsg does. It returns how many it sent; the
+// error is the first one met.
+func (c *UDPConn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) {
+	if c.closed.Load() {
+		return 0, net.ErrClosed
+	}
+	if !addr.Addr().Is4() || addr.Port() == 0 {
+		return 0, fmt.Errorf("udp: cannot send to %v: need an IPv4 address and a port", addr)
+	}
+	s := c.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer s.flushTx()
+	for i, b := range bufs {
+		if len(b) > MaxUDPPayload {
+			return i, ErrTooBig
+		}
+		if err := s.udpOutput(c, b, addr); err != nil {
+			return i, err
+		}
+	}
+	return len(bufs), nil
+}
+
 // udpOutput builds the datagram and sends it (udp_sendmsg). Under the lock.
 func (s *Stack) udpOutput(c *UDPConn, b []byte, to netip.AddrPort) error {
 	dst := to.Addr().As4()

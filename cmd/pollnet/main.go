@@ -30,6 +30,8 @@ usage:
       pps       forward generated frames as fast as they come; Mpps per frame size
       lowrate   the same at a fixed 10 kpps: CPU and latency when load is light
       idle      no traffic: what waiting costs each mode
+      udp       two stacks over a wire pair: UDP request/response (with round-trip
+                times) and one-way stream through sockets
   pollnet stat [--pid N] [--watch 1s] [--count N]
                                      counters of a running (or the last) bench
   pollnet compare A B                two result directories side by side: ratios and a
@@ -90,7 +92,7 @@ func (l *intList) Set(v string) error {
 }
 
 // scenarios are the bench scenarios; quick runs them all with their presets.
-var scenarios = []string{"pps", "lowrate", "idle"}
+var scenarios = []string{"pps", "lowrate", "idle", "udp"}
 
 func runBench(args []string, stdout, stderr io.Writer) int {
 	scenario := "quick"
@@ -105,7 +107,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	genCore, fwdCore := bench.DefaultCores()
 	sizes := intList{64, 128, 256, 512, 1024, 1518}
-	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); pps only")
+	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); for udp, UDP payload sizes (16..65507; default 64,1400)")
 	modes := fs.String("mode", "pmd,napi", "how the forwarder is driven: pmd, napi, or pmd,napi")
 	queues := fs.Int("queues", 1, "queues per port (1..16)")
 	duration := fs.Duration("duration", 3*time.Second, "measured time per run")
@@ -154,8 +156,22 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		base.Progress = stderr
 	}
 	var runs []bench.PPSConfig
+	var udpRun *bench.UDPConfig
 	for _, name := range scenarios {
 		if scenario != "quick" && scenario != name {
+			continue
+		}
+		if name == "udp" {
+			u := bench.UDPConfig{Sizes: []int{64, 1400}, Modes: modeList, Duration: *duration, Warmup: *warmup,
+				ClientCore: genCore, ServerCore: fwdCore, Softirq: base.Softirq, Progress: base.Progress}
+			if set["size"] && scenario == "udp" {
+				u.Sizes = sizes
+			}
+			if err := u.Validate(); err != nil {
+				fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+				return exitUsage
+			}
+			udpRun = &u
 			continue
 		}
 		c := base
@@ -232,6 +248,21 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stdout, "\n%s:\n", c.Name)
 		bench.FormatPPS(stdout, results)
+		for _, r := range results {
+			run.Scenarios = append(run.Scenarios, r.Scenario)
+		}
+	}
+	if udpRun != nil {
+		if stat != nil {
+			udpRun.Live = stat.Set
+		}
+		results, err := bench.RunUDP(*udpRun)
+		if err != nil {
+			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(stdout, "\nudp:\n")
+		bench.FormatUDP(stdout, results)
 		for _, r := range results {
 			run.Scenarios = append(run.Scenarios, r.Scenario)
 		}

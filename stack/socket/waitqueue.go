@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pollnet/pollnet/internal/futex"
 )
 
 // Errors of blocking calls, matching what the net package's callers test for.
@@ -25,15 +27,43 @@ type Counters struct {
 	Spins   atomic.Uint64 // non-blocking attempts that found nothing (poll mode)
 }
 
-// waiter is one parked goroutine.
+// waiter is one parked goroutine. It sleeps in the kernel on word (a futex)
+// so that the waker's system call wakes its thread at once: a Go channel
+// would leave it queued behind the waker's goroutine, which in a busy
+// softirq may not yield its processor for a long time.
 type waiter struct {
-	ch        chan struct{}
+	word      atomic.Uint32 // 0 while asleep, 1 once woken
 	exclusive bool
 	woken     bool
 	next      *waiter
 }
 
-var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan struct{}, 1)} }}
+var waiterPool = sync.Pool{New: func() any { return new(waiter) }}
+
+// sleep waits until the waiter is woken or d passes (d <= 0: no limit); it
+// reports whether it was woken.
+func (w *waiter) sleep(d time.Duration) bool {
+	var end time.Time
+	if d > 0 {
+		end = time.Now().Add(d)
+	}
+	for w.word.Load() == 0 {
+		left := time.Duration(0)
+		if d > 0 {
+			if left = time.Until(end); left <= 0 {
+				return false
+			}
+		}
+		futex.Wait(&w.word, 0, left)
+	}
+	return true
+}
+
+// wake marks the waiter woken and wakes its thread.
+func (w *waiter) wake() {
+	w.word.Store(1)
+	futex.Wake(&w.word, 1)
+}
 
 // WaitQueue is where goroutines sleep until a condition holds, like a
 // wait_queue_head_t: the stack calls Wake after it changes what the condition
@@ -63,6 +93,7 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 		}
 		w := waiterPool.Get().(*waiter)
 		w.exclusive, w.woken, w.next = exclusive, false, nil
+		w.word.Store(0)
 		q.mu.Lock()
 		if q.closed {
 			q.mu.Unlock()
@@ -82,18 +113,9 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 		}
 		timedOut := false
 		if deadline.IsZero() {
-			<-w.ch
-		} else {
-			t := time.NewTimer(time.Until(deadline))
-			select {
-			case <-w.ch:
-			case <-t.C:
-				timedOut = true
-			}
-			t.Stop()
-		}
-		if timedOut && !q.remove(w) {
-			timedOut = false // woken just as the timer fired; remove took the token
+			w.sleep(0)
+		} else if !w.sleep(time.Until(deadline)) {
+			timedOut = q.remove(w) // false: woken just as time ran out
 		}
 		if !timedOut && q.counters != nil {
 			q.counters.Wakeups.Add(1)
@@ -135,9 +157,6 @@ func (q *WaitQueue) remove(w *waiter) bool {
 			return true
 		}
 	}
-	if w.woken {
-		<-w.ch
-	}
 	return false
 }
 
@@ -163,10 +182,11 @@ func (q *WaitQueue) Wake() int {
 		if q.tail == c {
 			q.tail = prev
 		}
-		// Read c before the send: once woken, its goroutine may reuse it.
+		// Read c before waking it: once woken, its goroutine may reuse it
+		// (a late futex wake on a reused waiter is only a spurious one).
 		exclusiveWoken = exclusiveWoken || c.exclusive
 		c.woken = true
-		c.ch <- struct{}{}
+		c.wake()
 		n++
 		c = next
 	}

@@ -1,0 +1,84 @@
+package bench
+
+import (
+	"io"
+	"time"
+
+	"github.com/pollnet/pollnet/bench/progress"
+)
+
+// sampling is one measurement: a warm-up, then a counter read every second
+// (or every Duration, if shorter) and turned into a rate per second.
+type sampling struct {
+	Progress io.Writer
+	Label    string
+	Warmup   time.Duration
+	Duration time.Duration
+	Count    func() uint64 // the counter to turn into a rate
+	// Extra, if set, is read at every sample too; its rates are returned
+	// alongside (a CPU time in nanoseconds gives a share of a core).
+	Extra func() uint64
+	// Measuring is called once the warm-up ends, before the first reading.
+	Measuring func()
+	// Status formats the progress bar's text from the last rate.
+	Status func(rate, extra float64) string
+}
+
+// sampled is what a sampling measured.
+type sampled struct {
+	Rates  []float64 // Count per second, one per sample
+	Extras []float64 // Extra per second (nanoseconds per second: a share)
+	Wall   time.Duration
+	Total  uint64 // Count's increase over the measured time
+	Bar    *progress.Bar
+}
+
+// run performs the sampling; it returns when Warmup+Duration have passed.
+func (sp sampling) run() sampled {
+	var bar *progress.Bar
+	if sp.Progress != nil {
+		bar = progress.New(sp.Progress, sp.Label, sp.Warmup+sp.Duration)
+	}
+	t0 := time.Now()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for time.Since(t0) < sp.Warmup {
+		<-tick.C
+		if bar != nil {
+			bar.Update(time.Since(t0), "warm-up")
+		}
+	}
+	if sp.Measuring != nil {
+		sp.Measuring()
+	}
+	extra := func() uint64 { return 0 }
+	if sp.Extra != nil {
+		extra = sp.Extra
+	}
+	every := min(time.Second, sp.Duration)
+	start := time.Now()
+	n0 := sp.Count()
+	lastT, lastN, lastX := start, n0, extra()
+	var out sampled
+	for time.Since(start) < sp.Duration {
+		<-tick.C
+		now := time.Now()
+		if now.Sub(lastT) >= every || now.Sub(start) >= sp.Duration {
+			n, x := sp.Count(), extra()
+			el := now.Sub(lastT).Seconds()
+			out.Rates = append(out.Rates, float64(n-lastN)/el)
+			out.Extras = append(out.Extras, float64(x-lastX)/1e9/el)
+			lastT, lastN, lastX = now, n, x
+		}
+		if bar != nil && sp.Status != nil && len(out.Rates) > 0 {
+			k := len(out.Rates) - 1
+			bar.Update(now.Sub(t0), sp.Status(out.Rates[k], out.Extras[k]))
+		} else if bar != nil {
+			bar.Update(now.Sub(t0), "…")
+		}
+	}
+	out.Wall = time.Since(start)
+	out.Total = sp.Count() - n0
+	out.Bar = bar
+	return out
+}

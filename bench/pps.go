@@ -77,9 +77,9 @@ func ParseModes(s string) ([]Mode, error) {
 
 // Live is what a running scenario exposes to `pollnet stat`.
 type Live struct {
-	Mode    Mode
-	Size    int
-	Ports   []engine.Port
+	Mode     Mode
+	Size     int
+	Ports    []engine.Port
 	Softirqs []*engine.Softirq // NAPI mode
 	Workers  []*engine.Worker  // PMD mode
 }

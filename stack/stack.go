@@ -383,3 +383,11 @@ func (s *Stack) Stats() Stats {
 
 // Loopback is the stack's loopback device.
 func (s *Stack) Loopback() *netdev.Loopback { return s.loop }
+
+// SetForwarding switches routing between interfaces on or off
+// (net.ipv4.ip_forward).
+func (s *Stack) SetForwarding(on bool) {
+	s.mu.Lock()
+	s.fwd = on
+	s.mu.Unlock()
+}

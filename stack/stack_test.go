@@ -285,3 +285,73 @@ func TestReceiveBufferDropsAndCounts(t *testing.T) {
 		t.Fatalf("queued %d, dropped %d (socket says %d)", st.UDPInDatagrams, st.UDPRcvbufErrors, sb.Drops())
 	}
 }
+
+// TestForwarding routes between two links through a third stack, which
+// fragments for its narrower second link.
+func TestForwarding(t *testing.T) {
+	left, err := wire.NewPair(wire.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, err := wire.NewPair(wire.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := netip.MustParsePrefix("0.0.0.0/0")
+	mk := func(cfg Config) *Stack {
+		cfg.Idle = engine.IdleSpinYield
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(ModeNAPI, engine.AnyCore, engine.SoftirqConfig{}); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	a := mk(Config{Name: "a", Interfaces: []Interface{{Port: left.Ports[0], Addr: netip.MustParsePrefix("198.18.0.1/24")}},
+		Routes: []Route{{Prefix: def, Via: netip.MustParseAddr("198.18.0.254"), Dev: 1}}})
+	r := mk(Config{Name: "r", Forwarding: true, Interfaces: []Interface{
+		{Port: left.Ports[1], Addr: netip.MustParsePrefix("198.18.0.254/24")},
+		{Port: right.Ports[0], Addr: netip.MustParsePrefix("198.18.1.254/24"), MTU: 1000}}})
+	b := mk(Config{Name: "b", Interfaces: []Interface{{Port: right.Ports[1], Addr: netip.MustParsePrefix("198.18.1.2/24"), MTU: 1000}},
+		Routes: []Route{{Prefix: def, Via: netip.MustParseAddr("198.18.1.254"), Dev: 1}}})
+	t.Cleanup(func() {
+		for _, s := range []*Stack{a, r, b} {
+			if err := s.Close(); err != nil {
+				t.Errorf("%s: %v", s.Name(), err)
+			}
+		}
+		for _, p := range append(left.Ports[:], right.Ports[:]...) {
+			p.Close()
+		}
+	})
+	sa, _ := a.ListenUDP(netip.MustParseAddrPort("198.18.0.1:1000"))
+	sb, _ := b.ListenUDP(netip.MustParseAddrPort("198.18.1.2:2000"))
+	msg := bytes.Repeat([]byte("routed "), 200) // 1400 bytes: fragmented by r
+	if _, err := sa.WriteToUDPAddrPort(msg, netip.MustParseAddrPort("198.18.1.2:2000")); err != nil {
+		t.Fatal(err)
+	}
+	got, from := readWithin(t, sb, 5*time.Second)
+	if !bytes.Equal(got, msg) || from != netip.MustParseAddrPort("198.18.0.1:1000") {
+		t.Fatalf("b got %d bytes from %v", len(got), from)
+	}
+	sb.WriteToUDPAddrPort([]byte("back"), from)
+	if got, _ := readWithin(t, sa, 5*time.Second); string(got) != "back" {
+		t.Fatalf("a got %q", got)
+	}
+	st := r.Stats()
+	if st.IPForwDatagrams != 2 || st.IPFragOKs != 1 || st.IPInDelivers != 0 {
+		t.Fatalf("router: forwarded %d, fragmented %d, delivered %d", st.IPForwDatagrams, st.IPFragOKs, st.IPInDelivers)
+	}
+	// Without forwarding, the router drops what is not for it.
+	r.SetForwarding(false)
+	sa.WriteToUDPAddrPort(msg, netip.MustParseAddrPort("198.18.1.2:2000"))
+	deadline := time.Now().Add(2 * time.Second)
+	for r.Stats().IPInAddrErrors == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r.Stats().IPInAddrErrors != 1 {
+		t.Fatalf("forwarding off: %d address errors", r.Stats().IPInAddrErrors)
+	}
+}

@@ -26,6 +26,7 @@ type PPSConfig struct {
 	Queues   int           // queues per port; the generator spreads flows over them
 	Duration time.Duration // measured time per size
 	Warmup   time.Duration // unmeasured time before it
+	Repeat   int           // samples the measured time is split into (default 5)
 	RingSize int           // descriptors per receive lane
 	ZeroCopy bool          // hand mbufs over instead of copying them
 	Rate     float64       // generator packets per second; 0 is as fast as it can
@@ -448,7 +449,7 @@ func runPPSSize(cfg PPSConfig, mode Mode, size int) (PPSResult, error) {
 	var missed0, irq0 uint64
 	sm := sampling{
 		Progress: cfg.Progress, Label: fmt.Sprintf("%s %-4s %4dB q%d", cfg.name(), mode, size, cfg.Queues),
-		Warmup: cfg.Warmup, Duration: cfg.Duration, Count: sinkCount,
+		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: cfg.Repeat, Count: sinkCount,
 		// The forwarder thread's CPU time: its share of a core per sample.
 		Extra: func() uint64 { return uint64(r.fwd.CPUTime()) },
 		Measuring: func() {

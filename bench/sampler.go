@@ -7,13 +7,15 @@ import (
 	"github.com/pollnet/pollnet/bench/progress"
 )
 
-// sampling is one measurement: a warm-up, then a counter read every second
-// (or every Duration, if shorter) and turned into a rate per second.
+// sampling is one measurement: a warm-up, then a counter read Repeat times,
+// at equal intervals over Duration, each reading turned into a rate per
+// second.
 type sampling struct {
 	Progress io.Writer
 	Label    string
 	Warmup   time.Duration
 	Duration time.Duration
+	Repeat   int // samples (default 5)
 	Count    func() uint64 // the counter to turn into a rate
 	// Extra, if set, is read at every sample too; its rates are returned
 	// alongside (a CPU time in nanoseconds gives a share of a core).
@@ -40,7 +42,7 @@ func (sp sampling) run() sampled {
 		bar = progress.New(sp.Progress, sp.Label, sp.Warmup+sp.Duration)
 	}
 	t0 := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
+	tick := time.NewTicker(min(100*time.Millisecond, max(sp.Duration/time.Duration(max(sp.Repeat, 5))/4, time.Millisecond)))
 	defer tick.Stop()
 	for time.Since(t0) < sp.Warmup {
 		<-tick.C
@@ -55,7 +57,11 @@ func (sp sampling) run() sampled {
 	if sp.Extra != nil {
 		extra = sp.Extra
 	}
-	every := min(time.Second, sp.Duration)
+	repeat := sp.Repeat
+	if repeat <= 0 {
+		repeat = 5
+	}
+	every := sp.Duration / time.Duration(repeat)
 	start := time.Now()
 	n0 := sp.Count()
 	lastT, lastN, lastX := start, n0, extra()
@@ -63,7 +69,7 @@ func (sp sampling) run() sampled {
 	for time.Since(start) < sp.Duration {
 		<-tick.C
 		now := time.Now()
-		if now.Sub(lastT) >= every || now.Sub(start) >= sp.Duration {
+		if (now.Sub(lastT) >= every && len(out.Rates) < repeat-1) || now.Sub(start) >= sp.Duration {
 			n, x := sp.Count(), extra()
 			el := now.Sub(lastT).Seconds()
 			out.Rates = append(out.Rates, float64(n-lastN)/el)

@@ -29,6 +29,7 @@ type UDPConfig struct {
 	Modes      []Mode
 	Duration   time.Duration
 	Warmup     time.Duration
+	Repeat     int // samples the measured time is split into (default 5)
 	ClientCore int
 	ServerCore int
 	Softirq    engine.SoftirqConfig
@@ -407,7 +408,7 @@ func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, err
 	var dropped0 uint64
 	sm := sampling{
 		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB", workload, mode, size),
-		Warmup: cfg.Warmup, Duration: cfg.Duration, Count: a.count.Load,
+		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: cfg.Repeat, Count: a.count.Load,
 		Measuring: func() {
 			cpu0 = CPUTime()
 			dropped0 = r.ss.Drops()

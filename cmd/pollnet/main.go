@@ -11,12 +11,12 @@ import (
 	_ "net/http/pprof"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pollnet/pollnet/bench"
+	"github.com/pollnet/pollnet/bench/chart"
 	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/bench/runcmp"
 	"github.com/pollnet/pollnet/engine"
@@ -25,11 +25,15 @@ import (
 const usage = `pollnet: a packet engine that measures kernel bypass against the Linux path
 
 usage:
-  pollnet bench [scenario] [flags]   run a benchmark on in-memory ports; scenarios:
-      quick     (default) pps, lowrate and idle, in both modes
+  pollnet bench [suite|scenario] [flags]   run benchmarks on in-memory ports
+    suites:
+      quick     (default; make bench) pps, lowrate, idle and udp in both modes
+      full      more sizes, zero-copy, two queues, coalescing, and the peers
+    scenarios:
       pps       forward generated frames as fast as they come; Mpps per frame size
       lowrate   the same at a fixed 10 kpps: CPU and latency when load is light
       idle      no traffic: what waiting costs each mode
+      coalesce  napi at 1 Mpps with rx-usecs 0, 50, 200
       udp       two stacks over a wire pair: UDP request/response (with round-trip
                 times) and one-way stream through sockets
   pollnet stat [--pid N] [--watch 1s] [--count N]
@@ -91,27 +95,22 @@ func (l *intList) Set(v string) error {
 	return nil
 }
 
-// scenarios are the bench scenarios; quick runs them all with their presets.
-var scenarios = []string{"pps", "lowrate", "idle", "udp"}
-
 func runBench(args []string, stdout, stderr io.Writer) int {
-	scenario := "quick"
+	name := "quick"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		scenario, args = args[0], args[1:]
-	}
-	if scenario != "quick" && !slices.Contains(scenarios, scenario) {
-		fmt.Fprintf(stderr, "pollnet bench: unknown scenario %q: the scenarios are quick, %s\n", scenario, strings.Join(scenarios, ", "))
-		return exitUsage
+		name, args = args[0], args[1:]
 	}
 	fs := flag.NewFlagSet("pollnet bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	genCore, fwdCore := bench.DefaultCores()
 	sizes := intList{64, 128, 256, 512, 1024, 1518}
-	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); for udp, UDP payload sizes (16..65507; default 64,1400)")
-	modes := fs.String("mode", "pmd,napi", "how the forwarder is driven: pmd, napi, or pmd,napi")
+	suite := fs.String("suite", "", "run a suite: quick (the default) or full")
+	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); for udp, UDP payload sizes (16..65507)")
+	modes := fs.String("mode", "pmd,napi", "how the device under test is driven: pmd, napi, or pmd,napi")
 	queues := fs.Int("queues", 1, "queues per port (1..16)")
-	duration := fs.Duration("duration", 3*time.Second, "measured time per run")
+	duration := fs.Duration("duration", 3*time.Second, "measured time per run (full suite: 5s)")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each measurement")
+	repeat := fs.Int("repeat", 5, "samples each measurement is split into (median and spread come from them)")
 	ring := fs.Int("ring", 1024, "receive descriptors per lane (a power of two, 32..65536)")
 	zeroCopy := fs.Bool("zero-copy", false, "hand mbufs across the wire instead of copying them into the receiver's pool")
 	rate := fs.Float64("rate", 0, "generator rate in packets per second (0: as fast as it can; lowrate: 10000)")
@@ -121,10 +120,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	weight := fs.Int("weight", engine.DefaultWeight, "napi: frames per poll of one queue")
 	rxUsecs := fs.Int("rx-usecs", 0, "napi: interrupt coalescing delay, as ethtool -C rx-usecs")
 	rxFrames := fs.Int("rx-frames", 0, "napi: interrupt coalescing frame count, as ethtool -C rx-frames")
-	fs.IntVar(&genCore, "gen-core", genCore, "core of the generator and sink worker (-1: any core, unpinned)")
-	fs.IntVar(&fwdCore, "fwd-core", fwdCore, "core of the forwarder worker (-1: any core, unpinned)")
-	out := fs.String("out", "", "directory for result.json and CSV (default results/<date>-<scenario>)")
-	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
+	fs.IntVar(&genCore, "gen-core", genCore, "core of the generator and sink (udp: the client stack) (-1: any core, unpinned)")
+	fs.IntVar(&fwdCore, "fwd-core", fwdCore, "core of the device under test (udp: the server stack) (-1: any core, unpinned)")
+	out := fs.String("out", "", "directory for result.json and CSV (default results/<date>-<suite>)")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
@@ -133,6 +133,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "pollnet bench: unexpected argument %q\n", fs.Arg(0))
 		return exitUsage
+	}
+	if *suite != "" {
+		name = *suite
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -146,53 +149,29 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
 		return exitUsage
 	}
-	base := bench.PPSConfig{
-		Sizes: sizes, Queues: *queues, Duration: *duration, Warmup: *warmup, RingSize: *ring,
-		ZeroCopy: *zeroCopy, Rate: *rate, GenCore: genCore, FwdCore: fwdCore, Idle: idleMode,
-		Modes: modeList, Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs},
-		Weight: *weight, RxUsecs: *rxUsecs, RxFrames: *rxFrames,
+	opts := bench.Options{
+		Sizes: sizes, SizesSet: set["size"], Modes: modeList, Queues: *queues, Duration: *duration,
+		DurationSet: set["duration"], Warmup: *warmup, Repeat: *repeat, RingSize: *ring, ZeroCopy: *zeroCopy,
+		Rate: *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
+		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
+		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
 	}
 	if !*quiet {
-		base.Progress = stderr
+		opts.Progress = stderr
 	}
-	var runs []bench.PPSConfig
-	var udpRun *bench.UDPConfig
-	for _, name := range scenarios {
-		if scenario != "quick" && scenario != name {
-			continue
-		}
-		if name == "udp" {
-			u := bench.UDPConfig{Sizes: []int{64, 1400}, Modes: modeList, Duration: *duration, Warmup: *warmup,
-				ClientCore: genCore, ServerCore: fwdCore, Softirq: base.Softirq, Progress: base.Progress}
-			if set["size"] && scenario == "udp" {
-				u.Sizes = sizes
-			}
-			if err := u.Validate(); err != nil {
-				fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
-				return exitUsage
-			}
-			udpRun = &u
-			continue
-		}
-		c := base
-		c.Name = name
-		switch name {
-		case "lowrate":
-			if !set["rate"] {
-				c.Rate = 10000
-			}
-			if !set["size"] {
-				c.Sizes = []int{64}
-			}
-		case "idle":
-			c.NoTraffic, c.Sizes = true, []int{64}
-		}
-		if err := c.Validate(); err != nil {
-			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
-			return exitUsage
-		}
-		runs = append(runs, c)
+	if _, err := bench.Plan(name, opts); err != nil {
+		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+		return exitUsage
 	}
+	stat, err := bench.StartStatPublisher()
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet bench: live counters unavailable: %v\n", err)
+	} else {
+		defer stat.Close()
+		opts.Live = stat.Set
+		fmt.Fprintf(stderr, "live counters: pollnet stat --pid %d\n", os.Getpid())
+	}
+	jobs, _ := bench.Plan(name, opts) // validated above; now with live counters
 	if *pprofAddr != "" {
 		go func() {
 			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {
@@ -217,68 +196,44 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "cpu profile: go tool pprof %s\n", *cpuprofile)
 		}()
 	}
-	stat, err := bench.StartStatPublisher()
-	if err != nil {
-		fmt.Fprintf(stderr, "pollnet bench: live counters unavailable: %v\n", err)
-	} else {
-		defer stat.Close()
-		fmt.Fprintf(stderr, "live counters: pollnet stat --pid %d\n", os.Getpid())
-	}
-
 	started := time.Now().Truncate(time.Second)
-	run := result.Run{
-		Suite: scenario, Started: started, Command: strings.Join(append([]string{"pollnet", "bench"}, args...), " "),
-		Machine: result.DetectMachine(),
+	run := result.Run{Suite: name, Started: started, Command: strings.Join(append([]string{"pollnet", "bench"}, args...), " "),
+		Machine: result.DetectMachine()}
+	if *suite == "" && len(args) >= 0 && name != "quick" {
+		run.Command = strings.Join(append([]string{"pollnet", "bench", name}, args...), " ")
 	}
-	if scenario != "quick" {
-		run.Command = strings.Join(append([]string{"pollnet", "bench", scenario}, args...), " ")
-	}
-	for _, c := range runs {
-		if stat != nil {
-			c.Live = stat.Set
-		}
-		results, err := bench.RunPPS(c)
+	for _, j := range jobs {
+		scs, err := j.Run(stdout, opts)
 		if err != nil {
-			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+			fmt.Fprintf(stderr, "pollnet bench: %s: %v\n", j.Name, err)
 			var fe *bench.FlagError
 			if errors.As(err, &fe) {
 				return exitUsage
 			}
 			return 1
 		}
-		fmt.Fprintf(stdout, "\n%s:\n", c.Name)
-		bench.FormatPPS(stdout, results)
-		for _, r := range results {
-			run.Scenarios = append(run.Scenarios, r.Scenario)
-		}
-	}
-	if udpRun != nil {
-		if stat != nil {
-			udpRun.Live = stat.Set
-		}
-		results, err := bench.RunUDP(*udpRun)
-		if err != nil {
-			fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "\nudp:\n")
-		bench.FormatUDP(stdout, results)
-		for _, r := range results {
-			run.Scenarios = append(run.Scenarios, r.Scenario)
-		}
+		run.Scenarios = append(run.Scenarios, scs...)
 	}
 	if stat != nil {
 		fmt.Fprintf(stdout, "\nlast counters (pollnet stat):\n%s", stat.Last())
 	}
 	dir := *out
 	if dir == "" {
-		dir = result.DefaultDir("results", started, scenario)
+		dir = result.DefaultDir("results", started, name)
 	}
 	if err := run.Write(dir); err != nil {
 		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "results: %s\n", dir)
+	charts, err := chart.Render(&run, dir)
+	if err == nil {
+		err = chart.WriteIndex(&run, dir, charts)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet bench: charts: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "results: %s (result.json, CSV, %d charts, index.html)\n", dir, len(charts))
 	return 0
 }
 

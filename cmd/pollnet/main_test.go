@@ -24,7 +24,7 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{[]string{"bench", "--ring", "1000"}, "power of two"},
 		{[]string{"bench", "--idle", "nap"}, "--idle"},
 		{[]string{"bench", "--no-such-flag"}, "no-such-flag"},
-		{[]string{"bench", "nosuchscenario"}, "unknown scenario"},
+		{[]string{"bench", "nosuchscenario"}, "unknown suite or scenario"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"bench", "--mode", "dpdk"}, "--mode"},
 		{[]string{"bench", "--budget", "-1"}, "--budget"},

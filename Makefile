@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/pollnet
 
-.PHONY: all build test bench fuzz vet clean deps
+.PHONY: all build test bench fuzz vet clean deps results
 
 # Tools the tests use as referees and peers (ip for namespaces and TAP links,
 # ping, iperf3 and dpdk-testpmd as peers). Installed only when missing and
@@ -43,6 +43,12 @@ test: deps vet
 # writes result.json and CSV under results/<date>-pps/.
 bench: build
 	./$(BIN) bench $(BENCHFLAGS)
+
+# The committed reference run: the full suite on this machine, its charts,
+# and results/README.md, which shows them.
+results: build deps
+	./$(BIN) bench --suite full --quiet --out results/reference $(BENCHFLAGS)
+	./$(BIN) report --readme results/README.md results/reference
 
 # Fuzz every parser; `make fuzz FUZZTIME=5m` for a long run.
 fuzz:

@@ -439,7 +439,7 @@ func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, err
 	cc, sc0 := r.client.SocketCounters(), r.server.SocketCounters()
 	sc := result.Scenario{
 		Name: workload, Path: "pollnet-" + string(mode), Port: "wire",
-		Knobs:   map[string]any{"size": size, "mode": string(mode), "duration_s": cfg.Duration.Seconds()},
+		Knobs:   map[string]any{"payload": size, "mode": string(mode), "duration_s": cfg.Duration.Seconds()},
 		Samples: sm.Rates, CPUSeconds: cpu.Seconds(),
 		Counters: map[string]uint64{"total": sm.Total, "timeouts": a.timeouts.Load(), "rcvbuf_drops": dropped,
 			"parks":   cc.Parks.Load() + sc0.Parks.Load(),

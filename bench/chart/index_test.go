@@ -131,3 +131,22 @@ func TestLabelerCollision(t *testing.T) {
 		t.Errorf("label %q, want %q", got, "kernel pps")
 	}
 }
+
+func TestWriteMarkdown(t *testing.T) {
+	run, err := result.Read("testdata/result.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run.Scenarios = append(run.Scenarios, result.Scenario{Name: "x|<b>", Path: "kernel", Skipped: "needs root"})
+	var b strings.Builder
+	if err := WriteMarkdown(&b, run, "reference", []string{"throughput-mpps.svg", "throughput-mpps.png"}); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{"![Throughput by frame size (Mpps)](reference/throughput-mpps.png)", "reference/result.json",
+		"skipped: needs root", `x\|&lt;b&gt;`, "| pps |"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, out)
+		}
+	}
+}

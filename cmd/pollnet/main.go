@@ -10,6 +10,7 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -40,6 +41,9 @@ usage:
                                      counters of a running (or the last) bench
   pollnet compare A B                two result directories side by side: ratios and a
                                      Mann-Whitney p-value per scenario
+  pollnet report [--readme FILE] DIR
+                                     redraw a run's charts and index.html, and write a
+                                     Markdown page about it (make results uses it)
   pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
@@ -64,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runStat(args[1:], stdout, stderr)
 	case "compare":
 		return runCompare(args[1:], stdout, stderr)
+	case "report":
+		return runReport(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -317,5 +323,54 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	runcmp.Format(stdout, fs.Arg(0), fs.Arg(1), runcmp.Compare(a, b, *alpha))
+	return 0
+}
+
+func runReport(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pollnet report", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	readme := fs.String("readme", "", "write a Markdown page about the run to this file (links are relative to it)")
+	if err := fs.Parse(args); err != nil {
+		return exitUsage
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintf(stderr, "pollnet report: give one result directory: pollnet report [--readme FILE] DIR\n")
+		return exitUsage
+	}
+	dir := fs.Arg(0)
+	run, err := result.Read(dir)
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet report: %v\n", err)
+		return exitUsage
+	}
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		dir = filepath.Dir(dir)
+	}
+	charts, err := chart.Render(run, dir)
+	if err == nil {
+		err = chart.WriteIndex(run, dir, charts)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet report: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %d charts, index.html\n", dir, len(charts))
+	if *readme == "" {
+		return 0
+	}
+	rel, err := filepath.Rel(filepath.Dir(*readme), dir)
+	if err != nil {
+		rel = dir
+	}
+	var b strings.Builder
+	if err := chart.WriteMarkdown(&b, run, filepath.ToSlash(rel), charts); err != nil {
+		fmt.Fprintf(stderr, "pollnet report: %v\n", err)
+		return 1
+	}
+	if err := os.WriteFile(*readme, []byte(b.String()), 0o644); err != nil {
+		fmt.Fprintf(stderr, "pollnet report: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "wrote %s\n", *readme)
 	return 0
 }

@@ -2,7 +2,6 @@ package tap
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -20,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/netns"
 )
 
 // Addresses, all in the benchmarking range 198.18.0.0/15: the kernel's end of
@@ -50,15 +49,7 @@ func needRoot(t *testing.T) {
 }
 
 // run runs a command with a deadline and returns its output.
-func run(args ...string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("%s: %w: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out), nil
-}
+func run(args ...string) (string, error) { return netns.Run(args...) }
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
@@ -70,41 +61,8 @@ func mustRun(t *testing.T, args ...string) string {
 }
 
 // inNS runs fn on an OS thread that has joined the network namespace ns, so
-// sockets it creates live there. If the thread cannot go back to the test's
-// namespace it stays locked and dies with its goroutine.
-func inNS(ns string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(orig)
-		target, err := unix.Open("/run/netns/"+ns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", ns, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(orig, unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("return from namespace %s: %w", ns, err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
+// sockets it creates live there.
+func inNS(ns string, fn func() error) error { return (&netns.NS{Name: ns}).Do(fn) }
 
 // env is a TAP port whose interface sits in a fresh network namespace with
 // 198.18.0.1/24, and a UDP socket bound there: the kernel neighbour.

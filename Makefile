@@ -8,14 +8,14 @@ BIN := bin/pollnet
 # ping, iperf3 and dpdk-testpmd as peers). Installed only when missing and
 # only where apt-get and root are available; tests that need one skip with a
 # reason without it.
-DEBS := iproute2:ip iputils-ping:ping iperf3:iperf3 dpdk:dpdk-testpmd
+DEBS := iproute2:ip iputils-ping:ping iperf3:iperf3 dpdk-dev:dpdk-testpmd
 deps:
 	@missing=""; for d in $(DEBS); do pkg=$${d%%:*}; bin=$${d##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing:$$missing"; \
-	    (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq $$missing >/dev/null) || \
+	    (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing >/dev/null) || \
 	      echo "warning: could not install$$missing; the tests that need them will skip"; \
 	  else echo "note: missing$$missing (not root or no apt-get); the tests that need them will skip"; fi; \
 	fi

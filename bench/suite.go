@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -9,9 +10,11 @@ import (
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/compare"
 	"github.com/pollnet/pollnet/engine"
 )
 
@@ -51,11 +54,12 @@ type Job struct {
 
 // Suites are the named suites: quick is `make bench`'s default (about a
 // minute and a half here), full adds sizes, queues, zero-copy, coalescing
-// and the peers (about ten minutes).
+// and the peers: the Linux kernel, gVisor and dpdk-testpmd (about fifteen
+// minutes).
 var Suites = []string{"quick", "full"}
 
 // Scenarios are the scenarios that can run on their own.
-var Scenarios = []string{"pps", "lowrate", "idle", "coalesce", "udp"}
+var Scenarios = []string{"pps", "lowrate", "idle", "coalesce", "udp", "peers"}
 
 // Plan validates the options and lists the jobs of a suite or of a single
 // scenario.
@@ -75,7 +79,7 @@ func Plan(name string, o Options) ([]Job, error) {
 	case name == "quick":
 		names = []string{"pps", "lowrate", "idle", "udp"}
 	case full:
-		names = []string{"pps", "lowrate", "idle", "coalesce", "udp"}
+		names = []string{"pps", "lowrate", "idle", "coalesce", "udp", "peers"}
 	case slices.Contains(Scenarios, name):
 		names = []string{name}
 	default:
@@ -202,8 +206,63 @@ func (o Options) jobs(name string, full, single bool) ([]Job, error) {
 			}
 			return scs, func(w io.Writer) { FormatUDP(w, rs) }, nil
 		}}}, nil
+	case "peers":
+		return []Job{o.peersJob()}, nil
 	}
 	return nil, fmt.Errorf("bench: no scenario %q", name)
+}
+
+// peerWorkloads are what the peers run beside pollnet's own scenarios:
+// UDP packet rate and request/response, TCP stream and connection rate
+// through the kernel and gVisor, and layer-2 forwarding through testpmd.
+func (o Options) peerWorkloads() []compare.Workload {
+	w := func(name string, sizes ...int) compare.Workload {
+		return compare.Workload{Name: name, Sizes: sizes, Duration: o.Duration, Warmup: o.Warmup}
+	}
+	return []compare.Workload{
+		w("udp_pps", 18, 1472),
+		w("udp_rr", 64, 1400),
+		w("tcp_stream"),
+		w("connect_rate"),
+		w("l2_fwd", 64, 1514),
+	}
+}
+
+func (o Options) peersJob() Job {
+	return Job{Name: "peers", run: func() ([]result.Scenario, func(io.Writer), error) {
+		var all []result.Scenario
+		for _, w := range o.peerWorkloads() {
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "peers: %s\n", w.Name)
+			}
+			limit := 10*time.Minute + 10*(w.Duration+w.Warmup)
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
+			scs, err := compare.Run(ctx, compare.Peers(), w)
+			cancel()
+			all = append(all, scs...)
+			if err != nil {
+				return nil, nil, err
+			}
+		}
+		return all, func(out io.Writer) { FormatScenarios(out, all) }, nil
+	}}
+}
+
+// FormatScenarios prints any scenarios as a plain table, skipped ones with
+// their reason.
+func FormatScenarios(w io.Writer, scs []result.Scenario) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "path\tscenario\tknobs\tmetric\tmedian\tp99\tstddev\tcpu s\t")
+	for _, s := range scs {
+		knobs := briefKnobs(s.Knobs)
+		if s.Skipped != "" {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tskipped: %s\t\t\t\t\n", s.Path, s.Name, knobs, s.Metric, s.Skipped)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4g %s\t%.4g\t%.3g\t%.2f\t\n", s.Path, s.Name, knobs, s.Metric,
+			s.Median, s.Unit, s.P99, s.Stddev, s.CPUSeconds)
+	}
+	tw.Flush()
 }
 
 // Run runs the job, profiling it into dir when dir is set, and prints its
@@ -256,4 +315,20 @@ func startProfile(dir, name string, notes io.Writer) (func(), error) {
 			fmt.Fprintf(notes, "profiles of %s: go tool pprof -http=127.0.0.1:0 %s  (heap: %s)\n", name, cpuPath, heapPath)
 		}
 	}, nil
+}
+
+// briefKnobs names the knobs that tell scenarios of one peer apart; the rest
+// are in the result file.
+func briefKnobs(k map[string]any) string {
+	var parts []string
+	for _, name := range []string{"topology", "size", "payload", "cc", "tool", "vdev"} {
+		if v, ok := k[name]; ok {
+			s := fmt.Sprint(v)
+			if name == "vdev" {
+				s, _, _ = strings.Cut(s, ",")
+			}
+			parts = append(parts, name+"="+s)
+		}
+	}
+	return strings.Join(parts, " ")
 }

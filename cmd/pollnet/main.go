@@ -220,7 +220,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		run.Scenarios = append(run.Scenarios, scs...)
 	}
-	if stat != nil {
+	if stat != nil && stat.Last() != "" {
 		fmt.Fprintf(stdout, "\nlast counters (pollnet stat):\n%s", stat.Last())
 	}
 	dir := *out

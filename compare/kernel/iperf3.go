@@ -1,0 +1,348 @@
+package kernel
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/compare/workload"
+)
+
+// IperfPath is the result Path of iperf3's scenarios.
+const IperfPath = "kernel-iperf3"
+
+// Iperf3 runs tcp_stream with iperf3 over the kernel's stack: a tool people
+// already trust, as a check on the kernel peer's own tcp_stream figures. It
+// starts both processes itself, bound to 127.0.0.1 or to the veth addresses
+// inside the namespaces it creates, and ends them by PID.
+type Iperf3 struct {
+	// Topologies as for Peer; empty means loopback and veth.
+	Topologies []string
+	// CC is the congestion control passed with -C; "" means DefaultCC.
+	CC string
+}
+
+// Name is the result Path of the peer's scenarios.
+func (p *Iperf3) Name() string { return IperfPath }
+
+// Workloads lists what Run accepts.
+func (p *Iperf3) Workloads() []string { return []string{TCPStream} }
+
+// Run measures tcp_stream with iperf3 on each topology. Without iperf3 every
+// scenario is skipped with the package to install.
+func (p *Iperf3) Run(ctx context.Context, w workload.Workload) ([]result.Scenario, error) {
+	if err := w.Check(); err != nil {
+		return nil, err
+	}
+	if w.Name != TCPStream {
+		return nil, fmt.Errorf("%w: %q (kernel-iperf3 offers %v)", workload.ErrUnknown, w.Name, p.Workloads())
+	}
+	kp := &Peer{Topologies: p.Topologies, CC: p.CC}
+	return kp.eachTopology(ctx, w, kp.topologies(), func(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
+		return p.scenario(ctx, topo, w, kp.cc(), skip)
+	})
+}
+
+// iperfSeconds is what iperf3 runs for: its -t and -O take whole seconds,
+// so a shorter workload runs one second.
+func iperfSeconds(d time.Duration) int {
+	return max(1, int(math.Ceil(d.Seconds())))
+}
+
+// omitSeconds is the -O warm-up: whole seconds, none for no warm-up.
+func omitSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	return iperfSeconds(d)
+}
+
+func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Workload, cc, skip string) ([]result.Scenario, error) {
+	knobs := map[string]any{
+		"topology": topo.name, "cc": cc, "streams": 1, "tool": "iperf3",
+		"duration_s": float64(iperfSeconds(w.Duration)), "warmup_s": float64(omitSeconds(w.Warmup)),
+	}
+	if skip == "" {
+		if _, err := exec.LookPath("iperf3"); err != nil {
+			skip = "iperf3 not installed: apt-get install iperf3"
+		}
+	}
+	if skip != "" {
+		return []result.Scenario{skipped(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s", skip)}, nil
+	}
+	var rs runs
+	var last *iperfReport
+	for range w.Runs() {
+		rep, cpu, err := runIperf(ctx, topo, w, cc)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			return []result.Scenario{skipped(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s", skipReason(err))}, nil
+		}
+		samples := rep.samples()
+		rs.add(window{samples: samples, events: uint64(rep.End.SumSent.Bytes) * 8,
+			span: time.Duration(rep.End.SumSent.Seconds * float64(time.Second)), cpu: cpu},
+			map[string]uint64{
+				"bytes_sent":     uint64(rep.End.SumSent.Bytes),
+				"bytes_received": uint64(rep.End.SumReceived.Bytes),
+				"retransmits":    uint64(rep.End.SumSent.Retransmits),
+			})
+		last = rep
+	}
+	if last.End.SenderCC != "" {
+		knobs["cc"] = last.End.SenderCC
+		knobs["cc_receiver"] = last.End.ReceiverCC
+	}
+	knobs["tool"] = last.Start.Version
+	sc, err := rs.scenario(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s")
+	if err != nil {
+		return nil, err
+	}
+	sc.Extra["gbps_median"] = sc.Median / 1e9
+	sc.Extra["cpu_host_percent"] = last.End.CPU.HostTotal
+	sc.Extra["cpu_remote_percent"] = last.End.CPU.RemoteTotal
+	// CPUSeconds is both processes' whole lives, -O warm-up included.
+	sc.Extra["cpu_span_seconds"] = float64(w.Runs() * (iperfSeconds(w.Duration) + omitSeconds(w.Warmup)))
+	return []result.Scenario{sc}, nil
+}
+
+// runIperf runs one iperf3 server (-1: one test, then exit) and one client
+// against it, in the topology's namespaces, and returns the client's report
+// and the CPU time both processes used.
+func runIperf(ctx context.Context, topo *topology, w workload.Workload, cc string) (*iperfReport, time.Duration, error) {
+	secs, omit := iperfSeconds(w.Duration), omitSeconds(w.Warmup)
+	// The whole exchange is bounded even if iperf3 hangs: both processes
+	// are killed by PID when this context ends.
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs+omit+15)*time.Second)
+	defer cancel()
+
+	port, err := freePort(topo)
+	if err != nil {
+		return nil, 0, err
+	}
+	rx, tx := addrString(topo.rxAddr), addrString(topo.txAddr)
+	var srvOut tailBuffer
+	srv := iperfCommand(ctx, topo.rxNS, "-s", "-1", "-B", rx, "-p", strconv.Itoa(port))
+	srv.Stdout, srv.Stderr = &srvOut, &srvOut
+	if err := srv.Start(); err != nil {
+		return nil, 0, fmt.Errorf("iperf3 server: %w", err)
+	}
+	// srvDone is closed once the server has exited and been waited for.
+	srvDone := make(chan struct{})
+	var srvErr error
+	go func() { srvErr = srv.Wait(); close(srvDone) }()
+	defer func() {
+		select {
+		case <-srvDone:
+		default:
+			_ = srv.Process.Kill() // by PID: the one process we started
+			<-srvDone
+		}
+	}()
+	if err := waitListening(ctx, topo.rxNS, port, srvDone); err != nil {
+		return nil, 0, fmt.Errorf("iperf3 server did not listen: %w: %s", err, srvOut.String())
+	}
+
+	args := []string{"-c", rx, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-i", "1", "-C", cc, "-J"}
+	if topo.txNS != "" {
+		args = append(args, "-B", tx)
+	}
+	if omit > 0 {
+		args = append(args, "-O", strconv.Itoa(omit))
+	}
+	var out bytes.Buffer
+	var cliErr tailBuffer
+	cli := iperfCommand(ctx, topo.txNS, args...)
+	cli.Stdout, cli.Stderr = &out, &cliErr
+	runErr := cli.Run()
+	rep, perr := parseIperf3(out.Bytes())
+	if perr != nil && strings.Contains(perr.Error(), "TCP_CONGESTION") {
+		return nil, 0, skipf("TCP congestion control %q not available here (%v): see /proc/sys/net/ipv4/tcp_allowed_congestion_control", cc, perr)
+	}
+	if perr != nil {
+		msg := perr.Error()
+		if runErr != nil {
+			msg += " (" + runErr.Error() + ")"
+		}
+		if e := cliErr.String(); e != "" {
+			msg += ": " + e
+		}
+		return nil, 0, errors.New(msg)
+	}
+	select {
+	case <-srvDone:
+	case <-ctx.Done():
+		return nil, 0, fmt.Errorf("iperf3 server did not exit: %w", ctx.Err())
+	}
+	if srvErr != nil {
+		return nil, 0, fmt.Errorf("iperf3 server: %w: %s", srvErr, srvOut.String())
+	}
+	cpu := processCPU(cli.ProcessState) + processCPU(srv.ProcessState)
+	return rep, cpu, nil
+}
+
+// iperfCommand is iperf3 with args, run inside namespace ns through
+// `ip netns exec` (which execs, so the PID is iperf3's) and killed by PID
+// when ctx ends.
+func iperfCommand(ctx context.Context, ns string, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if ns == "" {
+		cmd = exec.CommandContext(ctx, "iperf3", args...)
+	} else {
+		cmd = exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns, "iperf3"}, args...)...)
+	}
+	// If this process dies, the children do not outlive it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
+}
+
+// freePort picks a port for the iperf3 server: one the kernel hands out in
+// the server's namespace. Another program could take it before iperf3 binds;
+// the server then fails and the scenario says so.
+func freePort(topo *topology) (int, error) {
+	var port int
+	err := inNetns(topo.rxNS, func() error {
+		l, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IP(topo.rxAddr[:])})
+		if err != nil {
+			return err
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		return l.Close()
+	})
+	return port, err
+}
+
+// waitListening polls the namespace's TCP table until a socket listens on
+// port. Polling /proc rather than connecting matters: iperf3 -s -1 would
+// take a probe connection for its one test.
+func waitListening(ctx context.Context, ns string, port int, exited <-chan struct{}) error {
+	want := fmt.Sprintf(":%04X ", port)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		found := false
+		err := inNetns(ns, func() error {
+			f, err := os.Open("/proc/thread-self/net/tcp")
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				// sl local_address rem_address st ...; st 0A is LISTEN.
+				fields := strings.Fields(sc.Text())
+				if len(fields) > 3 && strings.HasSuffix(fields[1]+" ", want) && fields[3] == "0A" {
+					found = true
+				}
+			}
+			return sc.Err()
+		})
+		if err != nil || found {
+			return err
+		}
+		select {
+		case <-exited:
+			return errors.New("exited before listening")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+}
+
+// processCPU is the user+system CPU time of an exited process.
+func processCPU(ps *os.ProcessState) time.Duration {
+	if ps == nil {
+		return 0
+	}
+	return ps.UserTime() + ps.SystemTime()
+}
+
+// iperfReport is the part of iperf3's -J output the peer reads.
+type iperfReport struct {
+	Start struct {
+		Version string `json:"version"`
+	} `json:"start"`
+	Intervals []struct {
+		Sum iperfSum `json:"sum"`
+	} `json:"intervals"`
+	End struct {
+		SumSent     iperfSum `json:"sum_sent"`
+		SumReceived iperfSum `json:"sum_received"`
+		CPU         struct {
+			HostTotal   float64 `json:"host_total"`
+			RemoteTotal float64 `json:"remote_total"`
+		} `json:"cpu_utilization_percent"`
+		SenderCC   string `json:"sender_tcp_congestion"`
+		ReceiverCC string `json:"receiver_tcp_congestion"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+type iperfSum struct {
+	Seconds       float64 `json:"seconds"`
+	Bytes         float64 `json:"bytes"`
+	BitsPerSecond float64 `json:"bits_per_second"`
+	Retransmits   float64 `json:"retransmits"`
+	Omitted       bool    `json:"omitted"`
+}
+
+// parseIperf3 reads iperf3's JSON report. A report with an "error" field, or
+// without intervals, is an error: iperf3 -J writes one even when it fails.
+func parseIperf3(data []byte) (*iperfReport, error) {
+	var rep iperfReport
+	if err := json.Unmarshal(data, &rep); err != nil {
+		return nil, fmt.Errorf("iperf3 JSON: %w", err)
+	}
+	if rep.Error != "" {
+		return nil, fmt.Errorf("iperf3: %s", rep.Error)
+	}
+	if len(rep.samples()) == 0 {
+		return nil, errors.New("iperf3: no measured interval in the report")
+	}
+	return &rep, nil
+}
+
+// samples are the bits per second of each measured interval, without the
+// -O warm-up ones and without a trailing sliver shorter than half a second
+// whose rate is mostly timer noise.
+func (r *iperfReport) samples() []float64 {
+	var out []float64
+	for _, iv := range r.Intervals {
+		if iv.Sum.Omitted || (iv.Sum.Seconds < 0.5 && len(r.Intervals) > 1) {
+			continue
+		}
+		out = append(out, iv.Sum.BitsPerSecond)
+	}
+	return out
+}
+
+// tailBuffer keeps the last few kilobytes a process writes: enough for an
+// error message, bounded whatever the process prints.
+type tailBuffer struct{ b []byte }
+
+const tailMax = 4 << 10
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.b)) }

@@ -1,0 +1,152 @@
+// Package kernel measures the Linux kernel's own network stack from this
+// process, in the result format pollnet's suites use, so the kernel stands
+// beside pollnet's poll and interrupt modes in one chart:
+//
+//   - udp_pps: one-way UDP packets per second, sendmmsg to recvmmsg;
+//   - tcp_stream: TCP bulk throughput with a named congestion control;
+//   - connect_rate: TCP connect + accept + close per second.
+//
+// Each runs over loopback (127.0.0.1, any user) and, where it applies, over a
+// veth pair between two network namespaces the package creates and deletes
+// (198.18.0.1 and 198.18.0.2, root only). Iperf3 runs tcp_stream as a second
+// opinion under the path "kernel-iperf3".
+//
+// Syscalls are slow on small VMs (DESIGN.md: about 270 ns each, 5-6 µs per
+// UDP send): compare the kernel with pollnet as ratios taken in one run.
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/compare/workload"
+)
+
+// Workload names the kernel peers offer.
+const (
+	UDPPPS      = "udp_pps"
+	TCPStream   = "tcp_stream"
+	ConnectRate = "connect_rate"
+)
+
+// Path is the result Path of the kernel peer's scenarios.
+const Path = "kernel"
+
+// DefaultBatch is the number of datagrams per sendmmsg and recvmmsg: the
+// burst size pollnet and DPDK use, so the kernel gets batching too and the
+// comparison is against its best syscall interface, not its worst.
+const DefaultBatch = 32
+
+// DefaultCC is the congestion control both ends of a TCP stream use.
+const DefaultCC = "cubic"
+
+// DefaultUDPPayloads are the UDP payloads that make 64- and 1514-byte
+// Ethernet frames (18 + 8 UDP + 20 IP + 14 Ethernet + 4 FCS = 64;
+// 1472 + 42 = 1514 without FCS).
+var DefaultUDPPayloads = []int{18, 1472}
+
+// Peer is the kernel's stack driven with raw socket system calls. The zero
+// value runs every workload on both topologies with the defaults above.
+type Peer struct {
+	// Topologies to run udp_pps and tcp_stream on: "loopback", "veth".
+	// Empty means both. connect_rate runs on loopback only.
+	Topologies []string
+	// Batch is datagrams per sendmmsg/recvmmsg; 1 uses write/read, one
+	// syscall per packet. 0 means DefaultBatch.
+	Batch int
+	// CC is the TCP congestion control for tcp_stream; "" means DefaultCC.
+	CC string
+}
+
+// Name is the result Path of the peer's scenarios.
+func (p *Peer) Name() string { return Path }
+
+// Workloads lists what Run accepts.
+func (p *Peer) Workloads() []string { return []string{UDPPPS, TCPStream, ConnectRate} }
+
+// Run measures workload w and returns one scenario per topology (and per
+// size for udp_pps). A topology this machine cannot give (veth without root)
+// yields skipped scenarios with the reason; a run that fails yields a
+// skipped scenario starting "failed:". The error is for a bad workload, an
+// ended context, or namespaces that could not be deleted.
+func (p *Peer) Run(ctx context.Context, w workload.Workload) ([]result.Scenario, error) {
+	if err := w.Check(); err != nil {
+		return nil, err
+	}
+	switch w.Name {
+	case UDPPPS:
+		return p.eachTopology(ctx, w, p.topologies(), p.udpScenarios)
+	case TCPStream:
+		return p.eachTopology(ctx, w, p.topologies(), p.tcpScenarios)
+	case ConnectRate:
+		return p.eachTopology(ctx, w, []string{topoLoopback}, p.connectScenarios)
+	}
+	return nil, fmt.Errorf("%w: %q (kernel offers %v)", workload.ErrUnknown, w.Name, p.Workloads())
+}
+
+func (p *Peer) topologies() []string {
+	if len(p.Topologies) > 0 {
+		return p.Topologies
+	}
+	return []string{topoLoopback, topoVeth}
+}
+
+func (p *Peer) batch() int {
+	if p.Batch <= 0 {
+		return DefaultBatch
+	}
+	return p.Batch
+}
+
+func (p *Peer) cc() string {
+	if p.CC == "" {
+		return DefaultCC
+	}
+	return p.CC
+}
+
+// scenarioFunc runs one workload's scenarios on an open topology, or, when
+// topo is nil, returns them skipped with reason.
+type scenarioFunc func(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error)
+
+// eachTopology opens each topology in turn, runs fn on it and tears it down
+// before the next, so at most one pair of namespaces exists at a time.
+func (p *Peer) eachTopology(ctx context.Context, w workload.Workload, topos []string, fn scenarioFunc) ([]result.Scenario, error) {
+	var out []result.Scenario
+	for _, name := range topos {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		topo, err := openTopology(ctx, name)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, ctx.Err()
+			}
+			scs, ferr := fn(ctx, &topology{name: name}, w, skipReason(err))
+			out = append(out, scs...)
+			if ferr != nil {
+				return out, ferr
+			}
+			continue
+		}
+		scs, ferr := runOn(ctx, topo, w, fn)
+		out = append(out, scs...)
+		if ferr != nil {
+			return out, ferr
+		}
+	}
+	return out, nil
+}
+
+// runOn runs fn on an open topology and tears the topology down however fn
+// ends, a panic included, so no namespace outlives the run.
+func runOn(ctx context.Context, topo *topology, w workload.Workload, fn scenarioFunc) (scs []result.Scenario, err error) {
+	defer func() {
+		if cerr := topo.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("kernel: cleaning up %s topology: %w", topo.name, cerr))
+		}
+	}()
+	return fn(ctx, topo, w, "")
+}

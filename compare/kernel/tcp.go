@@ -1,0 +1,354 @@
+package kernel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/compare/workload"
+	"golang.org/x/sys/unix"
+)
+
+// Bounds and sizes of the TCP runs.
+const (
+	tcpWriteSize  = 128 << 10 // bytes per write: iperf3's default for TCP
+	tcpMaxRate    = 50e9      // bytes per second the byte cap allows: far above this machine
+	tcpPollEvery  = 100 * time.Millisecond
+	tcpSetupLimit = 2 * time.Second // connect and accept
+	tcpDrainTime  = 2 * time.Second
+
+	connMaxRate   = 200e3 // connections per second the count cap allows
+	connBacklog   = 1024
+	connMaxErrors = 1000
+)
+
+// tcpScenarios runs tcp_stream once (per repeat) on one topology.
+func (p *Peer) tcpScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
+	knobs := map[string]any{
+		"topology": topo.name, "cc": p.cc(), "write_bytes": tcpWriteSize, "streams": 1,
+		"syscalls": "write/read", "duration_s": w.Duration.Seconds(), "warmup_s": w.Warmup.Seconds(),
+	}
+	if skip != "" {
+		return []result.Scenario{skipped(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s", skip)}, nil
+	}
+	var rs runs
+	for range w.Runs() {
+		win, counters, err := p.tcpOnce(ctx, topo, w)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			return []result.Scenario{skipped(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s", skipReason(err))}, nil
+		}
+		rs.add(win, counters)
+	}
+	sc, err := rs.scenario(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s")
+	if err != nil {
+		return nil, err
+	}
+	sc.Extra["gbps_median"] = sc.Median / 1e9
+	if bytes := rs.events / 8; bytes > 0 {
+		sc.Extra["cpu_ns_per_kib"] = float64(rs.cpu.Nanoseconds()) / (float64(bytes) / 1024)
+	}
+	return []result.Scenario{sc}, nil
+}
+
+// tcpOnce is one tcp_stream run: a listener in the receive namespace, a
+// client in the transmit namespace, both with the congestion control named,
+// one goroutine writing and one reading, and bits written sampled per
+// interval.
+func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload) (window, map[string]uint64, error) {
+	cc := p.cc()
+	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
+		if err := setCongestion(fd, cc); err != nil {
+			return err
+		}
+		if err := setTimeout(fd, unix.SO_RCVTIMEO, tcpSetupLimit); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr}); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		return unix.Listen(fd, 1)
+	})
+	if err != nil {
+		return window{}, nil, fmt.Errorf("listener: %w", err)
+	}
+	defer unix.Close(ln)
+	port, err := boundPort(ln)
+	if err != nil {
+		return window{}, nil, err
+	}
+	cl, err := socket(topo.txNS, unix.SOCK_STREAM, func(fd int) error {
+		if err := setCongestion(fd, cc); err != nil {
+			return err
+		}
+		if err := setTimeout(fd, unix.SO_SNDTIMEO, tcpSetupLimit); err != nil {
+			return err
+		}
+		if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}); err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		return setTimeout(fd, unix.SO_SNDTIMEO, tcpPollEvery)
+	})
+	if err != nil {
+		return window{}, nil, fmt.Errorf("client: %w", err)
+	}
+	defer unix.Close(cl)
+	srv, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+	if err != nil {
+		return window{}, nil, fmt.Errorf("accept: %w", err)
+	}
+	defer unix.Close(srv)
+	if err := setCongestion(srv, cc); err != nil {
+		return window{}, nil, err
+	}
+	if err := setTimeout(srv, unix.SO_RCVTIMEO, tcpPollEvery); err != nil {
+		return window{}, nil, err
+	}
+	for _, fd := range []int{cl, srv} {
+		if got, err := congestion(fd); err != nil || got != cc {
+			return window{}, nil, fmt.Errorf("congestion control is %q, want %q (%v)", got, cc, err)
+		}
+	}
+
+	total := w.Warmup + w.Duration
+	deadline := time.Now().Add(total + time.Second)
+	limit := uint64((total + time.Second).Seconds() * tcpMaxRate)
+	loadCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var sent, received atomic.Uint64
+	var stopSend, stopRecv atomic.Bool
+	var sendErr, recvErr error
+	var recvWG, sendWG sync.WaitGroup
+	recvWG.Go(func() {
+		recvErr = tcpReceive(srv, &received, &stopRecv, deadline.Add(tcpDrainTime))
+		if recvErr != nil {
+			cancel(fmt.Errorf("receiver: %w", recvErr))
+		}
+	})
+	sendWG.Go(func() {
+		sendErr = tcpSend(cl, &sent, &stopSend, deadline, limit)
+		if sendErr != nil {
+			cancel(fmt.Errorf("sender: %w", sendErr))
+		}
+	})
+	win, err := sampleRates(loadCtx, w, func() uint64 { return sent.Load() * 8 })
+	stopSend.Store(true)
+	sendWG.Wait()
+	// The half-close lets the receiver read to the end of the stream.
+	_ = unix.Shutdown(cl, unix.SHUT_WR)
+	stopRecv.Store(true)
+	recvWG.Wait()
+	if err != nil {
+		return window{}, nil, err
+	}
+	if err := errors.Join(sendErr, recvErr); err != nil {
+		return window{}, nil, err
+	}
+	counters := map[string]uint64{"bytes_sent": sent.Load(), "bytes_received": received.Load()}
+	if info, err := unix.GetsockoptTCPInfo(cl, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+		counters["retransmits"] = uint64(info.Total_retrans)
+	}
+	if win.events == 0 {
+		return window{}, nil, fmt.Errorf("no byte sent in %v", win.span)
+	}
+	return win, counters, nil
+}
+
+// tcpSend writes until stop is set, the deadline passes or limit bytes are
+// written; a write that times out on a full send buffer just loops.
+func tcpSend(fd int, sent *atomic.Uint64, stop *atomic.Bool, deadline time.Time, limit uint64) error {
+	buf := make([]byte, tcpWriteSize)
+	var n uint64
+	for !stop.Load() && n < limit && time.Now().Before(deadline) {
+		k, err := unix.Write(fd, buf)
+		if k > 0 {
+			n += uint64(k)
+			sent.Add(uint64(k))
+		}
+		if err != nil && !transient(err) {
+			return err
+		}
+	}
+	return nil
+}
+
+// tcpReceive reads until the end of the stream, or, once stop is set, until
+// the socket idles for a timeout, or the deadline.
+func tcpReceive(fd int, received *atomic.Uint64, stop *atomic.Bool, deadline time.Time) error {
+	buf := make([]byte, tcpWriteSize)
+	for time.Now().Before(deadline) {
+		k, err := unix.Read(fd, buf)
+		switch {
+		case err == nil && k == 0:
+			return nil // end of stream
+		case err == nil:
+			received.Add(uint64(k))
+		case transient(err):
+			if stop.Load() {
+				return nil
+			}
+		case errors.Is(err, unix.ECONNRESET):
+			return nil
+		default:
+			return err
+		}
+	}
+	return nil
+}
+
+// connectScenarios runs connect_rate (per repeat) on loopback.
+func (p *Peer) connectScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
+	knobs := map[string]any{
+		"topology": topo.name, "clients": 1, "close": "server first, client reads EOF",
+		"syscalls":   "socket/setsockopt/connect/read/close, accept4/close",
+		"duration_s": w.Duration.Seconds(), "warmup_s": w.Warmup.Seconds(),
+	}
+	if skip != "" {
+		return []result.Scenario{skipped(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s", skip)}, nil
+	}
+	var rs runs
+	for range w.Runs() {
+		win, counters, err := connectOnce(ctx, topo, w)
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if err != nil {
+			return []result.Scenario{skipped(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s", skipReason(err))}, nil
+		}
+		rs.add(win, counters)
+	}
+	sc, err := rs.scenario(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s")
+	if err != nil {
+		return nil, err
+	}
+	if rs.events > 0 {
+		sc.Extra["cpu_us_per_conn"] = float64(rs.cpu.Nanoseconds()) / 1e3 / float64(rs.events)
+	}
+	return []result.Scenario{sc}, nil
+}
+
+// connectOnce is one connect_rate run: one client goroutine opens a
+// connection, waits for the server's close (read returns end of stream) and
+// closes its own end; one acceptor goroutine accepts and closes at once.
+// The server closing first leaves TIME_WAIT on the server's side, so the
+// client does not run out of ephemeral ports over repeated runs.
+func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (window, map[string]uint64, error) {
+	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return err
+		}
+		if err := setTimeout(fd, unix.SO_RCVTIMEO, udpPollEvery); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr}); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		return unix.Listen(fd, connBacklog)
+	})
+	if err != nil {
+		return window{}, nil, fmt.Errorf("listener: %w", err)
+	}
+	defer unix.Close(ln)
+	port, err := boundPort(ln)
+	if err != nil {
+		return window{}, nil, err
+	}
+	addr := &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}
+
+	total := w.Warmup + w.Duration
+	deadline := time.Now().Add(total + time.Second)
+	limit := uint64((total + time.Second).Seconds() * connMaxRate)
+	loadCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var conns, accepted, failures atomic.Uint64
+	var stopClient, stopAccept atomic.Bool
+	var clientErr, acceptErr error
+	var acceptWG, clientWG sync.WaitGroup
+	acceptWG.Go(func() {
+		acceptErr = acceptLoop(ln, &accepted, &stopAccept, deadline.Add(tcpDrainTime))
+		if acceptErr != nil {
+			cancel(fmt.Errorf("acceptor: %w", acceptErr))
+		}
+	})
+	clientWG.Go(func() {
+		clientErr = connectLoop(topo.txNS, addr, &conns, &failures, &stopClient, deadline, limit)
+		if clientErr != nil {
+			cancel(fmt.Errorf("client: %w", clientErr))
+		}
+	})
+	win, err := sampleRates(loadCtx, w, conns.Load)
+	stopClient.Store(true)
+	clientWG.Wait()
+	stopAccept.Store(true)
+	acceptWG.Wait()
+	if err != nil {
+		return window{}, nil, err
+	}
+	if err := errors.Join(clientErr, acceptErr); err != nil {
+		return window{}, nil, err
+	}
+	counters := map[string]uint64{"connections": conns.Load(), "accepted": accepted.Load(), "connect_errors": failures.Load()}
+	if win.events == 0 {
+		return window{}, nil, fmt.Errorf("no connection completed in %v (%d connect errors)", win.span, failures.Load())
+	}
+	return win, counters, nil
+}
+
+// connectLoop opens and closes connections to addr one after another until
+// stop, the deadline or limit. Failed connects are counted; too many in a
+// row end the loop with the last error.
+func connectLoop(ns string, addr *unix.SockaddrInet4, conns, failures *atomic.Uint64, stop *atomic.Bool, deadline time.Time, limit uint64) error {
+	var one [1]byte
+	var n uint64
+	inRow := 0
+	for !stop.Load() && n < limit && time.Now().Before(deadline) {
+		fd, err := socket(ns, unix.SOCK_STREAM, func(fd int) error {
+			return setTimeout(fd, unix.SO_RCVTIMEO, time.Second)
+		})
+		if err != nil {
+			return err
+		}
+		err = unix.Connect(fd, addr)
+		if err == nil {
+			_, err = unix.Read(fd, one[:]) // 0 bytes: the server has closed
+		}
+		unix.Close(fd)
+		if err != nil {
+			failures.Add(1)
+			if inRow++; inRow > connMaxErrors {
+				return fmt.Errorf("%d connects in a row failed: %w", inRow, err)
+			}
+			continue
+		}
+		inRow = 0
+		n++
+		conns.Add(1)
+	}
+	return nil
+}
+
+// acceptLoop accepts and closes connections until, once stop is set, the
+// listener idles for a timeout, or the deadline.
+func acceptLoop(ln int, accepted *atomic.Uint64, stop *atomic.Bool, deadline time.Time) error {
+	for time.Now().Before(deadline) {
+		fd, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+		switch {
+		case err == nil:
+			unix.Close(fd)
+			accepted.Add(1)
+		case transient(err) || errors.Is(err, unix.ECONNABORTED):
+			if stop.Load() {
+				return nil
+			}
+		default:
+			return err
+		}
+	}
+	return nil
+}

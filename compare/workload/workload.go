@@ -1,0 +1,87 @@
+// Package workload describes one comparison workload: what to run, at which
+// sizes, for how long. It sits below package compare and below every peer so
+// that compare can list the peers without an import cycle; compare re-exports
+// Workload under its own name.
+package workload
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Workload names a traffic pattern a peer knows (udp_pps, tcp_stream,
+// connect_rate, l2_fwd) and how long and at which sizes to run it.
+type Workload struct {
+	Name string
+	// Sizes are UDP payload bytes for udp_pps and frame bytes (without FCS)
+	// for l2_fwd; workloads that have no size ignore them. Empty means the
+	// peer's defaults.
+	Sizes []int
+	// Duration is the measured time of one run; samples are rates over
+	// one-second windows of it (one window of Duration when it is shorter).
+	Duration time.Duration
+	// Warmup runs before the measured time and is not counted: caches,
+	// ARP, congestion windows and buffer autotuning settle in it.
+	Warmup time.Duration
+	// Repeat runs each scenario this many times and pools the samples;
+	// 0 or 1 is one run.
+	Repeat int
+}
+
+// MaxDuration bounds Duration and Warmup: every load loop in the peers stops
+// by itself, and a typing slip must not turn into an hour of traffic.
+const MaxDuration = 10 * time.Minute
+
+// Check reports a workload that no peer could run sensibly.
+func (w Workload) Check() error {
+	switch {
+	case w.Name == "":
+		return fmt.Errorf("workload has no name")
+	case w.Duration <= 0:
+		return fmt.Errorf("workload %s: duration %v must be positive", w.Name, w.Duration)
+	case w.Duration > MaxDuration || w.Warmup > MaxDuration:
+		return fmt.Errorf("workload %s: duration %v or warmup %v over the %v limit", w.Name, w.Duration, w.Warmup, MaxDuration)
+	case w.Warmup < 0:
+		return fmt.Errorf("workload %s: warmup %v is negative", w.Name, w.Warmup)
+	case w.Repeat < 0:
+		return fmt.Errorf("workload %s: repeat %d is negative", w.Name, w.Repeat)
+	}
+	for _, s := range w.Sizes {
+		if s <= 0 {
+			return fmt.Errorf("workload %s: size %d must be positive", w.Name, s)
+		}
+	}
+	return nil
+}
+
+// Runs is the number of times each scenario runs: Repeat, at least once.
+func (w Workload) Runs() int {
+	if w.Repeat < 1 {
+		return 1
+	}
+	return w.Repeat
+}
+
+// SizesOr returns the workload's sizes, or def when it names none.
+func (w Workload) SizesOr(def ...int) []int {
+	if len(w.Sizes) > 0 {
+		return w.Sizes
+	}
+	return def
+}
+
+// Interval is the length of one sample window: a second, or the whole
+// Duration when that is shorter, so a short run still yields a sample.
+func (w Workload) Interval() time.Duration {
+	return min(time.Second, w.Duration)
+}
+
+// Windows is the number of sample windows in Duration, at least one.
+func (w Workload) Windows() int {
+	return max(1, int(w.Duration/w.Interval()))
+}
+
+// ErrUnknown is wrapped by a peer's Run when it is asked for a workload it
+// does not list in Workloads.
+var ErrUnknown = errors.New("workload not offered by this peer")

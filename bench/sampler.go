@@ -15,7 +15,7 @@ type sampling struct {
 	Label    string
 	Warmup   time.Duration
 	Duration time.Duration
-	Repeat   int // samples (default 5)
+	Repeat   int           // samples (default 5)
 	Count    func() uint64 // the counter to turn into a rate
 	// Extra, if set, is read at every sample too; its rates are returned
 	// alongside (a CPU time in nanoseconds gives a share of a core).

@@ -130,12 +130,6 @@ func (c *PPSConfig) Validate() error {
 	if c.RingSize < 32 || c.RingSize > 65536 || c.RingSize&(c.RingSize-1) != 0 {
 		return flagErr("--ring %d is not allowed: use a power of two from 32 to 65536", c.RingSize)
 	}
-	if c.Duration < 100*time.Millisecond || c.Duration > time.Hour {
-		return flagErr("--duration %v is out of range: use 100ms..1h", c.Duration)
-	}
-	if c.Warmup < 0 || c.Warmup > time.Minute {
-		return flagErr("--warmup %v is out of range: use 0..1m", c.Warmup)
-	}
 	if c.Rate < 0 || c.Rate != c.Rate {
 		return flagErr("--rate %v is out of range: packets per second >= 0 (0 is full speed)", c.Rate)
 	}
@@ -157,10 +151,21 @@ func (c *PPSConfig) Validate() error {
 	if c.RxFrames < 0 || c.RxFrames > 65536 {
 		return flagErr("--rx-frames %d is out of range: use 0..65536", c.RxFrames)
 	}
+	return checkRun(c.Duration, c.Warmup, c.GenCore, c.FwdCore)
+}
+
+// checkRun refuses run lengths and cores every scenario shares.
+func checkRun(duration, warmup time.Duration, genCore, fwdCore int) error {
+	if duration < 100*time.Millisecond || duration > time.Hour {
+		return flagErr("--duration %v is out of range: use 100ms..1h", duration)
+	}
+	if warmup < 0 || warmup > time.Minute {
+		return flagErr("--warmup %v is out of range: use 0..1m", warmup)
+	}
 	for _, core := range []struct {
 		flag string
 		c    int
-	}{{"--gen-core", c.GenCore}, {"--fwd-core", c.FwdCore}} {
+	}{{"--gen-core", genCore}, {"--fwd-core", fwdCore}} {
 		if err := engine.CheckCore(core.c); err != nil {
 			return flagErr("%s: %v", core.flag, err)
 		}

@@ -57,21 +57,7 @@ func (c *UDPConfig) Validate() error {
 	if len(c.Modes) == 0 {
 		return flagErr("--mode: give pmd, napi or pmd,napi")
 	}
-	if c.Duration < 100*time.Millisecond || c.Duration > time.Hour {
-		return flagErr("--duration %v is out of range: use 100ms..1h", c.Duration)
-	}
-	if c.Warmup < 0 || c.Warmup > time.Minute {
-		return flagErr("--warmup %v is out of range: use 0..1m", c.Warmup)
-	}
-	for _, core := range []struct {
-		flag string
-		c    int
-	}{{"--gen-core", c.ClientCore}, {"--fwd-core", c.ServerCore}} {
-		if err := engine.CheckCore(core.c); err != nil {
-			return flagErr("%s: %v", core.flag, err)
-		}
-	}
-	return nil
+	return checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore)
 }
 
 // UDPResult is one (workload, mode, size) measurement.

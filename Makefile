@@ -37,6 +37,7 @@ FUZZTIME ?= 4s
 # Unit, stress and race tests, then each fuzz target for a few seconds.
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	cd compare/gvisor && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 
 # The quick suite on the in-memory wire ports: prints Mpps per frame size and

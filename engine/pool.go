@@ -241,9 +241,6 @@ func (c *Cache) GetBulk(out []Mbuf) error {
 		copy(out, c.objs[k:])
 		c.objs = c.objs[:k]
 	}
-	if len(out) >= 8 {
-		prefetchForWrite(out)
-	}
 	for _, m := range out {
 		c.pool.reset(m)
 	}

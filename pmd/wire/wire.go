@@ -259,7 +259,6 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 	if n == 0 {
 		return 0
 	}
-	engine.Prefetch(pkts[:n])
 	var bytes uint64
 	for _, m := range pkts[:n] {
 		m.SetRxInfo(p.idx, q)

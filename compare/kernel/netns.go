@@ -7,14 +7,14 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/pollnet/pollnet/internal/netns"
 )
 
 // NetnsPrefix starts the name of every network namespace this package
@@ -42,14 +42,6 @@ type topology struct {
 	txNS, rxNS     string // namespace names for `ip netns exec`; "" is our own
 	txAddr, rxAddr [4]byte
 	close          func() error
-}
-
-// nsPath is the file that Setns needs for a namespace made by `ip netns add`.
-func nsPath(name string) string {
-	if name == "" {
-		return ""
-	}
-	return filepath.Join("/run/netns", name)
 }
 
 func (t *topology) Close() error {
@@ -191,46 +183,12 @@ func runIP(ctx context.Context, args ...string) error {
 }
 
 // inNetns runs fn on an OS thread that has joined the named network
-// namespace ("" runs it here). Sockets keep the namespace they were created
-// in, so fn opens them and any goroutine may use them afterwards. The thread
-// goes back to its own namespace before it is released; if it cannot, it
-// stays locked and dies with its goroutine rather than serve other
-// goroutines from the wrong namespace.
+// namespace ("" runs it here); sockets fn opens stay in that namespace.
 func inNetns(name string, fn func() error) error {
 	if name == "" {
 		return fn()
 	}
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		own, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open own netns: %w", err)
-			return
-		}
-		defer unix.Close(own)
-		target, err := unix.Open(nsPath(name), unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open netns %s: %w", name, err)
-			return
-		}
-		defer unix.Close(target)
-		if err := unix.Setns(target, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(own, unix.CLONE_NEWNET); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("setns back from %s: %w", name, err))
-			return // the thread stays locked and exits with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	return (&netns.NS{Name: name}).Do(fn)
 }
 
 func addrString(a [4]byte) string {

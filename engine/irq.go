@@ -2,8 +2,12 @@ package engine
 
 import (
 	"errors"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/pollnet/pollnet/internal/futex"
 )
 
 // RxInterrupt is a receive queue's interrupt line, for drivers to embed: a
@@ -25,8 +29,8 @@ type RxInterrupt struct {
 	// the first frame landed on an armed queue, whichever comes first.
 	usecs      atomic.Int64
 	frames     atomic.Int64
-	timerSet   atomic.Bool
-	timer      *time.Timer
+	timerSet   atomic.Bool // a timer is pending
+	timer      *irqTimer
 	timerFires atomic.Uint64
 	armRaised  atomic.Uint64 // raised by Arm because frames were already waiting
 	_          [64]byte
@@ -36,8 +40,7 @@ type RxInterrupt struct {
 // pending counts (it may be called from any goroutine).
 func NewRxInterrupt(pending func() int) *RxInterrupt {
 	ri := &RxInterrupt{pending: pending}
-	ri.timer = time.AfterFunc(time.Hour, ri.timerFired)
-	ri.timer.Stop()
+	ri.timer = &irqTimer{fire: ri.timerFired}
 	return ri
 }
 
@@ -112,7 +115,7 @@ func (ri *RxInterrupt) Landed() {
 		return // rx-frames only: wait for more frames
 	}
 	if ri.timerSet.CompareAndSwap(false, true) {
-		ri.timer.Reset(time.Duration(usecs) * time.Microsecond)
+		ri.timer.after(time.Duration(usecs) * time.Microsecond)
 	}
 }
 
@@ -136,7 +139,7 @@ func (ri *RxInterrupt) Arm() {
 				ri.armRaised.Add(1)
 			}
 		} else if ri.timerSet.CompareAndSwap(false, true) {
-			ri.timer.Reset(time.Duration(usecs) * time.Microsecond)
+			ri.timer.after(time.Duration(usecs) * time.Microsecond)
 		}
 	}
 }
@@ -147,7 +150,7 @@ func (ri *RxInterrupt) Disarm() { ri.armed.Store(false) }
 // Stop releases the coalescing timer.
 func (ri *RxInterrupt) Stop() {
 	ri.armed.Store(false)
-	ri.timer.Stop()
+	ri.timer.stop()
 }
 
 // RaiseAfter raises the interrupt after d if it is still armed and frames are
@@ -155,6 +158,57 @@ func (ri *RxInterrupt) Stop() {
 // line). It shares the coalescing timer.
 func (ri *RxInterrupt) RaiseAfter(d time.Duration) {
 	if ri.timerSet.CompareAndSwap(false, true) {
-		ri.timer.Reset(max(d, time.Microsecond))
+		ri.timer.after(max(d, time.Microsecond))
 	}
+}
+
+// irqTimer is the coalescing timer: a goroutine on a thread of its own that
+// sleeps in the kernel (futex waits with a timeout, so hrtimer precision)
+// until the due time. A Go timer would be run by the scheduler of a
+// processor, and when every processor is held by a busy-polling worker it
+// fires a millisecond late or more, which would make rx-usecs meaningless.
+type irqTimer struct {
+	fire    func()
+	once    sync.Once
+	due     atomic.Int64  // Nanotime when to fire; 0 when idle
+	word    atomic.Uint32 // futex word: bumped on every request and on stop
+	stopped atomic.Bool
+}
+
+// after asks for fire to run d from now (the caller ensures one request at
+// a time is pending).
+func (t *irqTimer) after(d time.Duration) {
+	if t.stopped.Load() {
+		return
+	}
+	t.once.Do(func() { go t.loop() })
+	t.due.Store(Nanotime() + int64(d))
+	t.word.Add(1)
+	futex.Wake(&t.word, 1)
+}
+
+func (t *irqTimer) loop() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	for !t.stopped.Load() {
+		w := t.word.Load()
+		due := t.due.Load()
+		if due == 0 {
+			futex.Wait(&t.word, w, 0) // idle until a request
+			continue
+		}
+		if now := Nanotime(); now < due {
+			futex.Wait(&t.word, w, time.Duration(due-now))
+			continue
+		}
+		if t.due.CompareAndSwap(due, 0) { // not replaced by a newer request
+			t.fire()
+		}
+	}
+}
+
+func (t *irqTimer) stop() {
+	t.stopped.Store(true)
+	t.word.Add(1)
+	futex.Wake(&t.word, 1)
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"testing"
+	"time"
 
 	"github.com/pollnet/pollnet/engine/ring"
 )
@@ -199,6 +200,35 @@ func TestCoalescing(t *testing.T) {
 	p.fill(t, &cs, pool, 0, 1)
 	if raised != 1 {
 		t.Fatalf("rx-frames 8: %d interrupts after 8 frames, want 1", raised)
+	}
+	var pkts [Burst]Mbuf
+	n := p.RxBurst(0, pkts[:])
+	cs.FreeBulk(pkts[:n])
+	cs.Flush()
+}
+
+// TestCoalescingDelay: with rx-usecs, a lone frame raises the interrupt once
+// the delay has passed, not before.
+func TestCoalescingDelay(t *testing.T) {
+	pool := newTestPool(t, 64, 8)
+	var cs Caches
+	p := newIRQPort(t, 1, 64)
+	defer p.irqs[0].Stop()
+	raisedAt := make(chan int64, 1)
+	p.irqs[0].SetHandler(func() { raisedAt <- Nanotime() })
+	if err := p.irqs[0].SetCoalesce(2000, 64); err != nil {
+		t.Fatal(err)
+	}
+	p.ArmRx(0)
+	start := Nanotime()
+	p.fill(t, &cs, pool, 0, 1)
+	select {
+	case at := <-raisedAt:
+		if d := at - start; d < 2000_000 {
+			t.Fatalf("rx-usecs 2000: raised after %v", time.Duration(d))
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("rx-usecs 2000: a lone frame never raised the interrupt")
 	}
 	var pkts [Burst]Mbuf
 	n := p.RxBurst(0, pkts[:])

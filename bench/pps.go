@@ -676,6 +676,3 @@ func roundLatency(d time.Duration) time.Duration {
 	}
 	return d.Round(10 * time.Nanosecond)
 }
-
-// CommandLine rebuilds the command for a result file.
-func CommandLine(args []string) string { return strings.Join(args, " ") }

@@ -182,36 +182,3 @@ func (w *Worker) Stopped() bool { return w.stop.Load() }
 
 // Done is closed when the worker's function has returned.
 func (w *Worker) Done() <-chan struct{} { return w.done }
-
-// RunWorkers starts one worker per core with the same function and returns
-// them; on any error the ones already started are stopped.
-func RunWorkers(cores []int, fn func(w *Worker)) ([]*Worker, error) {
-	var ws []*Worker
-	for _, c := range cores {
-		w, err := NewWorker(c)
-		if err == nil {
-			err = w.Start(fn)
-		}
-		if err != nil {
-			StopWorkers(ws)
-			return nil, err
-		}
-		ws = append(ws, w)
-	}
-	return ws, nil
-}
-
-// StopWorkers stops every worker and returns the first error.
-func StopWorkers(ws []*Worker) error {
-	for _, w := range ws {
-		w.requestStop()
-	}
-	var first error
-	var once sync.Once
-	for _, w := range ws {
-		if err := w.Stop(); err != nil {
-			once.Do(func() { first = err })
-		}
-	}
-	return first
-}

@@ -223,9 +223,6 @@ func (p *Port) Info() engine.PortInfo { return p.info }
 // Pool is the pool the port receives into.
 func (p *Port) Pool() *engine.Pool { return p.pool }
 
-// SetMAC sets the address the port reports.
-func (p *Port) SetMAC(mac [6]byte) { p.info.MAC = mac }
-
 func (p *Port) checkRx(q int) *rxQueue {
 	if q < 0 || q >= len(p.rxq) {
 		panic(fmt.Sprintf("wire %s: receive queue %d out of range 0..%d", p.info.Name, q, len(p.rxq)-1))

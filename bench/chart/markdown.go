@@ -21,6 +21,8 @@ func WriteMarkdown(w io.Writer, run *result.Run, relDir string, charts []string)
 	p("# %s\n\n", md(pg.Title))
 	p("Reference run, `%s`, on %s. Started %s. %d scenarios ran, %d skipped (with their reasons below).\n\n",
 		pg.Command, md(pg.Machine), pg.Started, pg.NumRan, pg.NumSkip)
+	p("On a shared virtual machine absolute figures move from run to run (here by up to a factor of two for the " +
+		"2-core forwarding pipeline); ratios between paths measured in one run, as below, are what to compare.\n\n")
 	p("Raw data: [result.json](%s), [result.csv](%s), [samples.csv](%s); the same page with SVG charts: [index.html](%s).\n\n",
 		path.Join(relDir, result.JSONFile), path.Join(relDir, result.CSVFile), path.Join(relDir, result.SamplesFile),
 		path.Join(relDir, IndexFile))

@@ -206,6 +206,16 @@ func (m Mbuf) SetRxInfo(port, queue int) {
 	md.queue = uint16(queue)
 }
 
+// Received records the receiving port and queue, as SetRxInfo, and returns
+// the packet's length: what a driver's receive burst needs of each mbuf,
+// with one look-up of its header.
+func (m Mbuf) Received(port, queue int) int {
+	md := m.meta()
+	md.port = uint16(port)
+	md.queue = uint16(queue)
+	return int(md.pktLen)
+}
+
 // Stamp is a time in nanoseconds attached to the packet (a receive time, or
 // the release time on a delay line).
 func (m Mbuf) Stamp() int64     { return m.meta().stamp }
@@ -334,18 +344,29 @@ func (m Mbuf) CopyOut(dst []byte, off int) int {
 // returns false, copying nothing, if src is chained or does not fit. It is
 // the copy a port does in place of DMA.
 func CopyFrame(dst, src Mbuf) bool {
-	sm, dm := src.meta(), dst.meta()
+	sp, dp := pools[src>>poolShift], pools[dst>>poolShift]
+	si, di := uint32(src)&indexMask, uint32(dst)&indexMask
+	sm, dm := &sp.meta[si], &dp.meta[di]
 	if sm.next != NoMbuf {
 		return false
 	}
 	n := int(sm.dataLen)
-	dbuf := dst.buffer()
-	off := int(dm.dataOff)
-	if off+n > len(dbuf) {
-		return false
+	off, soff := int(dm.dataOff), int(sm.dataOff)
+	if sm.direct != NoMbuf || dm.direct != NoMbuf || (sm.flags|dm.flags)&flagExternal != 0 {
+		// A borrowed buffer on either side: the general path.
+		dbuf := dst.buffer()
+		if off+n > len(dbuf) {
+			return false
+		}
+		copy(dbuf[off:off+n], src.buffer()[soff:soff+n])
+	} else {
+		if off+n > BufSize {
+			return false
+		}
+		d := int(di)*BufSize + off
+		s := int(si)*BufSize + soff
+		copy(dp.arena[d:d+n], sp.arena[s:s+n])
 	}
-	soff := int(sm.dataOff)
-	copy(dbuf[off:off+n], src.buffer()[soff:soff+n])
 	dm.dataLen = uint16(n)
 	dm.pktLen = uint32(n)
 	return true

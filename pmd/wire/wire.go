@@ -258,8 +258,7 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 	}
 	var bytes uint64
 	for _, m := range pkts[:n] {
-		m.SetRxInfo(p.idx, q)
-		bytes += uint64(m.PktLen())
+		bytes += uint64(m.Received(p.idx, q))
 	}
 	rq.packets.Add(uint64(n))
 	rq.bytes.Add(bytes)

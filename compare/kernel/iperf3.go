@@ -82,34 +82,33 @@ func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Worklo
 	if skip != "" {
 		return []result.Scenario{skipped(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s", skip)}, nil
 	}
-	var rs runs
 	var last *iperfReport
-	for range w.Runs() {
-		rep, cpu, err := runIperf(ctx, topo, w, cc)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil {
-			return []result.Scenario{skipped(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s", skipReason(err))}, nil
-		}
-		samples := rep.samples()
-		rs.add(window{samples: samples, events: uint64(rep.End.SumSent.Bytes) * 8,
-			span: time.Duration(rep.End.SumSent.Seconds * float64(time.Second)), cpu: cpu},
-			map[string]uint64{
-				"bytes_sent":     uint64(rep.End.SumSent.Bytes),
-				"bytes_received": uint64(rep.End.SumReceived.Bytes),
-				"retransmits":    uint64(rep.End.SumSent.Retransmits),
-			})
-		last = rep
-	}
-	if last.End.SenderCC != "" {
-		knobs["cc"] = last.End.SenderCC
-		knobs["cc_receiver"] = last.End.ReceiverCC
-	}
-	knobs["tool"] = last.Start.Version
-	sc, err := rs.scenario(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s")
+	sc, _, err := measure(ctx, w.Runs(), TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s",
+		func() (window, map[string]uint64, error) {
+			rep, cpu, err := runIperf(ctx, topo, w, cc)
+			if err != nil {
+				return window{}, nil, err
+			}
+			last = rep
+			// What iperf3 reports replaces what was asked for.
+			if rep.End.SenderCC != "" {
+				knobs["cc"] = rep.End.SenderCC
+				knobs["cc_receiver"] = rep.End.ReceiverCC
+			}
+			knobs["tool"] = rep.Start.Version
+			return window{samples: rep.samples(), events: uint64(rep.End.SumSent.Bytes) * 8,
+					span: time.Duration(rep.End.SumSent.Seconds * float64(time.Second)), cpu: cpu},
+				map[string]uint64{
+					"bytes_sent":     uint64(rep.End.SumSent.Bytes),
+					"bytes_received": uint64(rep.End.SumReceived.Bytes),
+					"retransmits":    uint64(rep.End.SumSent.Retransmits),
+				}, nil
+		})
 	if err != nil {
 		return nil, err
+	}
+	if sc.Skipped != "" {
+		return []result.Scenario{sc}, nil
 	}
 	sc.Extra["gbps_median"] = sc.Median / 1e9
 	sc.Extra["cpu_host_percent"] = last.End.CPU.HostTotal

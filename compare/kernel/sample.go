@@ -103,6 +103,27 @@ func (r *runs) scenario(name, path, port string, knobs map[string]any, metric, u
 	return sc, nil
 }
 
+// measure runs once n times and pools what the runs measured into one
+// scenario. A run that fails turns the scenario into a skipped one carrying
+// the failure, so the peer's other scenarios survive; the error is only the
+// context's end or a summary that could not be made.
+func measure(ctx context.Context, n int, name, path, port string, knobs map[string]any, metric, unit string,
+	once func() (window, map[string]uint64, error)) (result.Scenario, runs, error) {
+	var rs runs
+	for range n {
+		win, counters, err := once()
+		if ctx.Err() != nil {
+			return result.Scenario{}, rs, ctx.Err()
+		}
+		if err != nil {
+			return skipped(name, path, port, knobs, metric, unit, skipReason(err)), rs, nil
+		}
+		rs.add(win, counters)
+	}
+	sc, err := rs.scenario(name, path, port, knobs, metric, unit)
+	return sc, rs, err
+}
+
 // skipped is a scenario that did not run, with the reason and the knobs it
 // would have run with, so a reader sees what is missing.
 func skipped(name, path, port string, knobs map[string]any, metric, unit, reason string) result.Scenario {

@@ -35,20 +35,13 @@ func (p *Peer) tcpScenarios(ctx context.Context, topo *topology, w workload.Work
 	if skip != "" {
 		return []result.Scenario{skipped(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s", skip)}, nil
 	}
-	var rs runs
-	for range w.Runs() {
-		win, counters, err := p.tcpOnce(ctx, topo, w)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil {
-			return []result.Scenario{skipped(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s", skipReason(err))}, nil
-		}
-		rs.add(win, counters)
-	}
-	sc, err := rs.scenario(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s")
+	sc, rs, err := measure(ctx, w.Runs(), TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s",
+		func() (window, map[string]uint64, error) { return p.tcpOnce(ctx, topo, w) })
 	if err != nil {
 		return nil, err
+	}
+	if sc.Skipped != "" {
+		return []result.Scenario{sc}, nil
 	}
 	sc.Extra["gbps_median"] = sc.Median / 1e9
 	if bytes := rs.events / 8; bytes > 0 {
@@ -212,20 +205,13 @@ func (p *Peer) connectScenarios(ctx context.Context, topo *topology, w workload.
 	if skip != "" {
 		return []result.Scenario{skipped(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s", skip)}, nil
 	}
-	var rs runs
-	for range w.Runs() {
-		win, counters, err := connectOnce(ctx, topo, w)
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if err != nil {
-			return []result.Scenario{skipped(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s", skipReason(err))}, nil
-		}
-		rs.add(win, counters)
-	}
-	sc, err := rs.scenario(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s")
+	sc, rs, err := measure(ctx, w.Runs(), ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s",
+		func() (window, map[string]uint64, error) { return connectOnce(ctx, topo, w) })
 	if err != nil {
 		return nil, err
+	}
+	if sc.Skipped != "" {
+		return []result.Scenario{sc}, nil
 	}
 	if rs.events > 0 {
 		sc.Extra["cpu_us_per_conn"] = float64(rs.cpu.Nanoseconds()) / 1e3 / float64(rs.events)

@@ -44,27 +44,14 @@ func (p *Peer) udpScenarios(ctx context.Context, topo *topology, w workload.Work
 			out = append(out, skipped(UDPPPS, Path, topo.name, knobs, "rx_pps", "packets/s", reason))
 			continue
 		}
-		var rs runs
-		var err error
-		for range w.Runs() {
-			var win window
-			var counters map[string]uint64
-			win, counters, err = p.udpOnce(ctx, topo, w, payload)
-			if err != nil {
-				break
-			}
-			rs.add(win, counters)
-		}
-		if ctx.Err() != nil {
-			return out, ctx.Err()
-		}
-		if err != nil {
-			out = append(out, skipped(UDPPPS, Path, topo.name, knobs, "rx_pps", "packets/s", skipReason(err)))
-			continue
-		}
-		sc, err := rs.scenario(UDPPPS, Path, topo.name, knobs, "rx_pps", "packets/s")
+		sc, rs, err := measure(ctx, w.Runs(), UDPPPS, Path, topo.name, knobs, "rx_pps", "packets/s",
+			func() (window, map[string]uint64, error) { return p.udpOnce(ctx, topo, w, payload) })
 		if err != nil {
 			return out, err
+		}
+		if sc.Skipped != "" {
+			out = append(out, sc)
+			continue
 		}
 		sc.Extra["mpps_median"] = sc.Median / 1e6
 		if rs.events > 0 {

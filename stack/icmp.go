@@ -45,15 +45,10 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		return
 	}
 	s.stats.ICMPInEchos++
-	if !m.Writable() {
-		c, err := s.copyPacket(m)
-		s.cs.Free(m)
-		if err != nil {
-			s.stats.NoMbuf++
-			return
-		}
-		m, first = c, c.Data()
+	if m = s.own(m); m == engine.NoMbuf {
+		return
 	}
+	first = m.Data()
 	if icmp.EchoReplyInPlace(first[hl:]) != nil {
 		s.stats.ICMPInErrors++
 		s.cs.Free(m)

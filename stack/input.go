@@ -146,32 +146,44 @@ func (s *Stack) forward(in *device, m engine.Mbuf, h ipv4.Header) {
 		return
 	}
 	out := s.devs[r.Dev]
-	if !m.Writable() {
-		// Headers of a shared buffer are not ours to change: copy it.
-		c, err := s.copyPacket(m)
-		s.cs.Free(m)
-		if err != nil {
-			s.stats.NoMbuf++
-			return
-		}
-		m = c
+	if m = s.own(m); m == engine.NoMbuf {
+		return
 	}
 	ipv4.DecTTL(m.Data())
 	s.stats.IPForwDatagrams++
 	s.routeOutput(out, r, h.Dst, m, h.Flags&ipv4.FlagDF != 0)
 }
 
-// copyPacket copies a packet into fresh mbufs of the stack's pool.
+// own returns a packet whose bytes are ours to change: m itself, or, when
+// m shares its buffer (a clone, external memory), a copy, freeing m. It
+// returns NoMbuf, counted, when no buffer is left for the copy.
+func (s *Stack) own(m engine.Mbuf) engine.Mbuf {
+	for seg := m; seg != engine.NoMbuf; seg = seg.Next() {
+		if !seg.Writable() {
+			c, err := s.copyPacket(m)
+			s.cs.Free(m)
+			if err != nil {
+				s.stats.NoMbuf++
+				return engine.NoMbuf
+			}
+			return c
+		}
+	}
+	return m
+}
+
+// copyPacket copies a packet, segment by segment, into fresh mbufs of the
+// stack's pool.
 func (s *Stack) copyPacket(m engine.Mbuf) (engine.Mbuf, error) {
 	c, err := s.cs.Alloc(s.pool)
 	if err != nil {
 		return engine.NoMbuf, err
 	}
-	buf := make([]byte, m.PktLen()) // slow path: shared buffers are rare here
-	m.CopyOut(buf, 0)
-	if err := s.cs.AppendBytes(c, s.pool, buf); err != nil {
-		s.cs.Free(c)
-		return engine.NoMbuf, err
+	for seg := m; seg != engine.NoMbuf; seg = seg.Next() {
+		if err := s.cs.AppendBytes(c, s.pool, seg.Data()); err != nil {
+			s.cs.Free(c)
+			return engine.NoMbuf, err
+		}
 	}
 	return c, nil
 }

@@ -37,18 +37,9 @@ func (s *Stack) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 		s.cs.Free(m)
 		return ErrTooBig
 	}
-	hdr, err := m.Prepend(ipv4.HeaderLen)
-	if err != nil {
-		// No headroom (a clone, say): put the header in a segment of its own.
-		h, aerr := s.cs.Alloc(s.pool)
-		if aerr != nil {
-			s.stats.NoMbuf++
-			s.cs.Free(m)
-			return ErrNoBuffers
-		}
-		h.Chain(m)
-		m = h
-		hdr, _ = m.Prepend(ipv4.HeaderLen)
+	m, hdr := s.prepend(m, ipv4.HeaderLen)
+	if m == engine.NoMbuf {
+		return ErrNoBuffers
 	}
 	s.ipID++
 	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipID, TTL: ipv4.DefaultTTL, Protocol: proto, Src: src, Dst: dst}.Put(hdr, nil)
@@ -113,20 +104,39 @@ func (s *Stack) nextHopOutput(dev *device, next [4]byte, m engine.Mbuf) {
 
 // linkOutput puts the Ethernet header on and queues the frame on the device.
 func (s *Stack) linkOutput(dev *device, dst eth.MAC, typ uint16, m engine.Mbuf) {
-	hdr, err := m.Prepend(eth.HeaderLen)
-	if err != nil {
-		h, aerr := s.cs.Alloc(s.pool)
-		if aerr != nil {
-			s.stats.NoMbuf++
-			s.cs.Free(m)
-			return
-		}
-		h.Chain(m)
-		m = h
-		hdr, _ = m.Prepend(eth.HeaderLen)
+	m, hdr := s.prepend(m, eth.HeaderLen)
+	if m == engine.NoMbuf {
+		return
 	}
 	eth.Header{Dst: dst, Src: dev.mac, Type: typ}.Put(hdr)
 	s.xmit(dev, m)
+}
+
+// prepend makes room for an n-byte header in front of m and returns the
+// packet and the room. Without headroom, or when m's buffer is shared (a
+// clone's headroom belongs to every clone), the header gets a segment of its
+// own. It returns NoMbuf, having freed m and counted it, when no buffer is
+// left.
+func (s *Stack) prepend(m engine.Mbuf, n int) (engine.Mbuf, []byte) {
+	if m.Writable() {
+		if hdr, err := m.Prepend(n); err == nil {
+			return m, hdr
+		}
+	}
+	h, err := s.cs.Alloc(s.pool)
+	if err == nil {
+		err = h.Chain(m)
+	}
+	if err != nil {
+		if h != engine.NoMbuf {
+			s.cs.Free(h)
+		}
+		s.stats.NoMbuf++
+		s.cs.Free(m)
+		return engine.NoMbuf, nil
+	}
+	hdr, _ := h.Prepend(n) // a fresh mbuf has the headroom
+	return h, hdr
 }
 
 // xmit queues a frame for the device's transmit queue; it leaves in a burst

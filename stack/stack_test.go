@@ -355,3 +355,38 @@ func TestForwarding(t *testing.T) {
 		t.Fatalf("forwarding off: %d address errors", r.Stats().IPInAddrErrors)
 	}
 }
+
+// TestPrependNeverWritesSharedHeadroom: a header for a packet that shares
+// its buffer goes in a segment of its own, so the other holder's bytes and
+// headroom are untouched; a packet of our own takes the header in place.
+func TestPrependNeverWritesSharedHeadroom(t *testing.T) {
+	s, err := New(Config{Name: "prepend"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	orig, _ := s.cs.Alloc(s.pool)
+	b, _ := orig.Append(4)
+	copy(b, "data")
+	clone, err := s.cs.Clone(orig, s.pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := append([]byte(nil), orig.Data()...)
+	m, hdr := s.prepend(clone, 20)
+	if m == engine.NoMbuf || len(hdr) != 20 || m.Segs() != 2 || m.PktLen() != 24 {
+		t.Fatalf("clone: %v segments %d length %d header %d", m, m.Segs(), m.PktLen(), len(hdr))
+	}
+	copy(hdr, bytes.Repeat([]byte{0xff}, 20))
+	if orig.Headroom() != engine.Headroom || !bytes.Equal(orig.Data(), before) {
+		t.Fatal("the header went into the shared buffer")
+	}
+	s.cs.Free(m)
+	own, hdr := s.prepend(orig, 14)
+	if own != orig || own.Segs() != 1 || len(hdr) != 14 {
+		t.Fatalf("own packet: %v segments %d", own, own.Segs())
+	}
+	s.cs.Free(own)
+}

@@ -54,7 +54,7 @@ type Job struct {
 
 // Suites are the named suites: quick is `make bench`'s default (about a
 // minute and a half here), full adds sizes, queues, zero-copy, coalescing
-// and the peers: the Linux kernel, gVisor and dpdk-testpmd (about fifteen
+// and the peers: the Linux kernel, gVisor and dpdk-testpmd (about eleven
 // minutes).
 var Suites = []string{"quick", "full"}
 

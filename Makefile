@@ -32,7 +32,8 @@ vet:
 
 # Every parser's fuzz target: package and target name.
 FUZZ := bench/pktgen:FuzzParse stack/eth:FuzzEthParse stack/arp:FuzzARPParse \
-	stack/ipv4:FuzzIPv4Parse stack/ipv4:FuzzReassembly stack/icmp:FuzzICMPParse stack/udp:FuzzUDPParse
+	stack/ipv4:FuzzIPv4Parse stack/ipv4:FuzzReassembly stack/icmp:FuzzICMPParse stack/udp:FuzzUDPParse \
+	stack:FuzzStackInput
 FUZZTIME ?= 4s
 
 # Unit, stress and race tests, then each fuzz target for a few seconds.

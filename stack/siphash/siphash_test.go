@@ -45,7 +45,7 @@ func TestSum64MatchesTheReferenceVectors(t *testing.T) {
 	}
 }
 
-// The paper's example, appendix A of the paper: the 15-byte
+// The paper's example (appendix A): the 15-byte
 // message 00 .. 0e under key 00 .. 0f.
 func TestThePapersExampleHashesToA129CA6149BE45E5(t *testing.T) {
 	msg := []byte{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14}

@@ -77,9 +77,9 @@ func (l *icmpLimiter) init(key siphash.Key, now func() int64) {
 	l.credit, l.stamp = icmpMsgsBurst, now()
 }
 
-// limited reports whether icmp_ratemask covers a message: fragmentation
+// icmpRateLimited reports whether icmp_ratemask covers a message: fragmentation
 // needed never is, so path MTU discovery is not starved.
-func limited(typ, code uint8) bool {
+func icmpRateLimited(typ, code uint8) bool {
 	if typ == icmp.TypeDestUnreachable && code == icmp.CodeFragNeeded {
 		return false
 	}
@@ -90,7 +90,7 @@ func limited(typ, code uint8) bool {
 // of our own addresses: like loopback in Linux, it has no per-destination
 // limit, only the global one.
 func (l *icmpLimiter) allow(typ, code uint8, dst [4]byte, local bool) icmpLimit {
-	if !limited(typ, code) {
+	if !icmpRateLimited(typ, code) {
 		return icmpSend
 	}
 	now := l.now()

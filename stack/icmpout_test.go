@@ -17,11 +17,11 @@ import (
 // a unicast echo is answered from our unicast address.
 func TestEchoRequestsToABroadcastAreIgnoredAndCounted(t *testing.T) {
 	l := newRawLink(t, addrB, wire.Config{}, nil)
-	peer := ip4("198.18.0.1")
+	peer := rawAddr("198.18.0.1")
 	bcast := [][]byte{
-		l.echoTo(peer, ip4("198.18.0.255"), 1),
-		frame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: ip4("198.18.0.255")}, echoRequest(2, nil)),
-		frame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: ip4("255.255.255.255")}, echoRequest(3, nil)),
+		l.echoTo(peer, rawAddr("198.18.0.255"), 1),
+		rawFrame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: rawAddr("198.18.0.255")}, rawEcho(2, nil)),
+		rawFrame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: rawAddr("255.255.255.255")}, rawEcho(3, nil)),
 	}
 	for _, f := range bcast {
 		l.send(f)
@@ -36,7 +36,7 @@ func TestEchoRequestsToABroadcastAreIgnoredAndCounted(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("unicast echo: %d replies", len(got))
 	}
-	if h, m := icmpOf(t, got[0]); m.Type != icmp.TypeEchoReply || h.Src != l.ours() || h.Dst != peer {
+	if h, m := parseSentICMP(t, got[0]); m.Type != icmp.TypeEchoReply || h.Src != l.ours() || h.Dst != peer {
 		t.Fatalf("reply type %d from %v to %v", m.Type, h.Src, h.Dst)
 	}
 }
@@ -47,24 +47,24 @@ func TestEchoRequestsToABroadcastAreIgnoredAndCounted(t *testing.T) {
 // still earns its port unreachable, from our own unicast address.
 func TestNoICMPErrorAnswersABroadcast(t *testing.T) {
 	l := newRawLink(t, addrB, wire.Config{}, nil)
-	peer := ip4("198.18.0.1")
+	peer := rawAddr("198.18.0.1")
 	udpFrame := func(dstMAC eth.MAC, src, dst [4]byte) []byte {
-		return frame(dstMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, udpDatagram(src, dst, 1, 9, []byte("x")))
+		return rawFrame(dstMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, rawUDP(src, dst, 1, 9, []byte("x")))
 	}
 	unknownProto := func(dstMAC eth.MAC, dst [4]byte) []byte {
-		return frame(dstMAC, l.mac, ipv4.Header{Protocol: 200, Src: peer, Dst: dst}, []byte("12345678"))
+		return rawFrame(dstMAC, l.mac, ipv4.Header{Protocol: 200, Src: peer, Dst: dst}, []byte("12345678"))
 	}
 	frames := [][]byte{
-		udpFrame(eth.Broadcast, peer, l.ours()),                  // link broadcast, unicast IP
-		udpFrame(l.stackMAC, peer, ip4("198.18.0.255")),          // subnet broadcast
-		udpFrame(eth.Broadcast, peer, ip4("255.255.255.255")),    // limited broadcast
-		udpFrame(l.stackMAC, ip4("198.18.0.255"), l.ours()),      // broadcast source
-		udpFrame(l.stackMAC, ip4("0.0.0.0"), l.ours()),           // no source
-		unknownProto(l.stackMAC, ip4("198.18.0.255")),            // protocol unreachable, to a broadcast
-		unknownProto(eth.Broadcast, l.ours()),                    // and as a link broadcast
-		udpFrame(l.stackMAC, ip4("255.255.255.255"), l.ours()),   // limited broadcast source
-		udpFrame(l.stackMAC, ip4("224.0.0.251"), l.ours()),       // multicast source
-		udpFrame(l.stackMAC, ip4("127.0.0.1"), ip4("127.0.0.1")), // loopback
+		udpFrame(eth.Broadcast, peer, l.ours()),                          // link broadcast, unicast IP
+		udpFrame(l.stackMAC, peer, rawAddr("198.18.0.255")),              // subnet broadcast
+		udpFrame(eth.Broadcast, peer, rawAddr("255.255.255.255")),        // limited broadcast
+		udpFrame(l.stackMAC, rawAddr("198.18.0.255"), l.ours()),          // broadcast source
+		udpFrame(l.stackMAC, rawAddr("0.0.0.0"), l.ours()),               // no source
+		unknownProto(l.stackMAC, rawAddr("198.18.0.255")),                // protocol unreachable, to a broadcast
+		unknownProto(eth.Broadcast, l.ours()),                            // and as a link broadcast
+		udpFrame(l.stackMAC, rawAddr("255.255.255.255"), l.ours()),       // limited broadcast source
+		udpFrame(l.stackMAC, rawAddr("224.0.0.251"), l.ours()),           // multicast source
+		udpFrame(l.stackMAC, rawAddr("127.0.0.1"), rawAddr("127.0.0.1")), // loopback
 	}
 	for _, f := range frames {
 		l.send(f)
@@ -79,7 +79,7 @@ func TestNoICMPErrorAnswersABroadcast(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("unicast to a closed port: %d answers", len(got))
 	}
-	h, m := icmpOf(t, got[0])
+	h, m := parseSentICMP(t, got[0])
 	if m.Type != icmp.TypeDestUnreachable || m.Code != icmp.CodePortUnreachable || h.Src != l.ours() || h.Dst != peer {
 		t.Fatalf("answer: type %d code %d from %v to %v", m.Type, m.Code, h.Src, h.Dst)
 	}
@@ -97,7 +97,7 @@ func TestICMPErrorsAreRateLimitedPerHostAndGlobally(t *testing.T) {
 	l.s.icmpRL.now = func() int64 { return frozen }
 	l.s.icmpRL.stamp = frozen
 	l.s.mu.Unlock()
-	peer := ip4("198.18.0.1")
+	peer := rawAddr("198.18.0.1")
 	const perHost = 10
 	var fs [][]byte
 	for i := 0; i < perHost; i++ {
@@ -145,7 +145,7 @@ func TestICMPErrorsAreRateLimitedPerHostAndGlobally(t *testing.T) {
 // off-path host cannot count what we send to a third party.
 func TestIPIDsArePerDestinationAndUnpredictable(t *testing.T) {
 	l := newRawLink(t, addrB, wire.Config{}, nil)
-	a, b := ip4("198.18.0.1"), ip4("198.18.0.3")
+	a, b := rawAddr("198.18.0.1"), rawAddr("198.18.0.3")
 	const n = 8
 	var ids [2][n]uint16
 	for i := 0; i < n; i++ {
@@ -155,7 +155,7 @@ func TestIPIDsArePerDestinationAndUnpredictable(t *testing.T) {
 			if len(got) != 1 {
 				t.Fatalf("echo %d from %v: %d replies", i, src, len(got))
 			}
-			h, _ := icmpOf(t, got[0])
+			h, _ := parseSentICMP(t, got[0])
 			if h.Dst != src {
 				t.Fatalf("reply to %v, want %v", h.Dst, src)
 			}

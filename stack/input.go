@@ -177,10 +177,10 @@ func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) input
 		return inputForward
 	}
 	switch {
-	case isMulticast(dst):
+	case isMulticast4(dst):
 		s.stats.IPInAddrErrors++ // no groups joined (ip_route_input_mc finds no membership)
 		return inputDrop
-	case isMulticast(src) || src == limitedBroadcast:
+	case isMulticast4(src) || src == limitedBroadcast:
 		return s.martianSource()
 	case dst == limitedBroadcast || src == [4]byte{} && dst == [4]byte{}:
 		if src != [4]byte{} && !s.validSource(src) {
@@ -230,8 +230,8 @@ func (s *Stack) martianSource() inputRoute {
 	return inputDrop
 }
 
-// isMulticast reports whether a is in 224.0.0.0/4.
-func isMulticast(a [4]byte) bool { return a[0]&0xf0 == 0xe0 }
+// isMulticast4 reports whether a is in 224.0.0.0/4.
+func isMulticast4(a [4]byte) bool { return a[0]&0xf0 == 0xe0 }
 
 // broadcastOf is the directed broadcast address of dev's subnet, or the
 // limited broadcast when the subnet has none (a /31 or a /32, RFC 3021), so

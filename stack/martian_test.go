@@ -26,28 +26,28 @@ func TestMartiansFromTheWireAreDroppedAndCounted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := ip4("198.18.0.1")
+	peer := rawAddr("198.18.0.1")
 	martianDst := []struct {
 		name     string
 		src, dst [4]byte
 	}{
-		{"to 127.0.0.1", peer, ip4("127.0.0.1")},
-		{"to 127.1.2.3", peer, ip4("127.1.2.3")},
-		{"to 0.1.2.3", peer, ip4("0.1.2.3")},
+		{"to 127.0.0.1", peer, rawAddr("127.0.0.1")},
+		{"to 127.1.2.3", peer, rawAddr("127.1.2.3")},
+		{"to 0.1.2.3", peer, rawAddr("0.1.2.3")},
 	}
 	martianSrc := []struct {
 		name     string
 		src, dst [4]byte
 	}{
-		{"from 127.0.0.1", ip4("127.0.0.1"), l.ours()},
+		{"from 127.0.0.1", rawAddr("127.0.0.1"), l.ours()},
 		{"from our own address", l.ours(), l.ours()},
-		{"from the subnet broadcast", ip4("198.18.0.255"), l.ours()},
-		{"from 255.255.255.255", ip4("255.255.255.255"), l.ours()},
-		{"from a multicast group", ip4("224.0.0.1"), l.ours()},
-		{"from 0.0.0.0 to a unicast address", ip4("0.0.0.0"), l.ours()},
-		{"from 0.1.2.3", ip4("0.1.2.3"), l.ours()},
-		{"from 127.0.0.1 to the limited broadcast", ip4("127.0.0.1"), ip4("255.255.255.255")},
-		{"from our own address to the subnet broadcast", l.ours(), ip4("198.18.0.255")},
+		{"from the subnet broadcast", rawAddr("198.18.0.255"), l.ours()},
+		{"from 255.255.255.255", rawAddr("255.255.255.255"), l.ours()},
+		{"from a multicast group", rawAddr("224.0.0.1"), l.ours()},
+		{"from 0.0.0.0 to a unicast address", rawAddr("0.0.0.0"), l.ours()},
+		{"from 0.1.2.3", rawAddr("0.1.2.3"), l.ours()},
+		{"from 127.0.0.1 to the limited broadcast", rawAddr("127.0.0.1"), rawAddr("255.255.255.255")},
+		{"from our own address to the subnet broadcast", l.ours(), rawAddr("198.18.0.255")},
 	}
 	for _, c := range martianDst {
 		l.send(l.udpTo(c.src, c.dst, 1000, 53, []byte(c.name)))
@@ -75,7 +75,7 @@ func TestMartiansFromTheWireAreDroppedAndCounted(t *testing.T) {
 
 	// What Linux accepts: 0.0.0.0 to the limited broadcast (a DHCP client),
 	// and a real peer.
-	l.send(l.udpTo(ip4("0.0.0.0"), ip4("255.255.255.255"), 68, 54, []byte("dhcp")))
+	l.send(l.udpTo(rawAddr("0.0.0.0"), rawAddr("255.255.255.255"), 68, 54, []byte("dhcp")))
 	l.send(l.udpTo(peer, l.ours(), 1000, 54, []byte("real")))
 	for _, want := range []string{"dhcp", "real"} {
 		if got, _ := readWithin(t, any, 5*time.Second); string(got) != want {
@@ -134,15 +134,15 @@ func TestASlash31HasNoBroadcastAddress(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("the peer got %d frames", len(got))
 	}
-	eh, h, _ := sentIP(t, got[0])
-	if eh.Dst != l.mac || h.Dst != ip4("198.18.0.1") {
+	eh, h, _ := parseSentIP(t, got[0])
+	if eh.Dst != l.mac || h.Dst != rawAddr("198.18.0.1") {
 		t.Fatalf("sent to %v (%v), want unicast to %v", eh.Dst, netip.AddrFrom4(h.Dst), l.mac)
 	}
-	if len(l.arpReqs) != 1 || l.arpReqs[0] != ip4("198.18.0.1") {
+	if len(l.arpReqs) != 1 || l.arpReqs[0] != rawAddr("198.18.0.1") {
 		t.Fatalf("ARP requests %v: the peer was not resolved", l.arpReqs)
 	}
 	// The peer's own address arriving at us is not for us.
-	l.send(l.udpTo(ip4("198.18.0.1"), ip4("198.18.0.1"), 9, 9, []byte("x")))
+	l.send(l.udpTo(rawAddr("198.18.0.1"), rawAddr("198.18.0.1"), 9, 9, []byte("x")))
 	if _, _, ok := c.TryRead(make([]byte, 10)); ok {
 		t.Fatal("a datagram for the peer's address was delivered to us")
 	}
@@ -152,7 +152,7 @@ func TestASlash31HasNoBroadcastAddress(t *testing.T) {
 // with an 802.1Q or 802.1ad tag, whatever its VLAN ID, is not ours.
 func TestTaggedFramesAreDroppedAndCounted(t *testing.T) {
 	l := newRawLink(t, addrB, wire.Config{}, nil)
-	peer := ip4("198.18.0.1")
+	peer := rawAddr("198.18.0.1")
 	untagged := l.echoTo(peer, l.ours(), 1)
 	tag := func(f []byte, tpid uint16, tci uint16) []byte {
 		out := append([]byte(nil), f[:12]...)
@@ -188,14 +188,14 @@ func TestAReassembledDatagramWhoseFirstFragmentIsSharedIsDelivered(t *testing.T)
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := ip4("198.18.0.1")
+	peer := rawAddr("198.18.0.1")
 	msg := bytes.Repeat([]byte("0123456789abcdef"), 100) // 1600 bytes: two fragments
 	// fragments cuts an IP payload at byte 1024 into two frames.
 	fragments := func(proto uint8, id uint16, payload []byte) (first, second []byte) {
 		h := ipv4.Header{Protocol: proto, ID: id, Src: peer, Dst: l.ours(), Flags: ipv4.FlagMF}
-		first = frame(l.stackMAC, l.mac, h, payload[:1024])
+		first = rawFrame(l.stackMAC, l.mac, h, payload[:1024])
 		h.Flags, h.FragOff = 0, 1024
-		second = frame(l.stackMAC, l.mac, h, payload[1024:])
+		second = rawFrame(l.stackMAC, l.mac, h, payload[1024:])
 		return first, second
 	}
 	var originals []engine.Mbuf
@@ -211,21 +211,21 @@ func TestAReassembledDatagramWhoseFirstFragmentIsSharedIsDelivered(t *testing.T)
 		l.sendMbufs(cl)
 	}
 
-	first, second := fragments(ipv4.ProtoUDP, 77, udpDatagram(peer, l.ours(), 1000, 7000, msg))
+	first, second := fragments(ipv4.ProtoUDP, 77, rawUDP(peer, l.ours(), 1000, 7000, msg))
 	sendShared(first)
 	l.send(second)
 	if got, from := readWithin(t, c, 5*time.Second); !bytes.Equal(got, msg) || from.Port() != 1000 {
 		t.Fatalf("UDP: got %d bytes from %v", len(got), from)
 	}
 
-	first, second = fragments(ipv4.ProtoICMP, 78, echoRequest(9, msg))
+	first, second = fragments(ipv4.ProtoICMP, 78, rawEcho(9, msg))
 	sendShared(first)
 	l.send(second)
 	got := l.recv(1, 5*time.Second)
 	if len(got) != 1 {
 		t.Fatalf("fragmented echo request: %d replies", len(got))
 	}
-	if _, m := icmpOf(t, got[0]); m.Type != icmp.TypeEchoReply || m.Seq != 9 || !bytes.Equal(m.Body, msg) {
+	if _, m := parseSentICMP(t, got[0]); m.Type != icmp.TypeEchoReply || m.Seq != 9 || !bytes.Equal(m.Body, msg) {
 		t.Fatalf("echo reply: type %d seq %d, %d bytes", m.Type, m.Seq, len(m.Body))
 	}
 	// The attacker's bytes are as it wrote them.

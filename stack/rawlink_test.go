@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"testing"
 	"time"
@@ -185,12 +184,12 @@ func (l *rawLink) drain() {
 // ours is the stack's address as a header holds it.
 func (l *rawLink) ours() [4]byte { return l.addr.Addr().As4() }
 
-// ip4 is an address literal as a header holds it.
-func ip4(s string) [4]byte { return netip.MustParseAddr(s).As4() }
+// rawAddr is an address literal as a header holds it.
+func rawAddr(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 
-// frame is an Ethernet frame carrying an IPv4 datagram with payload p. The
+// rawFrame is an Ethernet frame carrying an IPv4 datagram with payload p. The
 // header's TotalLen is filled in unless set; TTL defaults to 64.
-func frame(dst, src eth.MAC, h ipv4.Header, p []byte) []byte {
+func rawFrame(dst, src eth.MAC, h ipv4.Header, p []byte) []byte {
 	b := make([]byte, eth.HeaderLen+ipv4.HeaderLen+len(p))
 	eth.Header{Dst: dst, Src: src, Type: eth.TypeIPv4}.Put(b)
 	if h.TotalLen == 0 {
@@ -206,16 +205,17 @@ func frame(dst, src eth.MAC, h ipv4.Header, p []byte) []byte {
 
 // udpTo is a frame carrying a UDP datagram, addressed to the stack's MAC.
 func (l *rawLink) udpTo(src, dst [4]byte, sport, dport uint16, data []byte) []byte {
-	return frame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, udpDatagram(src, dst, sport, dport, data))
+	return rawFrame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, rawUDP(src, dst, sport, dport, data))
 }
 
 // echoTo is a frame carrying an ICMP echo request, addressed to the stack's
 // MAC.
 func (l *rawLink) echoTo(src, dst [4]byte, seq uint16) []byte {
-	return frame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: src, Dst: dst}, echoRequest(seq, []byte("ping")))
+	return rawFrame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: src, Dst: dst}, rawEcho(seq, []byte("ping")))
 }
 
-func udpDatagram(src, dst [4]byte, sport, dport uint16, data []byte) []byte {
+// rawUDP is a UDP datagram with its checksum.
+func rawUDP(src, dst [4]byte, sport, dport uint16, data []byte) []byte {
 	b := make([]byte, udp.HeaderLen+len(data))
 	udp.Header{SrcPort: sport, DstPort: dport, Length: uint16(len(b))}.Put(b)
 	copy(b[udp.HeaderLen:], data)
@@ -223,15 +223,16 @@ func udpDatagram(src, dst [4]byte, sport, dport uint16, data []byte) []byte {
 	return b
 }
 
-func echoRequest(seq uint16, data []byte) []byte {
+// rawEcho is an ICMP echo request.
+func rawEcho(seq uint16, data []byte) []byte {
 	b := make([]byte, icmp.HeaderLen+len(data))
 	icmp.PutEcho(b, icmp.TypeEchoRequest, 0x4242, seq, data)
 	return b
 }
 
-// sentIP parses a frame the stack sent: its Ethernet and IPv4 headers and
+// parseSentIP parses a frame the stack sent: its Ethernet and IPv4 headers and
 // the IP payload.
-func sentIP(t *testing.T, f []byte) (eth.Header, ipv4.Header, []byte) {
+func parseSentIP(t *testing.T, f []byte) (eth.Header, ipv4.Header, []byte) {
 	t.Helper()
 	eh, err := eth.Parse(f)
 	if err != nil || eh.Type != eth.TypeIPv4 {
@@ -244,10 +245,10 @@ func sentIP(t *testing.T, f []byte) (eth.Header, ipv4.Header, []byte) {
 	return eh, h, f[eh.Len()+int(h.HeaderLen) : eh.Len()+int(h.TotalLen)]
 }
 
-// icmpOf parses the ICMP message of a frame the stack sent.
-func icmpOf(t *testing.T, f []byte) (ipv4.Header, icmp.Message) {
+// parseSentICMP parses the ICMP message of a frame the stack sent.
+func parseSentICMP(t *testing.T, f []byte) (ipv4.Header, icmp.Message) {
 	t.Helper()
-	_, h, p := sentIP(t, f)
+	_, h, p := parseSentIP(t, f)
 	if h.Protocol != ipv4.ProtoICMP {
 		t.Fatalf("protocol %d, want ICMP", h.Protocol)
 	}
@@ -257,5 +258,3 @@ func icmpOf(t *testing.T, f []byte) (ipv4.Header, icmp.Message) {
 	}
 	return h, m
 }
-
-func be16(b []byte) uint16 { return binary.BigEndian.Uint16(b) }

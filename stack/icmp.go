@@ -16,8 +16,6 @@ const (
 	icmpProtoUnreach  = icmp.CodeProtoUnreachable
 	icmpPortUnreach   = icmp.CodePortUnreachable
 	icmpFragNeeded    = icmp.CodeFragNeeded
-	icmpErrorsPerSec  = 1000 // icmp_ratelimit: errors sent per second at most
-	icmpErrorBurst    = 50
 	icmpMaxQuoteBytes = ipv4.MaxHeaderLen + 8
 )
 
@@ -59,9 +57,10 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		s.cs.Free(m) // echo requests with IP options are not answered
 		return
 	}
-	s.ipID++
-	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipID, TTL: ipv4.DefaultTTL, Protocol: ipv4.ProtoICMP,
-		Src: h.Dst, Dst: h.Src}.Put(first, nil)
+	// The request was for one of our unicast addresses (routeInput sent
+	// broadcasts to icmpInputBroadcast): the reply comes from it.
+	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipIdent(h.Dst, h.Src, ipv4.ProtoICMP), TTL: ipv4.DefaultTTL,
+		Protocol: ipv4.ProtoICMP, Src: h.Dst, Dst: h.Src}.Put(first, nil)
 	r, ok := s.routes.Lookup(netip.AddrFrom4(h.Src))
 	if !ok {
 		s.stats.IPOutNoRoutes++
@@ -78,14 +77,49 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 	s.routeOutput(out, r, h.Src, m, false)
 }
 
+// icmpInputBroadcast takes an ICMP message sent to a broadcast address:
+// nothing is answered and all is counted as an input error, as icmp_rcv
+// does with icmp_echo_ignore_broadcasts=1 (RFC 1122 3.2.2.6: an echo
+// request to a broadcast "MAY be silently discarded"; answering one makes
+// us an amplifier for a smurf attack). Error messages to a broadcast are
+// bogus anyway.
+func (s *Stack) icmpInputBroadcast(m engine.Mbuf, h ipv4.Header) {
+	s.stats.ICMPInMsgs++
+	if first := m.Data(); len(first) > int(h.HeaderLen) && first[h.HeaderLen] == icmp.TypeEchoRequest {
+		s.stats.ICMPInEchos++
+	}
+	s.stats.ICMPInErrors++
+	s.cs.Free(m)
+}
+
 // icmpError answers the datagram m (starting at its IPv4 header h) with an
-// ICMP error, when RFC 1122 allows one and the rate limit has room
+// ICMP error, when RFC 1122 allows one and the rate limits have room
 // (icmp_send). It takes m.
+//
+// RFC 1122 3.2.2: "An ICMP error message MUST NOT be sent as the result of
+// receiving: an ICMP error message, or a datagram destined to an IP
+// broadcast or IP multicast address, or a datagram sent as a link-layer
+// broadcast, or a non-initial fragment, or a datagram whose source address
+// does not define a single host -- e.g., a zero address, a loopback
+// address, a broadcast address, a multicast address, or a Class E
+// address." routeInput has already dropped unicast datagrams that came as
+// link-layer broadcasts, and loopback sources from any wire.
 func (s *Stack) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uint16) {
 	defer s.cs.Free(m)
 	var quote [icmpMaxQuoteBytes]byte
 	q := icmp.Quote(quote[:m.CopyOut(quote[:], 0)])
-	if !icmp.ErrorAllowed(q, false) || !s.icmpTokens() {
+	dr, dok := s.routes.Lookup4(h.Dst)
+	toBroadcast := h.Dst == limitedBroadcast || dok && dr.Kind == ipv4.KindBroadcast
+	sr, sok := s.routes.Lookup4(h.Src)
+	if !icmp.ErrorAllowed(q, toBroadcast) || h.Src[0] == 0 || sok && sr.Kind == ipv4.KindBroadcast {
+		return
+	}
+	switch s.icmpRL.allow(typ, code, h.Src, sok && sr.Kind == ipv4.KindLocal) {
+	case icmpLimitedGlobal:
+		s.stats.ICMPOutRateLimitGlobal++
+		return
+	case icmpLimitedHost:
+		s.stats.ICMPOutRateLimitHost++
 		return
 	}
 	r, err := s.cs.Alloc(s.pool)
@@ -103,25 +137,9 @@ func (s *Stack) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uin
 		s.stats.ICMPOutDestUnreachs++
 	}
 	s.stats.ICMPOutMsgs++
-	var src [4]byte
-	if lr, ok := s.routes.Lookup(netip.AddrFrom4(h.Dst)); ok && lr.Kind == ipv4.KindLocal {
+	var src [4]byte // zero: ipOutput takes the route's source, an address of ours
+	if dok && dr.Kind == ipv4.KindLocal {
 		src = h.Dst // about a datagram for us: from the address it was sent to
 	}
 	s.ipOutput(src, h.Src, ipv4.ProtoICMP, r)
-}
-
-// icmpTokens takes a token from the error rate limiter, refilled at
-// icmpErrorsPerSec up to icmpErrorBurst.
-func (s *Stack) icmpTokens() bool {
-	now := engine.Nanotime()
-	if s.icmpLast == 0 {
-		s.icmpLast, s.icmpBucket = now, icmpErrorBurst
-	}
-	s.icmpBucket = min(icmpErrorBurst, s.icmpBucket+float64(now-s.icmpLast)*icmpErrorsPerSec/1e9)
-	s.icmpLast = now
-	if s.icmpBucket < 1 {
-		return false
-	}
-	s.icmpBucket--
-	return true
 }

@@ -45,7 +45,18 @@ func (s *Stack) receive(dev *device, m engine.Mbuf) {
 	s.stats.EthInFrames++
 	h, err := eth.Parse(m.Data())
 	if err != nil {
-		s.stats.EthInErrors++
+		if err == eth.ErrVLAN {
+			s.stats.EthVLANDropped++ // stacked tags
+		} else {
+			s.stats.EthInErrors++
+		}
+		s.cs.Free(m)
+		return
+	}
+	if h.Tagged {
+		// No VLAN devices: a tagged frame belongs to none of ours, whatever
+		// its VLAN ID (even 0, a priority tag), and is not read as untagged.
+		s.stats.EthVLANDropped++
 		s.cs.Free(m)
 		return
 	}
@@ -89,16 +100,12 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		s.cs.Free(m)
 		return
 	}
-	dst := h.Dst
-	r, ok := s.routes.Lookup(netip.AddrFrom4(dst))
-	local := ok && (r.Kind == ipv4.KindLocal || r.Kind == ipv4.KindBroadcast) ||
-		dst == [4]byte{255, 255, 255, 255} || dst == broadcastOf(dev)
-	if !local {
-		if linkBroadcast {
-			s.stats.IPInAddrErrors++ // a link broadcast for someone else's subnet
-			s.cs.Free(m)
-			return
-		}
+	route := s.routeInput(dev, h, linkBroadcast)
+	switch route {
+	case inputDrop:
+		s.cs.Free(m)
+		return
+	case inputForward:
 		s.forward(dev, m, h)
 		return
 	}
@@ -117,6 +124,10 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 	s.stats.IPInDelivers++
 	switch h.Protocol {
 	case ipv4.ProtoICMP:
+		if route == inputBroadcast {
+			s.icmpInputBroadcast(m, h)
+			return
+		}
 		s.icmpInput(dev, m, h)
 	case ipv4.ProtoUDP:
 		s.udpInput(dev, m, h)
@@ -124,6 +135,112 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		s.stats.IPInUnknownProtos++
 		s.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
 	}
+}
+
+// inputRoute is what routeInput decided for a received datagram.
+type inputRoute uint8
+
+const (
+	inputDrop      inputRoute = iota // dropped and counted
+	inputLocal                       // to one of our addresses
+	inputBroadcast                   // to a broadcast address: delivered locally
+	inputForward                     // to another host
+)
+
+// limitedBroadcast is 255.255.255.255.
+var limitedBroadcast = [4]byte{255, 255, 255, 255}
+
+// routeInput classifies a datagram that dev received, as
+// ip_route_input_slow does, and drops martians: addresses that cannot
+// appear on a wire. A martian source is a multicast or broadcast address,
+// one in 0.0.0.0/8 (0.0.0.0 itself only to the limited broadcast, as a DHCP
+// client sends), a loopback address, or one of our own addresses (and
+// broadcasts: fib_validate_source with accept_local=0); a martian
+// destination is a loopback address or one in 0.0.0.0/8. The loopback
+// device carries only our own datagrams, already routed on output, so it
+// is not checked. A datagram that arrived as a link-layer broadcast must
+// be for an IP broadcast (RFC 1122 3.3.6: "A host SHOULD silently discard
+// a datagram that is received via a link-layer broadcast but does not
+// specify an IP multicast or broadcast destination address"), which also
+// spares the ICMP error path from having to know how a datagram arrived.
+func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) inputRoute {
+	src, dst := h.Src, h.Dst
+	if dev.loopback {
+		if dst == limitedBroadcast {
+			return inputBroadcast
+		}
+		if r, ok := s.routes.Lookup4(dst); ok && r.Kind == ipv4.KindLocal {
+			return inputLocal
+		} else if ok && r.Kind == ipv4.KindBroadcast {
+			return inputBroadcast
+		}
+		return inputForward
+	}
+	switch {
+	case isMulticast4(dst):
+		s.stats.IPInAddrErrors++ // no groups joined (ip_route_input_mc finds no membership)
+		return inputDrop
+	case isMulticast4(src) || src == limitedBroadcast:
+		return s.martianSource()
+	case dst == limitedBroadcast || src == [4]byte{} && dst == [4]byte{}:
+		if src != [4]byte{} && !s.validSource(src) {
+			return s.martianSource()
+		}
+		return inputBroadcast
+	case src[0] == 0:
+		return s.martianSource()
+	case dst[0] == 0 || dst[0] == 127:
+		s.stats.IPInMartianDst++
+		s.stats.IPInAddrErrors++
+		return inputDrop
+	case src[0] == 127:
+		return s.martianSource()
+	}
+	r, ok := s.routes.Lookup4(dst)
+	if ok && (r.Kind == ipv4.KindLocal || r.Kind == ipv4.KindBroadcast) {
+		if !s.validSource(src) {
+			return s.martianSource()
+		}
+		if r.Kind == ipv4.KindBroadcast {
+			return inputBroadcast
+		}
+	}
+	if linkBroadcast {
+		s.stats.IPInAddrErrors++ // a unicast datagram in a link broadcast
+		return inputDrop
+	}
+	if ok && r.Kind == ipv4.KindLocal {
+		return inputLocal
+	}
+	if s.fwd && !s.validSource(src) {
+		return s.martianSource()
+	}
+	return inputForward
+}
+
+// validSource reports whether src may be another host's address: not one
+// of ours, nor a broadcast address of our subnets.
+func (s *Stack) validSource(src [4]byte) bool {
+	r, ok := s.routes.Lookup4(src)
+	return !ok || r.Kind != ipv4.KindLocal && r.Kind != ipv4.KindBroadcast
+}
+
+func (s *Stack) martianSource() inputRoute {
+	s.stats.IPInMartianSrc++
+	return inputDrop
+}
+
+// isMulticast4 reports whether a is in 224.0.0.0/4.
+func isMulticast4(a [4]byte) bool { return a[0]&0xf0 == 0xe0 }
+
+// broadcastOf is the directed broadcast address of dev's subnet, or the
+// limited broadcast when the subnet has none (a /31 or a /32, RFC 3021), so
+// that comparing an address with both finds every broadcast.
+func broadcastOf(dev *device) [4]byte {
+	if b, ok := ipv4.Broadcast(dev.addr); ok {
+		return b.As4()
+	}
+	return limitedBroadcast
 }
 
 // forward routes a datagram for another host (ip_forward), when forwarding

@@ -220,17 +220,3 @@ func (n *neighbours) clear() {
 		delete(n.entries, k)
 	}
 }
-
-// broadcastOf is the directed broadcast address of dev's subnet.
-func broadcastOf(dev *device) [4]byte {
-	a := dev.addr.Addr().As4()
-	bits := dev.addr.Bits()
-	for i := 0; i < 4; i++ {
-		for b := 0; b < 8; b++ {
-			if i*8+b >= bits {
-				a[i] |= 0x80 >> b
-			}
-		}
-	}
-	return a
-}

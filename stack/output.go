@@ -41,8 +41,7 @@ func (s *Stack) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 	if m == engine.NoMbuf {
 		return ErrNoBuffers
 	}
-	s.ipID++
-	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipID, TTL: ipv4.DefaultTTL, Protocol: proto, Src: src, Dst: dst}.Put(hdr, nil)
+	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipIdent(src, dst, proto), TTL: ipv4.DefaultTTL, Protocol: proto, Src: src, Dst: dst}.Put(hdr, nil)
 	s.stats.IPOutRequests++
 	return s.routeOutput(dev, r, dst, m, false)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/pollnet/pollnet/stack/eth"
 	"github.com/pollnet/pollnet/stack/ipv4"
 	"github.com/pollnet/pollnet/stack/netdev"
+	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
 )
 
@@ -105,13 +106,15 @@ type Stack struct {
 	neigh  *neighbours
 	reasm  *ipv4.Reassembler
 	udp    udpTable
-	ipID   uint16
 	stats  Stats
 	ready  []*UDPConn // sockets that got data during this burst or call
 
-	icmpLast   int64 // ICMP error rate limiter
-	icmpBucket float64
-	loop       *netdev.Loopback
+	// secret keys every hash an off-path host must not predict; the
+	// tables below hold a copy.
+	secret siphash.Key
+	idents ipIdents
+	icmpRL icmpLimiter
+	loop   *netdev.Loopback
 
 	rcvbuf   int
 	idle     engine.Idle
@@ -152,13 +155,16 @@ func New(cfg Config) (*Stack, error) {
 		return nil, err
 	}
 	s := &Stack{name: name, routes: ipv4.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
+	s.secret = siphash.NewKey()
+	s.idents.key = s.secret
+	s.icmpRL.init(s.secret, engine.Nanotime)
 	s.udp.init()
 	s.neigh = newNeighbours(s, cfg.ARP)
 	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
 	lo := &device{id: 0, port: loop, queues: 1, mtu: engine.MaxPacket, loopback: true,
 		addr: netip.MustParsePrefix("127.0.0.1/8")}
 	s.devs = append(s.devs, lo)
-	if err := s.routes.AddAddress(lo.addr, 0); err != nil {
+	if err := s.routes.AddLoopback(lo.addr, 0); err != nil {
 		s.release()
 		return nil, err
 	}
@@ -353,6 +359,10 @@ func (s *Stack) release() error {
 // `netstat -s` prints where there is one.
 type Stats struct {
 	EthInFrames, EthInErrors, EthNotForUs, EthUnknownType uint64
+	// EthVLANDropped is the number of frames dropped for carrying an
+	// 802.1Q or 802.1ad tag: there are no VLAN devices, so no tagged frame
+	// is ours (Linux counts them in the device's rx_dropped).
+	EthVLANDropped uint64
 
 	ARPInRequests, ARPInReplies, ARPOutRequests, ARPOutReplies uint64
 	ARPInErrors, ARPResolveFailed, ARPQueueDrops               uint64
@@ -362,9 +372,21 @@ type Stats struct {
 	IPInDiscards, IPFragOKs, IPFragFails, IPFragCreates            uint64
 	ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeouts                uint64
 	IPInTooBig, IPOutDiscards                                      uint64
+	// IPInMartianSrc and IPInMartianDst are the number of datagrams from
+	// the wire dropped for a source or a destination that cannot be real
+	// there (loopback, zero network, broadcast or multicast source, our
+	// own address as source): Linux's in_martian_src and in_martian_dst
+	// (ip_route_input_slow). A martian destination counts in
+	// IPInAddrErrors too.
+	IPInMartianSrc, IPInMartianDst uint64
 
 	ICMPInMsgs, ICMPInErrors, ICMPInEchos, ICMPOutEchoReps, ICMPOutDestUnreachs uint64
 	ICMPOutTimeExcds, ICMPOutMsgs                                               uint64
+	// ICMPOutRateLimitGlobal and ICMPOutRateLimitHost are the number of
+	// ICMP errors not sent because the stack's budget (icmp_msgs_per_sec)
+	// or the destination's (icmp_ratelimit) was spent: Linux's ICMP
+	// OutRateLimitGlobal and OutRateLimitHost.
+	ICMPOutRateLimitGlobal, ICMPOutRateLimitHost uint64
 
 	UDPInDatagrams, UDPNoPorts, UDPInErrors, UDPInCsumErrors, UDPRcvbufErrors, UDPOutDatagrams uint64
 

@@ -335,22 +335,20 @@ func (r *Reassembler) complete(qi int32) (engine.Mbuf, bool, error) {
 		return engine.NoMbuf, false, ErrTooBig
 	}
 	if !first.Writable() {
-		// The header's bytes are shared with a clone: write a private
-		// copy in a new mbuf in front instead.
-		hm, err := r.cs.Alloc(r.pool)
+		// The first fragment's bytes are shared (a clone, external memory)
+		// and its header is about to be rewritten: take a private copy of
+		// the whole fragment, as ip_frag_reasm's skb_unclone does. Copying
+		// only the header would leave the transport header out of the
+		// first segment, where UDP and ICMP read it.
+		c, err := r.copyFirst(first)
 		if err != nil {
 			r.dropQueue(qi)
 			r.c.ReasmFails++
 			return engine.NoMbuf, false, err
 		}
-		hb, _ := hm.Append(hl) // a fresh mbuf has room for any header
-		copy(hb, first.Data()[:hl])
-		hm.SetFlags(first.Flags())
-		hm.SetRxInfo(first.Port(), first.Queue())
-		first.Adj(hl)
-		hm.Chain(first)
-		r.nodes[q.head].m = hm
-		first = hm
+		r.cs.Free(first)
+		r.nodes[q.head].m = c
+		first = c
 	}
 	// Chain back to front (reversing the list first) so each Chain walks
 	// only its own segments. The pieces sum to total <= 65535, within the
@@ -387,6 +385,25 @@ func (r *Reassembler) complete(qi int32) (engine.Mbuf, bool, error) {
 	r.retire(qi)
 	r.c.ReasmOKs++
 	return first, true, nil
+}
+
+// copyFirst copies a datagram's first fragment into fresh mbufs of the
+// reassembler's pool, keeping its offload flags and receive queue. The first
+// segment of the copy holds the header and as much payload as fits.
+func (r *Reassembler) copyFirst(m engine.Mbuf) (engine.Mbuf, error) {
+	c, err := r.cs.Alloc(r.pool)
+	if err != nil {
+		return engine.NoMbuf, err
+	}
+	for seg := m; seg != engine.NoMbuf; seg = seg.Next() {
+		if err := r.cs.AppendBytes(c, r.pool, seg.Data()); err != nil {
+			r.cs.Free(c)
+			return engine.NoMbuf, err
+		}
+	}
+	c.SetFlags(m.Flags())
+	c.SetRxInfo(m.Port(), m.Queue())
+	return c, nil
 }
 
 // Expire abandons every datagram whose time is up and returns how many, like

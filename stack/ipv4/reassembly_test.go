@@ -404,3 +404,37 @@ func BenchmarkReassembly3(b *testing.B) {
 		}
 	}
 }
+
+// TestASharedFirstFragmentIsCopiedWholeNotWritten: when the first
+// fragment's buffer is shared, the reassembled datagram starts with a
+// private copy of that whole fragment, so its first segment holds the
+// transport header too (where UDP and ICMP read it), and the other
+// holder's bytes are untouched.
+func TestASharedFirstFragmentIsCopiedWholeNotWritten(t *testing.T) {
+	p, cs := newTestPool(t, 64)
+	r := NewReassembler(cs, p, ReasmConfig{})
+	d := datagram(3000, 5, 0, nil)
+	m := mbufOf(t, cs, p, d)
+	frags, err := Fragment(nil, cs, p, m, 1500)
+	cs.Free(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := frags[0]
+	before := bytesOf(orig)
+	if frags[0], err = cs.Clone(orig, p); err != nil {
+		t.Fatal(err)
+	}
+	whole := addAll(t, r, 0, frags)
+	if whole == engine.NoMbuf || !bytes.Equal(bytesOf(whole), d) {
+		t.Fatal("reassembled datagram differs")
+	}
+	if n := whole.Len(); n != len(before) || !whole.Writable() {
+		t.Fatalf("first segment: %d bytes (want the whole first fragment, %d), writable %v", n, len(before), whole.Writable())
+	}
+	if !bytes.Equal(bytesOf(orig), before) {
+		t.Fatal("the shared first fragment was written")
+	}
+	cs.Free(whole)
+	cs.Free(orig)
+}

@@ -388,12 +388,23 @@ func (rs *Routes) lookup(a uint32) (Result, bool) {
 }
 
 // AddAddress installs the routes an interface address implies, as
-// fib_add_ifaddr does: the address itself as KindLocal and, for prefixes
-// shorter than /31, the subnet broadcast as KindBroadcast in Local; the
-// subnet as KindConnected in Main. Each uses the address as its preferred
-// source. A second address in a subnet already present adds only its local
-// route.
+// fib_add_ifaddr does: the address itself as KindLocal and, when the subnet
+// has one, its broadcast address as KindBroadcast in Local; the subnet as
+// KindConnected in Main. Each uses the address as its preferred source. A
+// second address in a subnet already present adds only its local route.
 func (rs *Routes) AddAddress(addr netip.Prefix, dev int) error {
+	return rs.addAddress(addr, dev, KindConnected)
+}
+
+// AddLoopback is AddAddress for an address of a loopback device: the whole
+// subnet is this host, so it goes to Local as KindLocal instead of to Main
+// (fib_add_ifaddr on an IFF_LOOPBACK device; Linux's local table holds
+// "local 127.0.0.0/8 dev lo").
+func (rs *Routes) AddLoopback(addr netip.Prefix, dev int) error {
+	return rs.addAddress(addr, dev, KindLocal)
+}
+
+func (rs *Routes) addAddress(addr netip.Prefix, dev int, subnet Kind) error {
 	if !addr.IsValid() || !addr.Addr().Is4() {
 		return ErrPrefix
 	}
@@ -401,15 +412,18 @@ func (rs *Routes) AddAddress(addr netip.Prefix, dev int) error {
 	if err := rs.Local.AddRoute(Route{Prefix: netip.PrefixFrom(a, 32), Kind: KindLocal, Dev: dev, Src: a}); err != nil {
 		return err
 	}
-	if addr.Bits() < 31 {
-		b := broadcastOf(addr)
+	if b, ok := Broadcast(addr); ok {
 		err := rs.Local.AddRoute(Route{Prefix: netip.PrefixFrom(b, 32), Kind: KindBroadcast, Dev: dev, Src: a})
 		if err != nil && err != ErrExists {
 			return err
 		}
 	}
 	if addr.Bits() < 32 {
-		err := rs.Main.AddRoute(Route{Prefix: addr.Masked(), Kind: KindConnected, Dev: dev, Src: a})
+		t := rs.Main
+		if subnet == KindLocal {
+			t = rs.Local
+		}
+		err := t.AddRoute(Route{Prefix: addr.Masked(), Kind: subnet, Dev: dev, Src: a})
 		if err != nil && err != ErrExists {
 			return err
 		}
@@ -417,8 +431,9 @@ func (rs *Routes) AddAddress(addr netip.Prefix, dev int) error {
 	return nil
 }
 
-// DeleteAddress removes the routes AddAddress installed for addr: its local
-// route, and the broadcast and subnet routes whose preferred source it is.
+// DeleteAddress removes the routes AddAddress or AddLoopback installed for
+// addr: its local route, and the broadcast and subnet routes whose
+// preferred source it is.
 // Unlike Linux, it does not promote a secondary address of the same subnet
 // to own those routes: delete and re-add the secondary to restore them.
 func (rs *Routes) DeleteAddress(addr netip.Prefix, dev int) error {
@@ -431,20 +446,30 @@ func (rs *Routes) DeleteAddress(addr netip.Prefix, dev int) error {
 	}); err != nil {
 		return err
 	}
-	bcast := netip.PrefixFrom(broadcastOf(addr), 32)
-	rs.Local.deleteFunc(func(r *Route) bool {
-		return r.Kind == KindBroadcast && r.Prefix == bcast && r.Src == a && r.Dev == dev
-	})
-	rs.Main.deleteFunc(func(r *Route) bool {
-		return r.Kind == KindConnected && r.Prefix == addr.Masked() && r.Src == a && r.Dev == dev
-	})
+	if b, ok := Broadcast(addr); ok {
+		bcast := netip.PrefixFrom(b, 32)
+		rs.Local.deleteFunc(func(r *Route) bool {
+			return r.Kind == KindBroadcast && r.Prefix == bcast && r.Src == a && r.Dev == dev
+		})
+	}
+	subnet := func(r *Route) bool {
+		return (r.Kind == KindConnected || r.Kind == KindLocal) && r.Prefix == addr.Masked() && r.Prefix.Bits() < 32 && r.Src == a && r.Dev == dev
+	}
+	rs.Main.deleteFunc(subnet)
+	rs.Local.deleteFunc(subnet)
 	return nil
 }
 
-// broadcastOf is the last address of addr's subnet.
-func broadcastOf(addr netip.Prefix) netip.Addr {
+// Broadcast is the directed broadcast address of addr's subnet, its last
+// address. A /31 has none (RFC 3021: both of its addresses are hosts, the
+// point-to-point link's two ends) and neither has a /32: ok is false.
+// This is the one definition the stack uses.
+func Broadcast(addr netip.Prefix) (b netip.Addr, ok bool) {
+	if !addr.IsValid() || !addr.Addr().Is4() || addr.Bits() >= 31 {
+		return netip.Addr{}, false
+	}
 	a4 := addr.Addr().As4()
 	v := binary.BigEndian.Uint32(a4[:]) | ^uint32(0)>>addr.Bits()
 	binary.BigEndian.PutUint32(a4[:], v)
-	return netip.AddrFrom4(a4)
+	return netip.AddrFrom4(a4), true
 }

@@ -318,3 +318,75 @@ func BenchmarkLookup(b *testing.B) {
 		})
 	}
 }
+
+func TestBroadcastIsTheLastAddressAndNoneForASlash31OrSlash32(t *testing.T) {
+	for _, c := range []struct {
+		prefix, want string
+	}{
+		{"198.18.0.1/24", "198.18.0.255"},
+		{"10.1.2.3/8", "10.255.255.255"},
+		{"198.18.0.5/30", "198.18.0.7"},
+		{"0.0.0.0/0", "255.255.255.255"},
+		{"198.18.0.0/31", ""},
+		{"198.18.0.1/31", ""},
+		{"198.18.0.1/32", ""},
+	} {
+		b, ok := Broadcast(netip.MustParsePrefix(c.prefix))
+		if c.want == "" && ok || c.want != "" && (!ok || b != netip.MustParseAddr(c.want)) {
+			t.Errorf("Broadcast(%s) = %v %v, want %q", c.prefix, b, ok, c.want)
+		}
+	}
+}
+
+// TestASlash31AddressInstallsNoBroadcastRoute: RFC 3021, both addresses of
+// a /31 are hosts; the other one is reached on the link.
+func TestASlash31AddressInstallsNoBroadcastRoute(t *testing.T) {
+	for _, a := range []string{"198.18.0.0/31", "198.18.0.1/31"} {
+		rs := NewRoutes()
+		p := netip.MustParsePrefix(a)
+		if err := rs.AddAddress(p, 1); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []string{"198.18.0.0", "198.18.0.1"} {
+			r, ok := rs.Lookup(netip.MustParseAddr(d))
+			want := KindConnected
+			if d == p.Addr().String() {
+				want = KindLocal
+			}
+			if !ok || r.Kind != want {
+				t.Errorf("%s: %s is %v, want %v", a, d, r.Kind, want)
+			}
+		}
+		if err := rs.DeleteAddress(p, 1); err != nil || rs.Local.Len()+rs.Main.Len() != 0 {
+			t.Fatalf("%s: delete: %v, %d routes left", a, err, rs.Local.Len()+rs.Main.Len())
+		}
+	}
+}
+
+// TestALoopbackSubnetIsAllLocal: every address of 127.0.0.0/8 is this host,
+// as in Linux's local table.
+func TestALoopbackSubnetIsAllLocal(t *testing.T) {
+	rs := NewRoutes()
+	lo := netip.MustParsePrefix("127.0.0.1/8")
+	if err := rs.AddLoopback(lo, 0); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		dst  string
+		kind Kind
+	}{
+		{"127.0.0.1", KindLocal}, {"127.0.0.2", KindLocal}, {"127.200.1.1", KindLocal},
+		{"127.255.255.255", KindBroadcast},
+	} {
+		r, ok := rs.Lookup(netip.MustParseAddr(c.dst))
+		if !ok || r.Kind != c.kind || r.Dev != 0 || r.Src != lo.Addr().As4() {
+			t.Errorf("%s: %+v %v, want %v from 127.0.0.1", c.dst, r, ok, c.kind)
+		}
+	}
+	if rs.Main.Len() != 0 {
+		t.Fatalf("loopback routes in main: %v", rs.Main.Routes())
+	}
+	if err := rs.DeleteAddress(lo, 0); err != nil || rs.Local.Len() != 0 {
+		t.Fatalf("delete: %v, left %v", err, rs.Local.Routes())
+	}
+}

@@ -15,10 +15,10 @@ import (
 	"github.com/pollnet/pollnet/stack/udp"
 )
 
-// rawLink is a stack on port 1 of a wire pair and a hand-built host on port
+// fuzzLink is a stack on port 1 of a wire pair and a hand-built host on port
 // 0. The stack is not started: the test moves every frame itself, so a run
 // is deterministic and a fuzz input replays exactly.
-type rawLink struct {
+type fuzzLink struct {
 	t    testing.TB
 	wp   *wire.Pair
 	st   *Stack
@@ -30,21 +30,20 @@ type rawLink struct {
 }
 
 var (
-	rawStackAddr = netip.MustParsePrefix("198.18.1.2/24")
-	rawHostIP    = [4]byte{198, 18, 1, 1}
+	fuzzStackAddr = netip.MustParsePrefix("198.18.1.2/24")
 )
 
-func newRawLink(t testing.TB) *rawLink {
+func newFuzzLink(t testing.TB) *fuzzLink {
 	t.Helper()
 	wp, err := wire.NewPair(wire.Config{PoolSize: 1024, RingSize: 512, MTU: 9000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &rawLink{t: t, wp: wp, host: eth.MAC(wp.Ports[0].Info().MAC), us: eth.MAC(wp.Ports[1].Info().MAC)}
+	l := &fuzzLink{t: t, wp: wp, host: eth.MAC(wp.Ports[0].Info().MAC), us: eth.MAC(wp.Ports[1].Info().MAC)}
 	if l.pool, err = engine.NewPool("raw-host", 512, 32); err != nil {
 		t.Fatal(err)
 	}
-	l.st, err = New(Config{Name: "fuzzed", PoolSize: 1024, Interfaces: []Interface{{Port: wp.Ports[1], Addr: rawStackAddr}}})
+	l.st, err = New(Config{Name: "fuzzed", PoolSize: 1024, Interfaces: []Interface{{Port: wp.Ports[1], Addr: fuzzStackAddr}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +52,7 @@ func newRawLink(t testing.TB) *rawLink {
 
 // close tears everything down and fails the test if any mbuf is missing:
 // each pool refuses to close while one of its mbufs is still out.
-func (l *rawLink) close() {
+func (l *fuzzLink) close() {
 	l.t.Helper()
 	if err := l.st.Close(); err != nil {
 		l.t.Errorf("stack close (an mbuf leaked?): %v", err)
@@ -70,7 +69,7 @@ func (l *rawLink) close() {
 }
 
 // send puts frames on the wire from the host and runs the stack over them.
-func (l *rawLink) send(frames ...[]byte) {
+func (l *fuzzLink) send(frames ...[]byte) {
 	for _, f := range frames {
 		m, err := l.cs.Alloc(l.pool)
 		if err != nil {
@@ -88,7 +87,7 @@ func (l *rawLink) send(frames ...[]byte) {
 }
 
 // pump runs the stack's receive path until every queue is empty.
-func (l *rawLink) pump() {
+func (l *fuzzLink) pump() {
 	for more := true; more; {
 		more = false
 		for _, q := range l.st.Queues() {
@@ -101,7 +100,7 @@ func (l *rawLink) pump() {
 }
 
 // received takes every frame the stack sent to the host, as byte copies.
-func (l *rawLink) received() [][]byte {
+func (l *fuzzLink) received() [][]byte {
 	var out [][]byte
 	for {
 		n := l.wp.Ports[0].RxBurst(0, l.rx[:])
@@ -133,19 +132,19 @@ func ipFrame(dst, src eth.MAC, h ipv4.Header, payload []byte) []byte {
 	return b
 }
 
-func (l *rawLink) arpRequest(from [4]byte, mac eth.MAC, target [4]byte) []byte {
+func (l *fuzzLink) arpRequest(from [4]byte, mac eth.MAC, target [4]byte) []byte {
 	b := make([]byte, arp.FrameLen)
 	arp.PutRequest(b, mac, from, target)
 	return b
 }
 
-func (l *rawLink) echoRequest(from [4]byte, mac eth.MAC, to [4]byte, seq uint16) []byte {
+func (l *fuzzLink) echoRequest(from [4]byte, mac eth.MAC, to [4]byte, seq uint16) []byte {
 	p := make([]byte, icmp.HeaderLen+32)
 	icmp.PutEcho(p, icmp.TypeEchoRequest, 0x77, seq, bytes.Repeat([]byte{0xab}, 32))
 	return ipFrame(l.us, mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: from, Dst: to, ID: seq}, p)
 }
 
-func (l *rawLink) udpDatagram(from [4]byte, mac eth.MAC, sport uint16, to [4]byte, dport uint16, data []byte) []byte {
+func (l *fuzzLink) udpDatagram(from [4]byte, mac eth.MAC, sport uint16, to [4]byte, dport uint16, data []byte) []byte {
 	p := make([]byte, udp.HeaderLen+len(data))
 	udp.Header{SrcPort: sport, DstPort: dport, Length: uint16(len(p))}.Put(p)
 	copy(p[udp.HeaderLen:], data)
@@ -154,7 +153,7 @@ func (l *rawLink) udpDatagram(from [4]byte, mac eth.MAC, sport uint16, to [4]byt
 }
 
 // answerARP replies, as the host, to any request the stack made for ip.
-func (l *rawLink) answerARP(frames [][]byte, ip [4]byte) (rest [][]byte) {
+func (l *fuzzLink) answerARP(frames [][]byte, ip [4]byte) (rest [][]byte) {
 	for _, f := range frames {
 		h, err := eth.Parse(f)
 		if err == nil && h.Type == eth.TypeARP {
@@ -189,9 +188,9 @@ func findIP(frames [][]byte, mac eth.MAC, proto uint8, src, dst [4]byte) (ipv4.H
 
 // checkStillServes is what a legitimate host must still get after whatever
 // came before: a ping answered and a UDP datagram echoed.
-func (l *rawLink) checkStillServes(sock *UDPConn, round uint16) {
+func (l *fuzzLink) checkStillServes(sock *UDPConn, round uint16) {
 	l.t.Helper()
-	us := rawStackAddr.Addr().As4()
+	us := fuzzStackAddr.Addr().As4()
 	legit, legitMAC := [4]byte{198, 18, 1, 77}, l.host
 	l.received() // whatever the input provoked
 	l.send(l.arpRequest(legit, legitMAC, us))
@@ -253,7 +252,7 @@ func joinFrames(frames ...[]byte) []byte {
 // port and checks it stays whole: nothing panics, no mbuf leaks, and a
 // legitimate host still gets its ping and UDP echo answered afterwards.
 func FuzzStackInput(f *testing.F) {
-	seed := &rawLink{}
+	seed := &fuzzLink{}
 	{
 		wp, err := wire.NewPair(wire.Config{})
 		if err != nil {
@@ -263,7 +262,7 @@ func FuzzStackInput(f *testing.F) {
 		wp.Ports[0].Close()
 		wp.Ports[1].Close()
 	}
-	us := rawStackAddr.Addr().As4()
+	us := fuzzStackAddr.Addr().As4()
 	spoof := [4]byte{198, 18, 1, 9}
 	bcast := [4]byte{198, 18, 1, 255}
 	frag := func(id uint16, off uint16, mf bool, n int) []byte {
@@ -283,9 +282,9 @@ func FuzzStackInput(f *testing.F) {
 	f.Add(joinFrames(seed.echoRequest(spoof, eth.Broadcast, us, 4), []byte{1, 2, 3}))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
-		l := newRawLink(t)
+		l := newFuzzLink(t)
 		defer l.close()
-		sock, err := l.st.ListenUDP(netip.AddrPortFrom(rawStackAddr.Addr(), 7))
+		sock, err := l.st.ListenUDP(netip.AddrPortFrom(fuzzStackAddr.Addr(), 7))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -296,9 +295,9 @@ func FuzzStackInput(f *testing.F) {
 }
 
 func TestStackStillServesAfterTheSeedFrames(t *testing.T) {
-	l := newRawLink(t)
+	l := newFuzzLink(t)
 	defer l.close()
-	sock, err := l.st.ListenUDP(netip.AddrPortFrom(rawStackAddr.Addr(), 7))
+	sock, err := l.st.ListenUDP(netip.AddrPortFrom(fuzzStackAddr.Addr(), 7))
 	if err != nil {
 		t.Fatal(err)
 	}

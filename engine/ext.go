@@ -11,26 +11,6 @@ import (
 	"github.com/pollnet/pollnet/engine/ring"
 )
 
-// External buffers: memory the pool does not own (the pages of a file for
-// sendfile, a region a driver maps) sent without a copy. Like DPDK's
-// rte_mbuf_ext_shared_info, every piece of external memory has one shared
-// record, an ExtBuf, holding its address, size, reference count and the
-// function that gives it back; any number of mbufs attach windows of it.
-// Nothing here holds a Go pointer, so the collector scans none of it.
-//
-// The memory-lifetime contract. The engine keeps the address as an integer,
-// which keeps nothing alive, so the caller guarantees that addr..addr+size
-// stays valid, at that address, until the release function runs:
-//   - memory outside the Go heap (an mmap of a file, a driver's region)
-//     stays until the caller unmaps it, which it does in the release
-//     function, not before;
-//   - Go heap memory does not move (the collector does not compact), but it
-//     is freed once unreachable: the caller keeps a reference to it (in a
-//     table the cookie indexes, say) until the release function runs.
-//
-// Attached memory is never written through the mbuf (Writable is false):
-// it belongs to its owner and may be read by every mbuf attached to it.
-
 // ExtFree gives external memory back to its owner once neither an mbuf nor
 // its creator refers to it. It runs once per ExtBuf, on the goroutine that
 // drops the last reference (in a Free, or in ExtBuf.Release), and must not
@@ -77,9 +57,28 @@ func extFreeFunc(id ExtFreeID) (ExtFree, bool) {
 	return (*p)[id], true
 }
 
-// ExtBuf is a handle on a piece of external memory and its shared record.
-// Like an Mbuf it is a plain integer: the number of the pool whose table
-// holds the record in the top 8 bits, the record's index below.
+// ExtBuf is a handle on a piece of external memory: memory the pool does not
+// own (the pages of a file for sendfile, a region a driver maps), sent
+// without a copy. Like DPDK's rte_mbuf_ext_shared_info, each piece has one
+// shared record holding its address, size, reference count and the function
+// that gives it back, and any number of mbufs attach windows of it. Like an
+// Mbuf the handle is a plain integer (the number of the pool whose table
+// holds the record in the top 8 bits, its index below), and neither the
+// record nor an mbuf's note of its window holds a Go pointer, so the
+// collector scans none of it.
+//
+// The memory-lifetime contract. The engine keeps the address as an integer,
+// which keeps nothing alive, so the caller guarantees that addr..addr+size
+// stays valid, at that address, until the release function runs:
+//   - memory outside the Go heap (an mmap of a file, a driver's region)
+//     stays until the caller unmaps it, which it does in the release
+//     function, not before;
+//   - Go heap memory does not move (the collector does not compact), but it
+//     is freed once unreachable: the caller keeps a reference to it (in a
+//     table the cookie indexes, say) until the release function runs.
+//
+// Attached memory is never written through an mbuf (Writable is false): it
+// belongs to its owner and may be read by every mbuf attached to it.
 type ExtBuf uint32
 
 // extShared is an ExtBuf's record (rte_mbuf_ext_shared_info).
@@ -129,9 +128,9 @@ func (p *Pool) initShared() {
 // NewExtBuf makes a record for size bytes of external memory at addr, which
 // mbufs then attach with AttachExternal. free (with cookie) runs when the
 // last reference goes; the caller holds the first reference, and drops it
-// with Release once it has attached what it needs. See "The memory-lifetime
-// contract" above: the memory must stay valid until free runs. The record is
-// taken from p's table, of p.Size() records; with none left it returns
+// with Release once it has attached what it needs. The memory must stay
+// valid until free runs (see ExtBuf for the contract). The record is taken
+// from p's table, of p.Size() records; with none left it returns
 // ErrPoolEmpty.
 func (p *Pool) NewExtBuf(addr uintptr, size int, free ExtFreeID, cookie uint64) (ExtBuf, error) {
 	if addr == 0 || size <= 0 {

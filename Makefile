@@ -36,9 +36,12 @@ FUZZ := bench/pktgen:FuzzParse stack/eth:FuzzEthParse stack/arp:FuzzARPParse \
 	stack:FuzzStackInput
 FUZZTIME ?= 4s
 
-# Unit, stress and race tests, then each fuzz target for a few seconds.
+# Unit, stress and race tests; the engine and stack tests once more in the
+# debug build (poisoned frees, double frees and uses after free panic at
+# once); then each fuzz target for a few seconds.
 test: deps vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -count=1 -tags pollnetdebug ./engine/... ./stack/...
 	cd compare/gvisor && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
 

@@ -48,6 +48,9 @@ var (
 	ErrNoTailroom  = errors.New("mbuf: not enough tailroom")
 	ErrTooLong     = errors.New("mbuf: packet longer than 64 KiB")
 	ErrShortPacket = errors.New("mbuf: packet shorter than the bytes to remove")
+	// ErrShared refuses a write into bytes or a header that another holder
+	// also reads (see Writable); the caller copies first, as skb_cow does.
+	ErrShared = errors.New("mbuf: buffer is shared; copy it before writing")
 )
 
 // Offload flags carried with a packet, like the ol_flags of an rte_mbuf or
@@ -65,12 +68,17 @@ const (
 // meta is the per-mbuf header. It holds no pointers and is padded to one cache
 // line so that two cores working on neighbouring mbufs never share a line.
 type meta struct {
-	refcnt     int32 // atomic; plain int32 so reset can write the whole header at once
+	// refcnt counts the holders of this header (and, for a direct mbuf,
+	// the clones that borrow its buffer). 0 marks a free mbuf: a free of
+	// a free mbuf is caught by it. Atomic; plain int32 so reset can write
+	// the whole header at once.
+	refcnt     int32
 	dataOff    uint16
 	dataLen    uint16
 	pktLen     uint32
 	next       Mbuf // next segment of a chain, NoMbuf at the end
 	direct     Mbuf // for a clone: the mbuf whose buffer it shares
+	tail       Mbuf // on a chain's first segment: its last, or NoMbuf for itself
 	flags      uint32
 	hash       uint32
 	nbSegs     uint16
@@ -82,7 +90,7 @@ type meta struct {
 	l4Len      uint8
 	_          uint8
 	stamp      int64
-	_          [16]byte
+	_          [8]byte
 }
 
 // pools maps the pool number in an Mbuf to its pool. Entries are written once,
@@ -113,7 +121,7 @@ func (m Mbuf) buffer() []byte {
 	p := m.pool()
 	i := m.index()
 	if md.flags&flagExternal != 0 {
-		return p.ext[i].data
+		return p.ext[i].bytes()
 	}
 	off := int(i) * BufSize
 	return p.arena[off : off+BufSize : off+BufSize]
@@ -125,6 +133,9 @@ func (m Mbuf) Data() []byte {
 	p := pools[m>>poolShift]
 	i := uint32(m) & indexMask
 	md := &p.meta[i]
+	if debug {
+		p.checkLive(m, md)
+	}
 	if md.direct != NoMbuf || md.flags&flagExternal != 0 {
 		off := int(md.dataOff)
 		return m.buffer()[off : off+int(md.dataLen)]
@@ -145,30 +156,62 @@ func (m Mbuf) Next() Mbuf { return m.meta().next }
 // Segs is the number of segments in the chain that starts at m.
 func (m Mbuf) Segs() int { return int(m.meta().nbSegs) }
 
-// Headroom is the free space in front of this segment's data.
-func (m Mbuf) Headroom() int { return int(m.meta().dataOff) }
-
-// Tailroom is the free space after this segment's data.
-func (m Mbuf) Tailroom() int {
+// Headroom is the free space in front of this segment's data that Prepend
+// may use: 0 when the segment is not writable.
+func (m Mbuf) Headroom() int {
 	md := m.meta()
-	return len(m.buffer()) - int(md.dataOff) - int(md.dataLen)
+	if !md.writable() {
+		return 0
+	}
+	return int(md.dataOff)
 }
 
-// Refs is the reference count of this segment.
+// Tailroom is the free space after this segment's data that Append may use:
+// 0 when the segment is not writable, so a writer that finds no room chains
+// a segment of its own (as AppendBytes does).
+func (m Mbuf) Tailroom() int {
+	md := m.meta()
+	if !md.writable() {
+		return 0
+	}
+	return BufSize - int(md.dataOff) - int(md.dataLen)
+}
+
+// Refs is the reference count of this segment; 0 once it is free.
 func (m Mbuf) Refs() int { return int(atomic.LoadInt32(&m.meta().refcnt)) }
 
-// Writable reports whether m's bytes belong to m alone: not shared with a
-// clone, not cloned from another mbuf, not external memory that others read.
-func (m Mbuf) Writable() bool {
-	md := m.meta()
+// Writable reports whether m's bytes and header belong to m's holder alone,
+// so Prepend, Append and SetLen may write them. It is false for
+//   - a segment with more than one reference (Ref, or an original whose
+//     clones borrow its buffer): the other holders read the same header
+//     and bytes;
+//   - a clone, always. While the original or another clone holds the
+//     buffer, the bytes outside a clone's window are theirs (a window is
+//     usually a part of the buffer, so an Append would write into another
+//     holder's data). Once the clone is the buffer's last holder (the
+//     direct's count down to 1) writing would be safe, but writability
+//     would then change under its holder whenever other goroutines let
+//     go; one fixed rule is simpler, and a writer copies first (skb_cow),
+//     as for any shared packet;
+//   - external memory, which belongs to its owner and may be read by every
+//     mbuf attached to it (pages of a file).
+//
+// A fresh mbuf from a pool is writable.
+func (m Mbuf) Writable() bool { return m.meta().writable() }
+
+func (md *meta) writable() bool {
 	return atomic.LoadInt32(&md.refcnt) == 1 && md.direct == NoMbuf && md.flags&flagExternal == 0
 }
 
 // SetLen sets the data length of a single-segment packet, for a driver that
-// has just written a frame into the buffer.
+// has just written a frame into the buffer. It refuses a segment that is not
+// writable with ErrShared.
 func (m Mbuf) SetLen(n int) error {
 	md := m.meta()
-	if n < 0 || int(md.dataOff)+n > len(m.buffer()) {
+	if !md.writable() {
+		return ErrShared
+	}
+	if n < 0 || int(md.dataOff)+n > BufSize {
 		return ErrNoTailroom
 	}
 	md.dataLen = uint16(n)
@@ -238,9 +281,16 @@ func (m Mbuf) SetHeaderLens(l2, l3, l4 int) {
 }
 
 // Prepend grows the first segment into its headroom by n bytes and returns
-// the new front bytes, to be filled with a header.
+// the new front bytes, to be filled with a header. A segment that is not
+// writable is refused with ErrShared: its headroom is every holder's.
 func (m Mbuf) Prepend(n int) ([]byte, error) {
 	md := m.meta()
+	if debug {
+		m.pool().checkLive(m, md)
+	}
+	if !md.writable() {
+		return nil, ErrShared
+	}
 	if n < 0 || n > int(md.dataOff) {
 		return nil, ErrNoHeadroom
 	}
@@ -250,8 +300,8 @@ func (m Mbuf) Prepend(n int) ([]byte, error) {
 	md.dataOff -= uint16(n)
 	md.dataLen += uint16(n)
 	md.pktLen += uint32(n)
-	off := int(md.dataOff)
-	return m.buffer()[off : off+n], nil
+	off := int(m.index())*BufSize + int(md.dataOff) // writable: its own arena slot
+	return m.pool().arena[off : off+n : off+n], nil
 }
 
 // Adj removes n bytes from the front of the first segment (a parsed header).
@@ -266,34 +316,41 @@ func (m Mbuf) Adj(n int) error {
 	return nil
 }
 
-// last returns the final segment of the chain starting at m.
+// last returns the final segment of the chain whose first segment is m, from
+// the tail index the first segment keeps, so appending to a long chain costs
+// no walk.
 func (m Mbuf) last() Mbuf {
-	for {
-		n := m.meta().next
-		if n == NoMbuf {
-			return m
-		}
-		m = n
+	if t := m.meta().tail; t != NoMbuf {
+		return t
 	}
+	return m
 }
 
 // Append grows the last segment into its tailroom by n bytes and returns the
-// new tail bytes, to be filled by the caller.
+// new tail bytes, to be filled by the caller. m is the packet's first
+// segment. It refuses with ErrShared when the last segment is not writable:
+// the caller chains a segment of its own (AppendBytes does) or copies first.
 func (m Mbuf) Append(n int) ([]byte, error) {
 	head := m.meta()
+	if debug {
+		m.pool().checkLive(m, head)
+	}
 	if int(head.pktLen)+n > MaxPacket {
 		return nil, ErrTooLong
 	}
 	l := m.last()
 	lm := l.meta()
-	buf := l.buffer()
+	if !lm.writable() {
+		return nil, ErrShared
+	}
 	end := int(lm.dataOff) + int(lm.dataLen)
-	if n < 0 || end+n > len(buf) {
+	if n < 0 || end+n > BufSize {
 		return nil, ErrNoTailroom
 	}
 	lm.dataLen += uint16(n)
 	head.pktLen += uint32(n)
-	return buf[end : end+n], nil
+	off := int(l.index())*BufSize + end // writable: its own arena slot
+	return l.pool().arena[off : off+n : off+n], nil
 }
 
 // Trim removes n bytes from the end of the packet, from the last segment only
@@ -310,13 +367,21 @@ func (m Mbuf) Trim(n int) error {
 }
 
 // Chain appends the packet tail to the packet head. The tail's segments
-// become part of head; the caller no longer frees tail on its own.
+// become part of head; the caller no longer frees tail on its own. Chaining
+// writes only headers, so a shared buffer does not stop it (a clone chains
+// a segment of its own behind the bytes it shares); a header shared with Ref
+// must not be chained to, see Ref.
 func (m Mbuf) Chain(tail Mbuf) error {
 	hm, tm := m.meta(), tail.meta()
+	if debug {
+		m.pool().checkLive(m, hm)
+		tail.pool().checkLive(tail, tm)
+	}
 	if int(hm.pktLen)+int(tm.pktLen) > MaxPacket {
 		return ErrTooLong
 	}
 	m.last().meta().next = tail
+	hm.tail = tail.last()
 	hm.pktLen += tm.pktLen
 	hm.nbSegs += tm.nbSegs
 	return nil

@@ -3,8 +3,10 @@ package engine
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pollnet/pollnet/engine/ring"
 )
@@ -20,21 +22,21 @@ type Pool struct {
 	cacheSize int
 	arena     []byte
 	meta      []meta
-	unmap     func()
-	ext       []extBuf // indexed like meta; set only on mbufs with flagExternal
+	mem       packetMem
+	ext       []extSeg // indexed like meta; set only on mbufs with flagExternal
 	free      *ring.MPMC[Mbuf]
+	dbg       debugInfo // the debug build's side table; empty otherwise
+
+	// External buffers' shared records, made on the first NewExtBuf.
+	sharedOnce sync.Once
+	shared     []extShared
+	sharedFree *ring.MPMC[uint32] // indices of unused records
 
 	emptyEvents atomic.Uint64 // allocations refused because the pool was empty
+	doubleFrees atomic.Uint64
 
 	mu     sync.Mutex
-	caches []*Cache
-}
-
-// extBuf is memory the pool does not own, attached to an mbuf, and the
-// function that hands it back when the last reference to it is gone.
-type extBuf struct {
-	data    []byte
-	release func()
+	caches []*Cache // the open caches; Cache.Close removes one
 }
 
 var poolsMu sync.Mutex
@@ -63,7 +65,7 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 	if err != nil {
 		return nil, err
 	}
-	arena, metas, unmap, err := packetMemory(size)
+	mem, err := packetMemory(size)
 	if err != nil {
 		return nil, fmt.Errorf("pool %q: %w", name, err)
 	}
@@ -71,11 +73,14 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 		name:      name,
 		size:      size,
 		cacheSize: cacheSize,
-		arena:     arena,
-		meta:      metas,
-		unmap:     unmap,
-		ext:       make([]extBuf, size),
+		arena:     mem.arena,
+		meta:      mem.metas,
+		mem:       mem,
+		ext:       make([]extSeg, size),
 		free:      free,
+	}
+	if debug {
+		p.debugInit()
 	}
 	poolsMu.Lock()
 	id := -1
@@ -87,7 +92,7 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 	}
 	if id < 0 {
 		poolsMu.Unlock()
-		unmap()
+		mem.unmap()
 		return nil, fmt.Errorf("pool %q: all %d pool slots in use; close unused pools", name, maxPools)
 	}
 	p.id = uint8(id)
@@ -106,16 +111,22 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 }
 
 // Close releases the pool's slot so a new pool may take it. Every mbuf of the
-// pool must be back, or Close refuses.
+// pool must be back, and every external buffer made by it released, or Close
+// refuses.
 func (p *Pool) Close() error {
 	if n := p.Available(); n != p.size {
 		return fmt.Errorf("pool %q: %d of %d mbufs still in use", p.name, p.size-n, p.size)
+	}
+	if p.sharedFree != nil {
+		if n := p.sharedFree.Len(); n != p.size {
+			return fmt.Errorf("pool %q: %d external buffers still in use", p.name, p.size-n)
+		}
 	}
 	poolsMu.Lock()
 	defer poolsMu.Unlock()
 	if pools[p.id] == p {
 		pools[p.id] = nil
-		p.unmap()
+		p.mem.unmap()
 	}
 	return nil
 }
@@ -128,6 +139,23 @@ func (p *Pool) Size() int { return p.size }
 
 // EmptyEvents counts allocations refused because the pool was empty.
 func (p *Pool) EmptyEvents() uint64 { return p.emptyEvents.Load() }
+
+// DoubleFrees is the number of frees of an mbuf of this pool that was
+// already free (its count 0), and of releases of an external buffer already
+// released. Each was refused: the mbuf was not handed back a second time,
+// and a chain was not followed past the free segment. The debug build panics
+// at the first instead. A free of an mbuf that has been handed out again
+// since is its new owner's as far as any count can tell, and is not seen.
+func (p *Pool) DoubleFrees() uint64 { return p.doubleFrees.Load() }
+
+// doubleFree counts a free of the free mbuf m, which panics in the debug
+// build.
+func (p *Pool) doubleFree(m Mbuf) {
+	p.doubleFrees.Add(1)
+	if debug {
+		p.debugDoubleFree(m)
+	}
+}
 
 // Available counts the free mbufs in the shared ring and in every cache. It
 // reads the caches without synchronising with their owners, so it may only be
@@ -149,18 +177,53 @@ func (p *Pool) reset(m Mbuf) {
 	p.meta[m.index()] = freshMeta
 }
 
-var freshMeta = meta{refcnt: 1, dataOff: Headroom, next: NoMbuf, direct: NoMbuf, nbSegs: 1}
+var freshMeta = meta{refcnt: 1, dataOff: Headroom, next: NoMbuf, direct: NoMbuf, tail: NoMbuf, nbSegs: 1}
 
 // giveBack returns free mbufs to the shared ring. The ring holds the whole
 // pool, so there is always room in the end; a burst can still come up short
 // while a preempted consumer holds a slot it has claimed but not yet read.
 func (p *Pool) giveBack(ms []Mbuf) {
-	for len(ms) > 0 {
-		n := p.free.EnqueueBurst(ms)
-		ms = ms[n:]
-		if len(ms) > 0 {
-			runtime.Gosched()
+	if n := p.free.EnqueueBurst(ms); n < len(ms) {
+		enqueueAll(p.free, ms[n:], p.name)
+	}
+}
+
+// giveBackPatience bounds how long enqueueAll waits for room in a free ring.
+//
+// Why a bound, then a panic: a free ring has a slot for every object of its
+// pool, so a give-back can only come up short for two reasons. Either a
+// consumer claimed slots and was preempted before reading them (the ring
+// frees a slot only once it is read), which lasts as long as the operating
+// system keeps that thread off a core: milliseconds, even on a loaded
+// machine; or more objects are being given back than the pool holds, which
+// is corruption (a double free the counts could not see) and never ends.
+// Spinning for ever turns the second into a hang with no clue, so we retry
+// for a time no preemption lasts, then panic and say why.
+var giveBackPatience = time.Second
+
+// enqueueAll puts every value into r, a free ring with room for all of its
+// pool, retrying while a preempted consumer holds slots, and panics when
+// there is still no room after giveBackPatience.
+func enqueueAll[T any](r *ring.MPMC[T], vals []T, pool string) {
+	var start int64
+	for try := 0; ; try++ {
+		vals = vals[r.EnqueueBurst(vals):]
+		if len(vals) == 0 {
+			return
 		}
+		if try < 64 {
+			runtime.Gosched() // the consumer may be a goroutine on our thread
+			continue
+		}
+		now := Nanotime()
+		if start == 0 {
+			start = now
+		} else if time.Duration(now-start) > giveBackPatience {
+			panic(fmt.Sprintf("engine: pool %q: free ring full for %v with %d still to give back: "+
+				"the pool is being given more mbufs than it holds (a double free, or a corrupt handle)",
+				pool, giveBackPatience, len(vals)))
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -185,6 +248,7 @@ type Cache struct {
 }
 
 // NewCache creates a cache for this pool, owned by the calling goroutine.
+// Whoever stops using it closes it, or the pool keeps it for ever.
 func (p *Pool) NewCache() *Cache {
 	c := &Cache{pool: p, objs: make([]Mbuf, 0, 2*p.cacheSize+64), size: p.cacheSize}
 	p.mu.Lock()
@@ -276,6 +340,27 @@ func (c *Cache) Flush() {
 	c.objs = c.objs[:0]
 }
 
+// Close flushes the cache and unregisters it from its pool, for a goroutine
+// or a socket that is done with it. A closed cache must not be used again;
+// a Caches that held it makes a new one on its next use.
+func (c *Cache) Close() {
+	p := c.pool
+	if p == nil {
+		return
+	}
+	c.Flush()
+	p.mu.Lock()
+	if i := slices.Index(p.caches, c); i >= 0 {
+		last := len(p.caches) - 1
+		p.caches[i] = p.caches[last]
+		p.caches[last] = nil
+		p.caches = p.caches[:last]
+	}
+	p.mu.Unlock()
+	c.pool = nil // every "c.pool == p" test fails: Caches replace it
+	c.objs = nil
+}
+
 // Caches is one goroutine's caches for every pool it touches: a worker or a
 // port queue owns one. Freeing routes each mbuf to the cache of its own pool.
 type Caches struct {
@@ -301,8 +386,19 @@ func (cs *Caches) AllocBulk(p *Pool, out []Mbuf) error { return cs.For(p).GetBul
 // Flush returns every cached mbuf to its pool's shared ring.
 func (cs *Caches) Flush() {
 	for _, c := range cs.c {
-		if c != nil {
+		if c != nil && c.pool != nil {
 			c.Flush()
+		}
+	}
+}
+
+// Close closes every cache (see Cache.Close). The Caches may be used again;
+// it then makes new caches.
+func (cs *Caches) Close() {
+	for i, c := range cs.c {
+		if c != nil {
+			c.Close()
+			cs.c[i] = nil
 		}
 	}
 }
@@ -310,14 +406,31 @@ func (cs *Caches) Flush() {
 // Free drops one reference to every segment of the packet m; segments whose
 // last reference goes return to their pool (rte_pktmbuf_free). A nil Caches
 // returns them straight to the shared ring.
+//
+// A segment found free already (count 0) is a double free: it is counted in
+// its pool's DoubleFrees and the free stops there, since the free segment's
+// link may lead into packets that others own by now.
 func (cs *Caches) Free(m Mbuf) {
 	for m != NoMbuf {
-		md := m.meta()
+		p := pools[m>>poolShift]
+		md := &p.meta[uint32(m)&indexMask]
+		r := atomic.LoadInt32(&md.refcnt)
+		if r <= 0 {
+			p.doubleFree(m)
+			return
+		}
 		next := md.next
-		// Sole owner: no other goroutine can see the count, so skip the
-		// atomic read-modify-write, as rte_pktmbuf_prefree_seg does.
-		if atomic.LoadInt32(&md.refcnt) == 1 || atomic.AddInt32(&md.refcnt, -1) == 0 {
+		if r == 1 {
+			// Sole owner: no other goroutine can see the count, so
+			// skip the atomic read-modify-write, as
+			// rte_pktmbuf_prefree_seg does; a plain store marks it free.
+			md.refcnt = 0
 			cs.release(m, md)
+		} else if n := atomic.AddInt32(&md.refcnt, -1); n == 0 {
+			cs.release(m, md)
+		} else if n < 0 { // its holders freed it more often than it was referenced
+			p.doubleFree(m)
+			return
 		}
 		m = next
 	}
@@ -332,6 +445,10 @@ func (cs *Caches) FreeBulk(ms []Mbuf) {
 		md := &p.meta[uint32(m)&indexMask]
 		if cs != nil && md.next == NoMbuf && md.direct == NoMbuf && md.flags&flagExternal == 0 && atomic.LoadInt32(&md.refcnt) == 1 {
 			if c := cs.c[p.id]; c != nil && c.pool == p && len(c.objs) < 2*c.size {
+				md.refcnt = 0 // free; the sole owner needs no atomic store
+				if debug {
+					p.debugFreed(m)
+				}
 				c.objs = append(c.objs, m)
 				continue
 			}
@@ -340,28 +457,33 @@ func (cs *Caches) FreeBulk(ms []Mbuf) {
 	}
 }
 
-// release returns a segment with no references left to its pool, after
-// letting go of whatever buffer it borrowed.
+// release returns a segment with no references left (its count already 0)
+// to its pool, after letting go of whatever buffer it borrowed.
 func (cs *Caches) release(m Mbuf, md *meta) {
 	if md.direct != NoMbuf {
 		d := md.direct
 		md.direct = NoMbuf
-		dm := d.meta()
+		dp := d.pool()
+		dm := &dp.meta[d.index()]
 		// Only this segment is released: the direct mbuf's own chain
 		// belongs to whoever holds it.
-		if atomic.AddInt32(&dm.refcnt, -1) == 0 {
+		switch n := atomic.AddInt32(&dm.refcnt, -1); {
+		case n == 0:
 			cs.release(d, dm)
+		case n < 0:
+			dp.doubleFree(d)
 		}
 	}
 	p := m.pool()
 	if md.flags&flagExternal != 0 {
 		e := &p.ext[m.index()]
-		fn := e.release
-		*e = extBuf{}
+		sh := e.shared
+		*e = extSeg{}
 		md.flags &^= flagExternal
-		if fn != nil {
-			fn()
-		}
+		sh.put()
+	}
+	if debug {
+		p.debugFreed(m)
 	}
 	if cs == nil {
 		p.giveBack([]Mbuf{m})
@@ -375,8 +497,14 @@ func Free(m Mbuf) { (*Caches)(nil).Free(m) }
 
 // Ref adds one reference to every segment of m, so that two holders (say a
 // socket's retransmit queue and a port's transmit ring) can each free it.
+// The holders share the headers as well as the bytes: Append and Prepend
+// refuse the packet (ErrShared), and neither holder may change its headers
+// (Adj, Trim, Chain, AppendBytes); one that needs to takes a Clone instead.
 func Ref(m Mbuf) {
 	for ; m != NoMbuf; m = m.meta().next {
+		if debug {
+			m.pool().checkLive(m, m.meta())
+		}
 		atomic.AddInt32(&m.meta().refcnt, 1)
 	}
 }
@@ -388,6 +516,9 @@ func Ref(m Mbuf) {
 func (cs *Caches) Clone(m Mbuf, p *Pool) (Mbuf, error) {
 	head, tail := NoMbuf, NoMbuf
 	for s := m; s != NoMbuf; s = s.meta().next {
+		if debug {
+			s.pool().checkLive(s, s.meta())
+		}
 		c, err := cs.Alloc(p)
 		if err != nil {
 			if head != NoMbuf {
@@ -412,50 +543,38 @@ func (cs *Caches) Clone(m Mbuf, p *Pool) (Mbuf, error) {
 			cm.pktLen, cm.nbSegs = sm.pktLen, sm.nbSegs
 		} else {
 			tail.meta().next = c
+			head.meta().tail = c
 		}
 		tail = c
 	}
 	return head, nil
 }
 
-// AttachExternal returns an mbuf whose data is buf, memory the pool does not
-// own (file pages for sendfile, say). release runs once, when the last
-// reference to the mbuf or to any clone of it is dropped; it may be nil.
-func (cs *Caches) AttachExternal(p *Pool, buf []byte, release func()) (Mbuf, error) {
-	if len(buf) > 0xffff {
-		return NoMbuf, fmt.Errorf("mbuf: external buffer of %d bytes is over the 65535-byte segment limit", len(buf))
-	}
-	m, err := cs.Alloc(p)
-	if err != nil {
-		return NoMbuf, err
-	}
-	md := m.meta()
-	p.ext[m.index()] = extBuf{data: buf, release: release}
-	md.flags |= flagExternal
-	md.dataOff = 0
-	md.dataLen = uint16(len(buf))
-	md.pktLen = uint32(len(buf))
-	return m, nil
-}
-
 // AppendBytes copies b onto the end of the packet m, chaining new segments
-// from p when the last one fills up.
+// from p when the last one is full or not writable (a clone's, or external
+// memory): a shared buffer is never written.
 func (cs *Caches) AppendBytes(m Mbuf, p *Pool, b []byte) error {
 	if m.PktLen()+len(b) > MaxPacket {
 		return ErrTooLong
 	}
 	seg := m.last()
 	for len(b) > 0 {
-		if seg.Tailroom() == 0 {
+		if seg.Tailroom() == 0 { // full, or shared: a segment of our own
 			s, err := cs.Alloc(p)
 			if err != nil {
 				return err
 			}
-			m.Chain(s) // length checked above
+			if err := m.Chain(s); err != nil { // shared (length checked above)
+				cs.Free(s)
+				return err
+			}
 			seg = s
 		}
 		k := min(seg.Tailroom(), len(b))
-		dst, _ := m.Append(k)
+		dst, err := m.Append(k)
+		if err != nil {
+			return err
+		}
 		copy(dst, b[:k])
 		b = b[k:]
 	}

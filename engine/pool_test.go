@@ -272,51 +272,6 @@ func TestRefAndClone(t *testing.T) {
 	}
 }
 
-func TestExternalBufferReleasedOnLastReference(t *testing.T) {
-	p := newTestPool(t, 16, 4)
-	var cs Caches
-	defer cs.Flush()
-	page := bytes.Repeat([]byte("filepage"), 512)
-	released := 0
-	m, err := cs.AttachExternal(p, page, func() { released++ })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(m.Data(), page) || m.Writable() {
-		t.Fatal("external mbuf does not show the page, or claims to be writable")
-	}
-	// Two segments cut from the page, as sendfile would send it.
-	s1, _ := cs.Clone(m, p)
-	s2, _ := cs.Clone(m, p)
-	s1.Trim(2048)
-	s2.Adj(2048)
-	if !bytes.Equal(s2.Data(), page[2048:]) || !bytes.Equal(s1.Data(), page[:2048]) {
-		t.Fatal("segments of an external buffer show the wrong bytes")
-	}
-	cs.Free(m)
-	cs.Free(s1)
-	if released != 0 {
-		t.Fatal("released while a clone still refers to the page")
-	}
-	cs.Free(s2)
-	if released != 1 {
-		t.Fatalf("release ran %d times, want 1", released)
-	}
-	// The header mbuf went back to the pool and is an ordinary mbuf again.
-	cs.Flush()
-	if p.Available() != 16 {
-		t.Fatalf("available %d", p.Available())
-	}
-	n, _ := cs.Alloc(p)
-	if n.Tailroom() != DataRoom || !n.Writable() {
-		t.Fatal("a recycled external mbuf is not reset")
-	}
-	cs.Free(n)
-	if _, err := cs.AttachExternal(p, make([]byte, 70000), nil); err == nil {
-		t.Fatal("attached an external buffer over 64 KiB")
-	}
-}
-
 func TestPoolConcurrentExactlyOnce(t *testing.T) {
 	const size, workers = 4096, 4
 	rounds := 2000

@@ -380,10 +380,10 @@ func TestPrependNeverWritesSharedHeadroom(t *testing.T) {
 		t.Fatalf("clone: %v segments %d length %d header %d", m, m.Segs(), m.PktLen(), len(hdr))
 	}
 	copy(hdr, bytes.Repeat([]byte{0xff}, 20))
+	s.cs.Free(m)
 	if orig.Headroom() != engine.Headroom || !bytes.Equal(orig.Data(), before) {
 		t.Fatal("the header went into the shared buffer")
 	}
-	s.cs.Free(m)
 	own, hdr := s.prepend(orig, 14)
 	if own != orig || own.Segs() != 1 || len(hdr) != 14 {
 		t.Fatalf("own packet: %v segments %d", own, own.Segs())

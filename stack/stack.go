@@ -120,8 +120,9 @@ type Stack struct {
 	stats  Stats
 	ready  []*UDPConn // sockets that got data during this burst or call
 
-	timers timerHeap  // the protocol timers, run by tick
-	held   heldMemory // buffers held by packets that wait
+	timers   timerHeap   // the protocol timers, run by tick
+	held     heldMemory  // buffers held by packets that wait
+	sockFree socketFrees // where sockets free what they have read
 
 	icmpLast   int64 // ICMP error rate limiter
 	icmpBucket float64
@@ -363,6 +364,7 @@ func (s *Stack) release() error {
 	s.mu.Unlock()
 	s.loop.Close()
 	s.cs.Flush()
+	s.sockFree.flush()
 	if s.worker != nil {
 		s.worker.Caches.Flush()
 	}

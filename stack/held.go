@@ -1,6 +1,9 @@
 package stack
 
-import "github.com/pollnet/pollnet/engine"
+import (
+	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/ipv4"
+)
 
 // heldMemory accounts the buffers pinned by packets that wait for something:
 // on a neighbour entry for its address, in the reassembler for the rest of
@@ -36,6 +39,8 @@ func (h *heldMemory) Uncharge(n int) { h.held -= n }
 
 // Room is how many more mbufs may be held now.
 func (h *heldMemory) Room() int { return max(0, h.limit-h.held) }
+
+var _ ipv4.Accountant = (*heldMemory)(nil)
 
 // pooled is a port that says which pool it receives into (pmd/wire and
 // pmd/tap do).

@@ -70,7 +70,7 @@ func (s *Stack) receive(dev *device, m engine.Mbuf) {
 	case eth.TypeIPv4:
 		s.ipInput(dev, m, h.Dst.IsBroadcast())
 	case eth.TypeARP:
-		s.neigh.input(dev, m)
+		s.neigh.input(dev, m, h.Dst == dev.mac)
 	default:
 		s.stats.EthUnknownType++
 		s.cs.Free(m)

@@ -69,17 +69,28 @@ type Config struct {
 
 	UDPRecvBuffer int // bytes a UDP socket may queue (default 212992, rmem_default)
 	Backlog       int // loopback backlog (default 1000, netdev_max_backlog)
+	// HeldLimit is how many mbufs packets waiting for something (for an
+	// address, for the rest of their datagram) may hold together (default
+	// an eighth of the smallest receive pool among the interfaces' ports).
+	HeldLimit int
 
 	ARP   ARPConfig
 	Reasm ipv4.ReasmConfig
 }
 
-// ARPConfig are the neighbour table's knobs.
+// ARPConfig are the neighbour table's knobs, Linux's net.ipv4.neigh.*
+// settings; zero fields take Linux's defaults.
 type ARPConfig struct {
-	Retries       int           // requests before giving up (default 3, mcast_solicit)
-	RetryInterval time.Duration // between requests (default 1 s, retrans_time)
-	Reachable     time.Duration // how long an answer stays valid (default 30 s)
-	QueueLen      int           // packets held per unresolved neighbour (default 101, unres_qlen)
+	Retries         int           // broadcast requests for an unknown address before giving up (default 3, mcast_solicit)
+	UnicastProbes   int           // unicast requests re-checking a known address before giving up (default 3, ucast_solicit)
+	RetryInterval   time.Duration // between requests (default 1 s, retrans_time)
+	Reachable       time.Duration // how long a confirmation lasts, drawn from 0.5 to 1.5 times this (default 30 s, base_reachable_time)
+	DelayFirstProbe time.Duration // how long an address in use waits to be confirmed before it is re-checked (default 5 s, delay_first_probe_time)
+	GCStaleTime     time.Duration // how long an unused entry is kept once the table is large (default 60 s, gc_stale_time)
+	QueueBytes      int           // buffer bytes held for one unresolved address (default 212992, unres_qlen_bytes)
+	GCThresh1       int           // entries below which nothing is collected (default 128, gc_thresh1)
+	GCThresh2       int           // entries above which collection is forced every 5 s (default 512, gc_thresh2)
+	GCThresh3       int           // entries never exceeded (default 1024, gc_thresh3)
 }
 
 // device is an interface as the stack sees it.
@@ -115,6 +126,10 @@ type Stack struct {
 	idents ipIdents
 	icmpRL icmpLimiter
 	loop   *netdev.Loopback
+
+	timers   timerHeap   // the protocol timers, run by tick
+	held     heldMemory  // buffers held by packets that wait
+	sockFree socketFrees // where sockets free what they have read
 
 	rcvbuf   int
 	idle     engine.Idle
@@ -159,7 +174,8 @@ func New(cfg Config) (*Stack, error) {
 	s.idents.key = s.secret
 	s.icmpRL.init(s.secret, engine.Nanotime)
 	s.udp.init()
-	s.neigh = newNeighbours(s, cfg.ARP)
+	s.neigh = newNeighbours(s, cfg.ARP, &s.timers)
+	cfg.Reasm.Account = &s.held
 	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
 	lo := &device{id: 0, port: loop, queues: 1, mtu: engine.MaxPacket, loopback: true,
 		addr: netip.MustParsePrefix("127.0.0.1/8")}
@@ -179,6 +195,10 @@ func New(cfg Config) (*Stack, error) {
 			s.release()
 			return nil, fmt.Errorf("stack %s: route %v: %w", name, r.Prefix, err)
 		}
+	}
+	s.held.limit = cfg.HeldLimit
+	if s.held.limit <= 0 {
+		s.held.limit = s.heldLimit()
 	}
 	return s, nil
 }
@@ -304,11 +324,12 @@ func (s *Stack) Softirq() *engine.Softirq { return s.softirq }
 // SocketCounters are the parks, wake-ups and spins of this stack's sockets.
 func (s *Stack) SocketCounters() *socket.Counters { return &s.counters }
 
-// tick runs the timers: ARP retransmits and expiry, reassembly timeouts.
-func (s *Stack) tick() {
-	now := engine.Nanotime()
+// tick runs the timers: the neighbour table's, reassembly timeouts.
+func (s *Stack) tick() { s.tickAt(engine.Nanotime()) }
+
+func (s *Stack) tickAt(now int64) {
 	s.mu.Lock()
-	s.neigh.tick(now)
+	s.timers.run(now)
 	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
 	s.flushTx()
 	s.mu.Unlock()
@@ -348,9 +369,10 @@ func (s *Stack) release() error {
 	}
 	s.mu.Unlock()
 	s.loop.Close()
-	s.cs.Flush()
+	s.cs.Close() // the ports' pools outlive the stack: retire its caches
+	s.sockFree.flush()
 	if s.worker != nil {
-		s.worker.Caches.Flush()
+		s.worker.Caches.Close()
 	}
 	return s.pool.Close()
 }
@@ -365,7 +387,21 @@ type Stats struct {
 	EthVLANDropped uint64
 
 	ARPInRequests, ARPInReplies, ARPOutRequests, ARPOutReplies uint64
-	ARPInErrors, ARPResolveFailed, ARPQueueDrops               uint64
+	ARPInErrors                                                uint64
+
+	// The neighbour table, as Linux's /proc/net/stat/arp_cache.
+	ARPEntries             uint64 // the number of entries now (entries)
+	ARPAllocs              uint64 // the number of entries made (allocs)
+	ARPResolveFailed       uint64 // the number of addresses given up as unanswered (res_failed)
+	ARPQueueDrops          uint64 // the number of packets dropped while waiting for an address: past the queue's bytes (unres_discards), past the held-memory cap, or when the address was given up
+	ARPTableFulls          uint64 // the number of entries refused because the table was full (table_fulls)
+	ARPForcedGCRuns        uint64 // the number of forced collections (forced_gc_runs)
+	ARPForcedGCEvictions   uint64 // the number of entries a forced collection removed
+	ARPPeriodicGCRuns      uint64 // the number of periodic collections (periodic_gc_runs)
+	ARPPeriodicGCEvictions uint64 // the number of entries a periodic collection removed
+
+	HeldMbufs    uint64 // the number of mbufs held now by packets waiting (for an address, for reassembly)
+	HeldRefusals uint64 // the number of packets refused because waiting packets held all HeldLimit mbufs
 
 	IPInReceives, IPInHdrErrors, IPInAddrErrors, IPInUnknownProtos uint64
 	IPInDelivers, IPForwDatagrams, IPOutRequests, IPOutNoRoutes    uint64
@@ -398,6 +434,8 @@ func (s *Stack) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
+	st.ARPEntries = uint64(len(s.neigh.entries))
+	st.HeldMbufs, st.HeldRefusals = uint64(s.held.held), s.held.refused
 	rc := s.reasm.Counters()
 	st.ReasmReqds, st.ReasmOKs, st.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
 	return st

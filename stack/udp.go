@@ -82,11 +82,10 @@ type UDPConn struct {
 	laddr netip.AddrPort
 	raddr netip.AddrPort // set when connected
 
-	mu      sync.Mutex // guards the receive queue and caches
+	mu      sync.Mutex // guards the receive queue
 	rxq     []rxEntry
 	rxHead  int
 	rxBytes int
-	caches  engine.Caches
 	rcvbuf  int
 
 	n         *socket.Notifier
@@ -328,8 +327,8 @@ func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 			}
 			c.rxBytes -= e.cost
 			n := e.m.CopyOut(b[:min(len(b), e.n)], e.off)
-			c.caches.Free(e.m)
 			c.mu.Unlock()
+			c.s.sockFree.free(e.m)
 			return n, e.from, nil
 		}
 		c.mu.Unlock()
@@ -529,10 +528,9 @@ func (c *UDPConn) Close() error {
 	s.mu.Unlock()
 	c.mu.Lock()
 	for _, e := range c.rxq[c.rxHead:] {
-		c.caches.Free(e.m)
+		s.sockFree.free(e.m)
 	}
 	c.rxq, c.rxHead, c.rxBytes = nil, 0, 0
-	c.caches.Flush()
 	c.mu.Unlock()
 	c.n.Close()
 	return nil

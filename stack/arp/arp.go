@@ -106,7 +106,15 @@ func (p Packet) Put(b []byte) error {
 // PutRequest writes a whole frame asking who has targetIP: broadcast, with
 // the target hardware address zero. It returns FrameLen.
 func PutRequest(b []byte, srcMAC eth.MAC, srcIP, targetIP [4]byte) (int, error) {
-	return putFrame(b, eth.Broadcast, Packet{Op: OpRequest, SenderMAC: srcMAC, SenderIP: srcIP, TargetIP: targetIP})
+	return PutRequestTo(b, eth.Broadcast, srcMAC, srcIP, targetIP)
+}
+
+// PutRequestTo writes a request for targetIP sent to dstMAC alone: the
+// unicast probe that re-checks an address already known, as Linux's
+// arp_solicit sends from the PROBE state. The target hardware address is
+// zero, as in a broadcast request. It returns FrameLen.
+func PutRequestTo(b []byte, dstMAC, srcMAC eth.MAC, srcIP, targetIP [4]byte) (int, error) {
+	return putFrame(b, dstMAC, Packet{Op: OpRequest, SenderMAC: srcMAC, SenderIP: srcIP, TargetIP: targetIP})
 }
 
 // PutReply writes a whole frame telling dstMAC/dstIP that srcIP is at

@@ -98,3 +98,33 @@ func TestNoAllocs(t *testing.T) {
 		t.Fatalf("%v allocations", n)
 	}
 }
+
+// TestReplyToAProbe: a probe (RFC 5227) is answered to the prober's MAC with
+// target protocol address 0.0.0.0, as Linux's arp_process answers one.
+func TestReplyToAProbe(t *testing.T) {
+	want := []byte{
+		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02, 0x08, 0x06,
+		0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x02, 0x02, 0x00, 0x00, 0x00, 0x00, 0x02,
+		0xc6, 0x12, 0x00, 0x02, 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x00, 0x00, 0x00, 0x00,
+	}
+	probe := Packet{Op: OpRequest, SenderMAC: macA, TargetIP: ipB}
+	b := make([]byte, FrameLen)
+	if n, err := ReplyTo(b, probe, macB); err != nil || n != FrameLen || !bytes.Equal(b, want) {
+		t.Fatalf("reply to probe %x, %v\nwant              %x", b, err, want)
+	}
+}
+
+// TestUnicastRequest: a request re-checking a known address goes to that
+// address's MAC, otherwise as a broadcast request.
+func TestUnicastRequest(t *testing.T) {
+	b := make([]byte, FrameLen)
+	if n, err := PutRequestTo(b, macA, macB, ipB, ipA); err != nil || n != FrameLen {
+		t.Fatal(err)
+	}
+	want := append([]byte(nil), requestFrame[:FrameLen]...)
+	n, _ := PutRequest(want, macB, ipB, ipA)
+	copy(want[0:6], macA[:])
+	if !bytes.Equal(b, want[:n]) {
+		t.Fatalf("unicast request %x\nwant            %x", b, want[:n])
+	}
+}

@@ -42,6 +42,25 @@ type ReasmConfig struct {
 	// caller can send ICMP time exceeded (code 1). The reassembler still
 	// owns the mbuf: the callback reads it or clones it, never frees it.
 	OnTimeout func(first engine.Mbuf)
+	// Account, if set, is a bound on held buffers shared with the caller's
+	// other holders of received packets; each held fragment's segments are
+	// charged to it as well as to Limit.
+	Account Accountant
+}
+
+// Accountant is a bound on buffers that the reassembler shares with other
+// holders of packets waiting for something (a stack's neighbour queues, a
+// TCP out-of-order queue), so that together they cannot take a receive pool.
+// When a fragment does not fit, the reassembler evicts its own oldest
+// datagrams to make room, and drops the fragment if that is not enough.
+type Accountant interface {
+	// Charge counts n more mbufs as held and reports true, or reports
+	// false, counting nothing, when they would pass the bound.
+	Charge(n int) bool
+	// Uncharge gives back n mbufs charged earlier.
+	Uncharge(n int)
+	// Room is how many more mbufs may be charged now.
+	Room() int
 }
 
 // ReasmCounters are the reassembler's statistics, named after the Linux SNMP
@@ -54,7 +73,7 @@ type ReasmCounters struct {
 	Overlaps    uint64 // fragments dropped because they overlapped one held
 	Duplicates  uint64 // fragments dropped because an identical one was held
 	Invalid     uint64 // fragments dropped as malformed
-	MemoryDrops uint64 // fragments freed to stay under the byte limit: refused ones and those of evicted datagrams
+	MemoryDrops uint64 // fragments freed to stay under the byte limit or the Accountant's bound: refused ones and those of evicted datagrams
 	Evictions   uint64 // datagrams evicted, oldest first, to make room
 	BytesHeld   int    // buffer bytes held now
 	Queues      int    // datagrams in progress now
@@ -96,6 +115,7 @@ type Reassembler struct {
 	limit     int
 	timeout   int64
 	onTimeout func(engine.Mbuf)
+	acct      Accountant
 
 	nodes    []fragNode
 	freeNode int32
@@ -129,6 +149,7 @@ type reasmQueue struct {
 	head, tail int32 // fragments by offset
 	expires    int64
 	held       int   // bytes charged to this datagram
+	segs       int   // mbufs charged to the Accountant for it
 	have       int32 // payload bytes held
 	end        int32 // payload length once the last fragment is in, else -1
 	hasFirst   bool  // the fragment at offset 0 is held
@@ -154,7 +175,7 @@ func NewReassembler(cs *engine.Caches, p *engine.Pool, cfg ReasmConfig) *Reassem
 		nb <<= 1
 	}
 	r := &Reassembler{
-		cs: cs, pool: p, limit: cfg.Limit, timeout: cfg.Timeout, onTimeout: cfg.OnTimeout,
+		cs: cs, pool: p, limit: cfg.Limit, timeout: cfg.Timeout, onTimeout: cfg.OnTimeout, acct: cfg.Account,
 		nodes:   make([]fragNode, n),
 		queues:  make([]reasmQueue, n),
 		buckets: make([]int32, nb),
@@ -279,6 +300,25 @@ func (r *Reassembler) Add(now int64, m engine.Mbuf) (whole engine.Mbuf, ok bool,
 			return engine.NoMbuf, false, r.refuse(m, ErrFragment)
 		}
 	}
+	segs := m.Segs()
+	if r.acct != nil {
+		for r.acct.Room() < segs {
+			victim := r.oldest
+			if victim != none && victim == qi {
+				victim = r.queues[victim].next
+			}
+			if victim == none {
+				break // only this datagram is held here: the rest is not ours to evict
+			}
+			r.c.MemoryDrops += uint64(r.dropQueue(victim))
+			r.c.Evictions++
+			r.c.ReasmFails++
+		}
+		if !r.acct.Charge(segs) {
+			r.c.MemoryDrops++
+			return engine.NoMbuf, false, r.refuse(m, ErrMemory)
+		}
+	}
 	if qi == none {
 		qi = r.newQueue(bucket, key, now)
 	}
@@ -297,6 +337,7 @@ func (r *Reassembler) Add(now int64, m engine.Mbuf) (whole engine.Mbuf, ok bool,
 		q.tail = ni
 	}
 	q.held += charge
+	q.segs += segs
 	r.c.BytesHeld += charge
 	q.have += end - off
 	if !h.MF() {
@@ -381,7 +422,7 @@ func (r *Reassembler) complete(qi int32) (engine.Mbuf, bool, error) {
 		n = next
 	}
 	q.head, q.tail = none, none
-	r.c.BytesHeld -= q.held
+	r.release(q)
 	r.retire(qi)
 	r.c.ReasmOKs++
 	return first, true, nil
@@ -444,9 +485,18 @@ func (r *Reassembler) dropQueue(qi int32) int {
 		k++
 	}
 	q.head, q.tail = none, none
-	r.c.BytesHeld -= q.held
+	r.release(q)
 	r.retire(qi)
 	return k
+}
+
+// release gives back what a retiring datagram had charged.
+func (r *Reassembler) release(q *reasmQueue) {
+	r.c.BytesHeld -= q.held
+	if r.acct != nil && q.segs > 0 {
+		r.acct.Uncharge(q.segs)
+	}
+	q.held, q.segs = 0, 0
 }
 
 func (r *Reassembler) freeNodeAt(n int32) {

@@ -438,3 +438,67 @@ func TestASharedFirstFragmentIsCopiedWholeNotWritten(t *testing.T) {
 	cs.Free(whole)
 	cs.Free(orig)
 }
+
+// budget is an Accountant with a fixed bound.
+type budget struct{ limit, held int }
+
+func (b *budget) Charge(n int) bool {
+	if b.held+n > b.limit {
+		return false
+	}
+	b.held += n
+	return true
+}
+func (b *budget) Uncharge(n int) { b.held -= n }
+func (b *budget) Room() int      { return max(0, b.limit-b.held) }
+
+// TestReassemblyChargesTheSharedAccountant: held fragments are charged to
+// the Accountant as well, and given back when their datagram completes,
+// times out, is evicted or cleared. When the shared bound is reached the
+// reassembler evicts its own oldest datagrams; when the rest is held by
+// others, the fragment is refused.
+func TestReassemblyChargesTheSharedAccountant(t *testing.T) {
+	p, cs := newTestPool(t, 64)
+	acct := &budget{limit: 4}
+	r := NewReassembler(cs, p, ReasmConfig{Account: acct})
+	a, b := datagram(64, 1, 0, nil), datagram(64, 2, 0, nil)
+	for i, f := range [][]byte{fragmentBytes(a, 0, 8, true), fragmentBytes(a, 8, 8, true), fragmentBytes(b, 0, 8, true)} {
+		if _, _, err := r.Add(0, mbufOf(t, cs, p, f)); err != nil {
+			t.Fatalf("fragment %d: %v", i, err)
+		}
+	}
+	if acct.held != 3 {
+		t.Fatalf("3 fragments held, %d charged", acct.held)
+	}
+	// b completes: its one fragment's charge comes back, and so does
+	// the completing fragment's.
+	w, ok, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(b, 8, 56, false)))
+	if !ok || err != nil || !bytes.Equal(bytesOf(w), b) {
+		t.Fatalf("b: %v %v", ok, err)
+	}
+	cs.Free(w)
+	if acct.held != 2 {
+		t.Fatalf("after b completed %d charged, want 2", acct.held)
+	}
+	// Someone else takes the rest of the bound: a new datagram's fragment
+	// evicts a (the oldest) to fit.
+	acct.held += 2
+	if _, _, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(b, 0, 8, true))); err != nil {
+		t.Fatalf("fragment after eviction: %v", err)
+	}
+	if c := r.Counters(); c.Evictions != 1 || c.Queues != 1 || acct.held != 3 {
+		t.Fatalf("after eviction %+v, %d charged", c, acct.held)
+	}
+	// With nothing else of ours to evict, the next one is refused.
+	acct.held++
+	if _, _, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(b, 8, 8, true))); err != ErrMemory {
+		t.Fatalf("fragment over the shared bound: %v", err)
+	}
+	if acct.held != 4 {
+		t.Fatalf("a refused fragment left %d charged, want 4", acct.held)
+	}
+	r.Clear()
+	if acct.held != 3 {
+		t.Fatalf("after Clear %d charged, want the others' 3", acct.held)
+	}
+}

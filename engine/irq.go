@@ -147,11 +147,13 @@ func (ri *RxInterrupt) coalesce(due int64, n int) bool {
 	if usecs > 0 && (frames == 0 || int64(n) < frames) {
 		wait = usecs * int64(time.Microsecond)
 	}
-	if due == 0 {
-		if wait == 0 {
-			return ri.fire()
-		}
+	switch {
+	case due == 0 && wait == 0:
+		return ri.fire()
+	case due == 0:
 		due = Nanotime()
+	case wait == 0 && due <= Nanotime():
+		return ri.fire() // due already: no timer
 	}
 	ri.timer.at(due + wait)
 	return false

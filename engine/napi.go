@@ -53,9 +53,9 @@ type SoftnetStats struct {
 	// the sum of Dropped over its queues' ports that are Backlogs. A NIC
 	// ring's overflow is the port's rx_missed, not this.
 	Dropped uint64
-	// TimeSqueeze is the number of polls after which the round stopped
-	// because its budget was spent or its time was up (column 3,
-	// time_squeeze), whether or not work was left.
+	// TimeSqueeze is the number of rounds cut short because a poll spent
+	// the budget or reached the time limit (column 3, time_squeeze),
+	// whether or not work was left.
 	TimeSqueeze uint64
 	// Rounds is the number of receive actions run (net_rx_action calls).
 	Rounds uint64

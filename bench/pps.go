@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -151,11 +152,16 @@ func (c *PPSConfig) Validate() error {
 	if c.RxFrames < 0 || c.RxFrames > 65536 {
 		return flagErr("--rx-frames %d is out of range: use 0..65536", c.RxFrames)
 	}
-	return checkRun(c.Duration, c.Warmup, c.GenCore, c.FwdCore)
+	if c.RxFrames > 1 && c.RxUsecs == 0 {
+		return flagErr("--rx-frames %d needs --rx-usecs: a frame count alone would leave the last frames of a burst waiting for ever", c.RxFrames)
+	}
+	return checkRun(c.Duration, c.Warmup, c.GenCore, c.FwdCore, slices.Contains(c.Modes, ModePMD))
 }
 
-// checkRun refuses run lengths and cores every scenario shares.
-func checkRun(duration, warmup time.Duration, genCore, fwdCore int) error {
+// checkRun refuses run lengths and cores every scenario shares. When both
+// workers busy-poll (bothBusy), they may not be pinned to the same core: the
+// engine refuses it, and they would only take turns.
+func checkRun(duration, warmup time.Duration, genCore, fwdCore int, bothBusy bool) error {
 	if duration < 100*time.Millisecond || duration > time.Hour {
 		return flagErr("--duration %v is out of range: use 100ms..1h", duration)
 	}
@@ -170,14 +176,19 @@ func checkRun(duration, warmup time.Duration, genCore, fwdCore int) error {
 			return flagErr("%s: %v", core.flag, err)
 		}
 	}
+	if bothBusy && genCore == fwdCore && genCore != engine.AnyCore {
+		return flagErr("--gen-core and --fwd-core are both %d: in pmd mode both workers busy-poll, and two busy pollers cannot share a core; give them different cores (or -1 for unpinned)", genCore)
+	}
 	return nil
 }
 
 // DefaultCores picks the generator and forwarder cores: the first and the last
-// core this process may use (both the same on a one-core machine).
+// core this process may use. With one core both are left unpinned, since two
+// busy workers may not be pinned to one core; the engine then warns that they
+// share it.
 func DefaultCores() (gen, fwd int) {
 	cores, err := engine.Cores()
-	if err != nil || len(cores) == 0 {
+	if err != nil || len(cores) < 2 {
 		return engine.AnyCore, engine.AnyCore
 	}
 	return cores[0], cores[len(cores)-1]

@@ -162,6 +162,7 @@ func TestValidateNamesTheFlag(t *testing.T) {
 		{func(c *PPSConfig) { c.GenCore = -5 }, "--gen-core"},
 		{func(c *PPSConfig) { c.Duration = time.Millisecond }, "--duration"},
 		{func(c *PPSConfig) { c.Rate = -1 }, "--rate"},
+		{func(c *PPSConfig) { c.RxFrames = 8 }, "--rx-frames"},
 	}
 	for _, c := range cases {
 		cfg := testPPSConfig()
@@ -200,5 +201,29 @@ func TestModesParse(t *testing.T) {
 	}
 	if _, err := ParseModes("dpdk"); err == nil || !strings.Contains(err.Error(), "--mode") {
 		t.Fatalf("bad mode: %v", err)
+	}
+}
+
+// In pmd mode both workers busy-poll: they may not be pinned to one core. In
+// napi mode the forwarder sleeps between interrupts and may share it.
+func TestTwoBusyWorkersOnOneCoreAreRefused(t *testing.T) {
+	cores, err := engine.Cores()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testPPSConfig()
+	cfg.GenCore, cfg.FwdCore = cores[0], cores[0]
+	cfg.Modes = []Mode{ModeNAPI, ModePMD}
+	var fe *FlagError
+	if err := cfg.Validate(); !errors.As(err, &fe) || !strings.Contains(err.Error(), "--fwd-core") {
+		t.Fatalf("pmd mode with both workers on core %d: %v", cores[0], err)
+	}
+	cfg.Modes = []Mode{ModeNAPI}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("napi mode with both workers on core %d: %v", cores[0], err)
+	}
+	u := UDPConfig{Sizes: []int{64}, Modes: []Mode{ModePMD}, Duration: time.Second, ClientCore: cores[0], ServerCore: cores[0]}
+	if err := u.Validate(); !errors.As(err, &fe) || !strings.Contains(err.Error(), "--fwd-core") {
+		t.Fatalf("udp in pmd mode with both stacks on core %d: %v", cores[0], err)
 	}
 }

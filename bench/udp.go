@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -57,7 +58,7 @@ func (c *UDPConfig) Validate() error {
 	if len(c.Modes) == 0 {
 		return flagErr("--mode: give pmd, napi or pmd,napi")
 	}
-	return checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore)
+	return checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore, slices.Contains(c.Modes, ModePMD))
 }
 
 // UDPResult is one (workload, mode, size) measurement.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -18,31 +19,49 @@ import (
 // The handler runs on whichever goroutine made the frames land (the sender,
 // for an in-memory port) or on the coalescing timer's goroutine: it plays the
 // hard interrupt handler, so it must be short and must not block.
+//
+// Coalescing follows the NIC: the interrupt is raised once the frames waiting
+// reach rx-frames, or rx-usecs after a frame landed on an armed queue,
+// whichever comes first. rx-usecs 0 means no time coalescing, an interrupt
+// for every landing; rx-frames above 1 is refused without rx-usecs, because
+// a count alone would leave the last frames of a burst waiting for ever
+// (Linux's ethtool.h allows it, and such a NIC strands them).
 type RxInterrupt struct {
 	_       [64]byte
 	armed   atomic.Bool
 	handler atomic.Pointer[func()]
-	pending func() int // frames waiting on the queue; set by the driver
-	raised  atomic.Uint64
+	pending func() int // frames on the queue; any goroutine may call it
+	// ready, for a delay line, counts the frames receivable at now and
+	// says when the next one will be; only Arm calls it, on the queue's
+	// receiving goroutine.
+	ready  func(now int64) (n int, next int64)
+	raised atomic.Uint64
 
-	// Coalescing: raise once frames waiting reach frames, or usecs after
-	// the first frame landed on an armed queue, whichever comes first.
 	usecs      atomic.Int64
 	frames     atomic.Int64
-	timerSet   atomic.Bool // a timer is pending
 	timer      *irqTimer
 	timerFires atomic.Uint64
 	armRaised  atomic.Uint64 // raised by Arm because frames were already waiting
 	_          [64]byte
 }
 
-// NewRxInterrupt returns an interrupt line for a queue whose waiting frames
-// pending counts (it may be called from any goroutine).
+// NewRxInterrupt returns an interrupt line for a queue whose frames pending
+// counts. Any goroutine may call pending, so it must not look into the
+// queue's ring further than its length (a ring's consumer side belongs to the
+// receiver alone).
 func NewRxInterrupt(pending func() int) *RxInterrupt {
 	ri := &RxInterrupt{pending: pending}
 	ri.timer = &irqTimer{fire: ri.timerFired}
 	return ri
 }
+
+// SetDelayLine makes the line serve a queue whose frames may be received only
+// from a time of their own on (a delay line). ready reports how many frames
+// may be received at now and when the next of the others may be (0 if none
+// wait); Arm calls it, on the goroutine that receives from the queue, which
+// alone may look into the ring. The driver reports landings with LandedAt.
+// Call it before the line is armed.
+func (ri *RxInterrupt) SetDelayLine(ready func(now int64) (n int, next int64)) { ri.ready = ready }
 
 // SetHandler installs the handler; nil removes it.
 func (ri *RxInterrupt) SetHandler(h func()) {
@@ -54,13 +73,18 @@ func (ri *RxInterrupt) SetHandler(h func()) {
 }
 
 // ErrCoalesce is returned for coalescing settings out of range.
-var ErrCoalesce = errors.New("coalescing: rx-usecs must be 0..1000000 and rx-frames 0..65536")
+var ErrCoalesce = errors.New("coalescing: rx-usecs must be 0..1000000 and rx-frames 0..65536, and rx-frames above 1 needs rx-usecs")
 
 // SetCoalesce sets rx-usecs and rx-frames; 0 and 0 (the default) raise an
-// interrupt for every landing on an armed queue.
+// interrupt for every landing on an armed queue. rx-frames above 1 with
+// rx-usecs 0 is refused: nothing would raise the interrupt for the frames
+// short of the count.
 func (ri *RxInterrupt) SetCoalesce(usecs, frames int) error {
 	if usecs < 0 || usecs > 1e6 || frames < 0 || frames > 65536 {
 		return ErrCoalesce
+	}
+	if usecs == 0 && frames > 1 {
+		return fmt.Errorf("%w: rx-frames %d with rx-usecs 0 would leave up to %d frames waiting for ever", ErrCoalesce, frames, frames-1)
 	}
 	ri.usecs.Store(int64(usecs))
 	ri.frames.Store(int64(frames))
@@ -98,30 +122,49 @@ func (ri *RxInterrupt) fire() bool {
 // compare-and-swap that reads the mask is a full barrier: together with the
 // one in Arm it closes the window in which a frame lands just as the queue is
 // being armed (each side stores, then loads what the other stored).
-func (ri *RxInterrupt) Landed() {
+func (ri *RxInterrupt) Landed() { ri.LandedAt(0) }
+
+// LandedAt tells the line that frames were put on the queue that may be
+// received from due (Nanotime) on, for a delay line; 0 means now. The frames
+// count as landing at due: coalescing runs from then.
+func (ri *RxInterrupt) LandedAt(due int64) {
 	if !ri.armed.CompareAndSwap(true, true) {
 		return
 	}
-	usecs, frames := ri.usecs.Load(), ri.frames.Load()
-	if usecs == 0 && frames <= 1 {
-		ri.fire()
-		return
+	n := 0
+	if ri.usecs.Load() > 0 && ri.frames.Load() > 0 {
+		n = ri.pending()
 	}
-	if frames > 0 && int64(ri.pending()) >= frames {
-		ri.fire()
-		return
-	}
-	if usecs == 0 {
-		return // rx-frames only: wait for more frames
-	}
-	if ri.timerSet.CompareAndSwap(false, true) {
-		ri.timer.after(time.Duration(usecs) * time.Microsecond)
-	}
+	ri.coalesce(due, n)
 }
 
+// coalesce raises the interrupt, now or by the timer, for frames that may be
+// received from due on (0: now) with n frames on the queue; it reports
+// whether it raised at once.
+func (ri *RxInterrupt) coalesce(due int64, n int) bool {
+	usecs, frames := ri.usecs.Load(), ri.frames.Load()
+	var wait int64
+	if usecs > 0 && (frames == 0 || int64(n) < frames) {
+		wait = usecs * int64(time.Microsecond)
+	}
+	switch {
+	case due == 0 && wait == 0:
+		return ri.fire()
+	case due == 0:
+		due = Nanotime()
+	case wait == 0 && due <= Nanotime():
+		return ri.fire() // due already: no timer
+	}
+	ri.timer.at(due + wait)
+	return false
+}
+
+// timerFired raises the interrupt if frames are on the queue. On a delay line
+// they may not be due yet (the frames the timer was set for were received by
+// a poll already running): the poll then finds nothing and its re-arm sets
+// the timer for the next due time, so at worst one poll is wasted.
 func (ri *RxInterrupt) timerFired() {
 	ri.timerFires.Add(1)
-	ri.timerSet.Store(false)
 	if ri.pending() > 0 {
 		ri.fire()
 	}
@@ -129,18 +172,27 @@ func (ri *RxInterrupt) timerFired() {
 
 // Arm unmasks the interrupt. If frames are already waiting it raises at once
 // (or starts the coalescing timer): a frame that landed while the queue was
-// masked is never stranded.
+// masked is never stranded. On a delay line whose frames are not due yet, it
+// sets the timer for when the first one is. Call it on the goroutine that
+// receives from the queue.
 func (ri *RxInterrupt) Arm() {
 	ri.armed.Store(true) // a full barrier on every architecture Go supports
-	if n := ri.pending(); n > 0 {
-		usecs, frames := ri.usecs.Load(), ri.frames.Load()
-		if usecs == 0 || (frames > 0 && int64(n) >= frames) {
-			if ri.fire() {
-				ri.armRaised.Add(1)
+	n := ri.pending()
+	if n == 0 {
+		return
+	}
+	var due int64
+	if ri.ready != nil {
+		ready, next := ri.ready(Nanotime())
+		if ready == 0 {
+			if next == 0 {
+				return // taken since pending looked: nothing waits
 			}
-		} else if ri.timerSet.CompareAndSwap(false, true) {
-			ri.timer.after(time.Duration(usecs) * time.Microsecond)
+			due = next
 		}
+	}
+	if ri.coalesce(due, n) {
+		ri.armRaised.Add(1)
 	}
 }
 
@@ -153,20 +205,16 @@ func (ri *RxInterrupt) Stop() {
 	ri.timer.stop()
 }
 
-// RaiseAfter raises the interrupt after d if it is still armed and frames are
-// waiting then, for drivers whose frames become receivable later (a delay
-// line). It shares the coalescing timer.
-func (ri *RxInterrupt) RaiseAfter(d time.Duration) {
-	if ri.timerSet.CompareAndSwap(false, true) {
-		ri.timer.after(max(d, time.Microsecond))
-	}
-}
-
 // irqTimer is the coalescing timer: a goroutine on a thread of its own that
 // sleeps in the kernel (futex waits with a timeout, so hrtimer precision)
 // until the due time. A Go timer would be run by the scheduler of a
 // processor, and when every processor is held by a busy-polling worker it
 // fires a millisecond late or more, which would make rx-usecs meaningless.
+//
+// It holds one due time: a request earlier than the pending one replaces it,
+// a later one is dropped. Dropping is safe because the line's fire raises the
+// interrupt whenever frames wait, and the poll that follows re-arms, which
+// asks again for whatever still waits.
 type irqTimer struct {
 	fire    func()
 	once    sync.Once
@@ -175,14 +223,23 @@ type irqTimer struct {
 	stopped atomic.Bool
 }
 
-// after asks for fire to run d from now (the caller ensures one request at
-// a time is pending).
-func (t *irqTimer) after(d time.Duration) {
+// at asks for fire to run at when (Nanotime), unless a request for an
+// earlier time is pending. Any goroutine may call it.
+func (t *irqTimer) at(when int64) {
 	if t.stopped.Load() {
 		return
 	}
+	when = max(when, 1) // 0 means idle
+	for {
+		cur := t.due.Load()
+		if cur != 0 && cur <= when {
+			return
+		}
+		if t.due.CompareAndSwap(cur, when) {
+			break
+		}
+	}
 	t.once.Do(func() { go t.loop() })
-	t.due.Store(Nanotime() + int64(d))
 	t.word.Add(1)
 	futex.Wake(&t.word, 1)
 }

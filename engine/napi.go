@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -44,16 +45,44 @@ func (c *SoftirqConfig) fill() error {
 // SoftnetStats are one core's counters, the columns of /proc/net/softnet_stat
 // that this engine has, plus what its parking adds.
 type SoftnetStats struct {
-	Processed   uint64 // frames handed to the stack
-	Dropped     uint64 // frames dropped for want of room (backlog overflow)
-	TimeSqueeze uint64 // rounds that ended with work left: budget or time ran out
-	Rounds      uint64 // receive actions run (net_rx_action calls)
-	Polls       uint64 // NAPI polls
-	Completes   uint64 // polls that finished under their weight and re-armed
-	Wakeups     uint64 // times the softirq goroutine was woken from sleep
-	Parks       uint64 // times it went to sleep with nothing to do
-	Yields      uint64 // times it gave the core away after a squeeze
-	Scheduled   uint64 // napi_schedule calls that put a queue on the list
+	// Processed is the number of frames handed to the stack (softnet_stat
+	// column 1, processed).
+	Processed uint64
+	// Dropped is the number of frames refused by a full backlog that this
+	// softirq drains (column 2, dropped, which enqueue_to_backlog counts):
+	// the sum of Dropped over its queues' ports that are Backlogs. A NIC
+	// ring's overflow is the port's rx_missed, not this.
+	Dropped uint64
+	// TimeSqueeze is the number of rounds cut short because a poll spent
+	// the budget or reached the time limit (column 3, time_squeeze),
+	// whether or not work was left.
+	TimeSqueeze uint64
+	// Rounds is the number of receive actions run (net_rx_action calls).
+	Rounds uint64
+	// Polls is the number of NAPI polls.
+	Polls uint64
+	// Completes is the number of polls that finished under their weight and
+	// re-armed the interrupt (napi_complete_done).
+	Completes uint64
+	// Wakeups is the number of times the softirq goroutine was woken.
+	Wakeups uint64
+	// Parks is the number of times it went to sleep with nothing to do.
+	Parks uint64
+	// Yields is the number of times it gave the core away after a round
+	// that left work.
+	Yields uint64
+	// Scheduled is the number of napi_schedule calls that put a queue on the
+	// poll list.
+	Scheduled uint64
+}
+
+// Backlog is a port whose receive queue is a software backlog that senders
+// fill directly, as netif_rx fills Linux's per-CPU input_pkt_queue, rather
+// than a device ring. The frames it refuses when full are the softnet
+// "dropped" of the softirq that drains it. A backlog has one queue.
+type Backlog interface {
+	Backlog() int    // the number of frames waiting
+	Dropped() uint64 // the number of frames refused because it was full
 }
 
 // NAPI is one receive queue's poll context (struct napi_struct): the queue,
@@ -68,6 +97,10 @@ type NAPI struct {
 	groFlush  func()
 	scheduled atomic.Bool
 	polls     uint64 // owned by the softirq goroutine
+	// pkts is the receive burst, owned by the softirq goroutine. It lives
+	// here because a local array passed to RxBurst through the Port
+	// interface would escape and be allocated on every poll.
+	pkts [Burst]Mbuf
 }
 
 // NAPIConfig adds a queue to a softirq.
@@ -93,9 +126,12 @@ type Softirq struct {
 	asleep atomic.Uint32     // 1 while the softirq sleeps on it (a futex word)
 	clock  func() int64      // Nanotime, or a fake one in tests
 
-	stats SoftnetStats // owned by the softirq goroutine
-	pub   [10]atomic.Uint64
-	mu    sync.Mutex // guards napis while adding
+	stats    SoftnetStats // owned by the softirq goroutine
+	backlogs []Backlog    // ports among napis' that are backlogs; guarded by mu
+	mu       sync.Mutex   // guards napis and backlogs while adding
+
+	pubMu sync.Mutex   // guards pub
+	pub   SoftnetStats // the copy other goroutines read
 }
 
 // NewSoftirq prepares the softirq of a worker; add queues with Add, then run
@@ -172,6 +208,9 @@ func (s *Softirq) Add(cfg NAPIConfig) (*NAPI, error) {
 	n := &NAPI{id: len(s.napis), softirq: s, port: cfg.Port, queue: cfg.Queue, weight: cfg.Weight,
 		handler: cfg.Handler, groFlush: cfg.GROFlush}
 	s.napis = append(s.napis, n)
+	if b, ok := cfg.Port.(Backlog); ok && !slices.Contains(s.backlogs, b) {
+		s.backlogs = append(s.backlogs, b)
+	}
 	cfg.Port.SetRxInterrupt(cfg.Queue, n.Schedule)
 	return n, nil
 }
@@ -203,7 +242,7 @@ func (s *Softirq) wakeup() {
 // poll receives up to weight frames from the queue in bursts and runs each
 // burst through the handler, then reaps transmit completions.
 func (n *NAPI) poll(w *Worker) int {
-	var pkts [Burst]Mbuf
+	pkts := &n.pkts
 	done := 0
 	for done < n.weight {
 		k := min(Burst, n.weight-done)
@@ -320,9 +359,11 @@ func (s *Softirq) sleep() {
 }
 
 // rxAction drains the poll list under the budget and the time limit, like
-// net_rx_action. It reports whether it stopped with work left (a squeeze),
-// in which case the caller yields before the next round.
-func (s *Softirq) rxAction() (squeezed bool) {
+// net_rx_action. As there, a poll that spends the budget or reaches the time
+// limit ends the round and counts a time squeeze, even if it emptied the
+// list. It reports whether work was left, in which case the caller yields
+// before the next round.
+func (s *Softirq) rxAction() (workLeft bool) {
 	s.stats.Rounds++
 	budget := s.cfg.Budget
 	deadline := s.clock() + int64(s.cfg.BudgetUsecs)*1000
@@ -339,32 +380,33 @@ func (s *Softirq) rxAction() (squeezed bool) {
 			s.list.push(n) // used its whole weight: to the tail
 		}
 		s.collect()
-		if s.list.len() > 0 && (budget <= 0 || s.clock() > deadline) {
+		if budget <= 0 || s.clock() >= deadline {
 			s.stats.TimeSqueeze++
-			return true
+			return s.list.len() > 0
 		}
 	}
 	return false
 }
 
-// publish copies the counters where other goroutines may read them.
+// publish copies the counters, the whole struct at once, where other
+// goroutines may read them.
 func (s *Softirq) publish() {
-	st := &s.stats
-	for i, v := range [...]uint64{st.Processed, st.Dropped, st.TimeSqueeze, st.Rounds, st.Polls,
-		st.Completes, st.Wakeups, st.Parks, st.Yields, st.Scheduled} {
-		s.pub[i].Store(v)
+	var dropped uint64
+	for _, b := range s.backlogs { // fixed once Run starts
+		dropped += b.Dropped()
 	}
+	s.stats.Dropped = dropped
+	s.pubMu.Lock()
+	s.pub = s.stats
+	s.pubMu.Unlock()
 }
 
 // Stats returns the softirq's counters as last published (after every round
 // and before every sleep).
 func (s *Softirq) Stats() SoftnetStats {
-	var v [10]uint64
-	for i := range v {
-		v[i] = s.pub[i].Load()
-	}
-	return SoftnetStats{Processed: v[0], Dropped: v[1], TimeSqueeze: v[2], Rounds: v[3], Polls: v[4],
-		Completes: v[5], Wakeups: v[6], Parks: v[7], Yields: v[8], Scheduled: v[9]}
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	return s.pub
 }
 
 // Core is the core the softirq runs on.

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -67,6 +68,9 @@ func stepSoftirq(t *testing.T, cfg SoftirqConfig, p *irqPort, weight int, handle
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A clock that stands still: only the frame budget ends a round, however
+	// slowly the test runs. Tests of the time limit set their own.
+	s.clock = func() int64 { return 0 }
 	var ns []*NAPI
 	for q := range p.rings {
 		n, err := s.Add(NAPIConfig{Port: p, Queue: q, Weight: weight, Handler: handler})
@@ -186,10 +190,12 @@ func TestCoalescing(t *testing.T) {
 	p := newIRQPort(t, 1, 256)
 	raised := 0
 	p.irqs[0].SetHandler(func() { raised++ })
-	if err := p.irqs[0].SetCoalesce(0, 8); err != nil {
+	defer p.irqs[0].Stop()
+	// rx-usecs long enough that only the frame count can raise here.
+	if err := p.irqs[0].SetCoalesce(1e6, 8); err != nil {
 		t.Fatal(err)
 	}
-	if p.irqs[0].SetCoalesce(-1, 0) == nil || p.irqs[0].SetCoalesce(0, 1<<20) == nil {
+	if p.irqs[0].SetCoalesce(-1, 0) == nil || p.irqs[0].SetCoalesce(1, 1<<20) == nil {
 		t.Fatal("coalescing out of range accepted")
 	}
 	p.ArmRx(0)
@@ -234,4 +240,194 @@ func TestCoalescingDelay(t *testing.T) {
 	n := p.RxBurst(0, pkts[:])
 	cs.FreeBulk(pkts[:n])
 	cs.Flush()
+}
+
+// One frame at a time, as at light load: it lands, the interrupt schedules
+// the NAPI context, the softirq polls it, hands it to the handler and
+// re-arms. None of it may allocate.
+func TestLandScheduledPollAndRearmAllocateNothing(t *testing.T) {
+	pool := newTestPool(t, 256, 16)
+	var cs Caches
+	defer cs.Flush()
+	p := newIRQPort(t, 1, 64)
+	got := 0
+	s, ns := stepSoftirq(t, SoftirqConfig{}, p, 64, freeing(&got))
+	defer s.w.Caches.Flush()
+	p.ArmRx(0)
+	one := make([]Mbuf, 1)
+	allocs := testing.AllocsPerRun(200, func() {
+		m, err := cs.Alloc(pool)
+		if err != nil {
+			panic(err)
+		}
+		one[0] = m
+		p.land(t, 0, one...)
+		s.collect()
+		s.rxAction()
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per frame from landing to re-arm", allocs)
+	}
+	if got != 201 || !p.irqs[0].Armed() || ns[0].scheduled.Load() {
+		t.Fatalf("handled %d of 201 frames; armed %v, scheduled %v", got, p.irqs[0].Armed(), ns[0].scheduled.Load())
+	}
+}
+
+// Linux's net_rx_action counts a time squeeze whenever a poll leaves the
+// budget spent, even if that poll emptied the list.
+func TestTimeSqueezeCountsABudgetSpentByTheLastPoll(t *testing.T) {
+	pool := newTestPool(t, 1024, 64)
+	var cs Caches
+	defer cs.Flush()
+	p := newIRQPort(t, 1, 1024)
+	got := 0
+	s, _ := stepSoftirq(t, SoftirqConfig{Budget: 300}, p, 64, freeing(&got))
+	defer s.w.Caches.Flush()
+	p.ArmRx(0)
+	p.fill(t, &cs, pool, 0, 310) // 64+64+64+64+54: the fifth poll completes past the budget
+	s.collect()
+	if left := s.rxAction(); left || got != 310 || s.list.len() != 0 {
+		t.Fatalf("processed %d, list %d, work left %v; want all 310 in one round", got, s.list.len(), left)
+	}
+	if s.stats.TimeSqueeze != 1 {
+		t.Fatalf("time_squeeze %d after a round that spent its budget, want 1", s.stats.TimeSqueeze)
+	}
+}
+
+// The time limit counts the same way, and is reached when the clock equals
+// it (time_after_eq).
+func TestTimeSqueezeCountsATimeLimitReachedByTheLastPoll(t *testing.T) {
+	pool := newTestPool(t, 256, 16)
+	var cs Caches
+	defer cs.Flush()
+	p := newIRQPort(t, 1, 256)
+	var now int64
+	got := 0
+	handler := func(w *Worker, q QueueRef, pkts []Mbuf) {
+		got += len(pkts)
+		now += 2_000_000 // exactly the 2 ms limit
+		w.Caches.FreeBulk(pkts)
+	}
+	s, _ := stepSoftirq(t, SoftirqConfig{BudgetUsecs: 2000}, p, 64, handler)
+	defer s.w.Caches.Flush()
+	s.clock = func() int64 { return now }
+	p.ArmRx(0)
+	p.fill(t, &cs, pool, 0, 10)
+	s.collect()
+	if left := s.rxAction(); left || got != 10 {
+		t.Fatalf("processed %d, work left %v", got, left)
+	}
+	if s.stats.TimeSqueeze != 1 {
+		t.Fatalf("time_squeeze %d after a poll that reached the time limit, want 1", s.stats.TimeSqueeze)
+	}
+}
+
+// backlogPort is a one-queue software backlog (like the stack's loopback):
+// frames that do not fit under its limit are dropped and counted.
+type backlogPort struct {
+	*irqPort
+	limit   int
+	dropped uint64
+}
+
+func (p *backlogPort) send(t testing.TB, ms ...Mbuf) {
+	for _, m := range ms {
+		if p.rings[0].Len() >= p.limit {
+			p.dropped++
+			Free(m)
+			continue
+		}
+		p.land(t, 0, m)
+	}
+}
+func (p *backlogPort) Backlog() int    { return p.rings[0].Len() }
+func (p *backlogPort) Dropped() uint64 { return p.dropped }
+
+// softnet "dropped" is what Linux's enqueue_to_backlog counts: frames
+// refused by a full backlog, on the core that drains that backlog.
+func TestSoftnetDroppedCountsBacklogOverflow(t *testing.T) {
+	pool := newTestPool(t, 64, 8)
+	var cs Caches
+	defer cs.Flush()
+	p := &backlogPort{irqPort: newIRQPort(t, 1, 64), limit: 10}
+	got := 0
+	w, _ := NewWorker(AnyCore)
+	s, _ := NewSoftirq(w, SoftirqConfig{})
+	s.clock = func() int64 { return 0 }
+	if _, err := s.Add(NAPIConfig{Port: p, Handler: freeing(&got)}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.Caches.Flush()
+	p.ArmRx(0)
+	for i := 0; i < 15; i++ {
+		m, err := cs.Alloc(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.send(t, m)
+	}
+	s.collect()
+	s.rxAction()
+	s.publish()
+	if st := s.Stats(); got != 10 || st.Processed != 10 || st.Dropped != 5 {
+		t.Fatalf("handled %d; softnet processed %d, dropped %d; want 10 and 5", got, st.Processed, st.Dropped)
+	}
+}
+
+// Every counter reaches readers under its own name, whatever its position.
+func TestPublishedCountersKeepTheirNames(t *testing.T) {
+	w, _ := NewWorker(AnyCore)
+	s, _ := NewSoftirq(w, SoftirqConfig{})
+	want := distinctValues(t, &s.stats).(SoftnetStats)
+	s.backlogs = []Backlog{&backlogPort{dropped: want.Dropped}} // dropped is the backlogs' sum
+	s.publish()
+	if got := s.Stats(); got != want {
+		t.Fatalf("softnet counters\n got %+v\nwant %+v", got, want)
+	}
+	wantPoll := distinctValues(t, &w.stats).(PollStats)
+	w.pub.store(&w.stats)
+	if got := w.Stats(); got != wantPoll {
+		t.Fatalf("poll counters\n got %+v\nwant %+v", got, wantPoll)
+	}
+}
+
+// distinctValues sets every uint64 of the struct *p (arrays included) to a
+// different value and returns the struct.
+func distinctValues(t *testing.T, p any) any {
+	v := reflect.ValueOf(p).Elem()
+	n := uint64(1)
+	var set func(f reflect.Value)
+	set = func(f reflect.Value) {
+		switch f.Kind() {
+		case reflect.Uint64:
+			f.SetUint(n)
+			n++
+		case reflect.Array:
+			for i := 0; i < f.Len(); i++ {
+				set(f.Index(i))
+			}
+		default:
+			t.Fatalf("counter of kind %v", f.Kind())
+		}
+	}
+	for i := 0; i < v.NumField(); i++ {
+		set(v.Field(i))
+	}
+	return v.Interface()
+}
+
+// rx-frames alone would leave the last frames of a burst short of the count
+// waiting for ever: it needs rx-usecs to bound the wait, and rx-frames 0 or
+// 1 with rx-usecs 0 raises for every frame.
+func TestRxFramesWithoutRxUsecsIsRefused(t *testing.T) {
+	ri := NewRxInterrupt(func() int { return 0 })
+	defer ri.Stop()
+	if err := ri.SetCoalesce(0, 8); err == nil {
+		t.Fatal("rx-frames 8 with rx-usecs 0 accepted: 7 frames would wait for ever")
+	}
+	for _, c := range [][2]int{{0, 0}, {0, 1}, {50, 8}, {50, 0}} {
+		if err := ri.SetCoalesce(c[0], c[1]); err != nil {
+			t.Errorf("rx-usecs %d rx-frames %d: %v", c[0], c[1], err)
+		}
+	}
 }

@@ -3,7 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -70,50 +70,36 @@ type PollConfig struct {
 
 // PollStats count what a poll loop did.
 type PollStats struct {
-	Rounds     uint64 // passes over all the queues
-	Polls      uint64 // RxBurst calls
-	EmptyPolls uint64 // RxBurst calls that returned nothing
-	Packets    uint64 // packets received
-	Yields     uint64 // times the idle strategy gave the core away
-	Timers     uint64 // timer callbacks run
-	TxPackets  uint64 // packets taken by TxBurst from this worker's buffers
-	TxDropped  uint64 // packets freed because the transmit ring was full
-	BurstHist  [Burst + 1]uint64
+	Rounds     uint64 // the number of passes over all the queues
+	Polls      uint64 // the number of RxBurst calls
+	EmptyPolls uint64 // the number of RxBurst calls that returned nothing
+	Packets    uint64 // the number of packets received
+	Yields     uint64 // the number of times the idle strategy gave the core away
+	Timers     uint64 // the number of timer callbacks run
+	TxPackets  uint64 // the number of packets TxBurst took from this worker's buffers
+	TxDropped  uint64 // the number of packets freed because the transmit ring was full
+	// BurstHist[n] is the number of RxBurst calls that returned n packets.
+	BurstHist [Burst + 1]uint64
 }
 
-// publishedStats is the copy of PollStats other goroutines read.
+// publishedStats is the copy of PollStats other goroutines read. The whole
+// struct is copied under a lock, so a counter added to PollStats is
+// published with no further change here.
 type publishedStats struct {
-	v [len(PollStats{}.BurstHist) + 8]atomic.Uint64
+	mu sync.Mutex
+	s  PollStats
 }
 
 func (p *publishedStats) store(s *PollStats) {
-	p.v[0].Store(s.Rounds)
-	p.v[1].Store(s.Polls)
-	p.v[2].Store(s.EmptyPolls)
-	p.v[3].Store(s.Packets)
-	p.v[4].Store(s.Yields)
-	p.v[5].Store(s.Timers)
-	p.v[6].Store(s.TxPackets)
-	p.v[7].Store(s.TxDropped)
-	for i, h := range s.BurstHist {
-		p.v[8+i].Store(h)
-	}
+	p.mu.Lock()
+	p.s = *s
+	p.mu.Unlock()
 }
 
 func (p *publishedStats) load() PollStats {
-	var s PollStats
-	s.Rounds = p.v[0].Load()
-	s.Polls = p.v[1].Load()
-	s.EmptyPolls = p.v[2].Load()
-	s.Packets = p.v[3].Load()
-	s.Yields = p.v[4].Load()
-	s.Timers = p.v[5].Load()
-	s.TxPackets = p.v[6].Load()
-	s.TxDropped = p.v[7].Load()
-	for i := range s.BurstHist {
-		s.BurstHist[i] = p.v[8+i].Load()
-	}
-	return s
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.s
 }
 
 // publishEvery is how many rounds pass between snapshots of the counters: the
@@ -127,13 +113,22 @@ func (w *Worker) Stats() PollStats { return w.pub.load() }
 
 // Poll runs the poll-mode loop until Stop: each round receives a burst from
 // every queue, runs the handler on it to completion, flushes transmit buffers
-// and runs due timers. Call it from the worker's function.
+// and runs due timers. Call it from the worker's function. The worker busy-
+// polls its core: Poll claims it (ClaimBusy) and returns the error if
+// another busy worker holds it.
 func (w *Worker) Poll(cfg PollConfig) error {
 	if len(cfg.Rx) == 0 && cfg.Tick == nil {
 		return errors.New("poll: no receive queues and no tick: nothing to do")
 	}
 	if len(cfg.Rx) > 0 && cfg.Handler == nil {
 		return errors.New("poll: receive queues but no handler")
+	}
+	claimed, err := w.claimBusy()
+	if err != nil {
+		return fmt.Errorf("poll: %w", err)
+	}
+	if claimed {
+		defer w.releaseBusy()
 	}
 	spin := cfg.SpinPolls
 	if spin <= 0 {

@@ -80,8 +80,10 @@ func (s *QueueStats) Add(o QueueStats) {
 // interrupt control for the NAPI mode.
 //
 // A queue is driven by one goroutine at a time, as in DPDK: RxBurst(q) from
-// one, TxBurst(q) from one (maybe another). Counters and interrupt control
-// may be used from any goroutine.
+// one, TxBurst(q) from one (maybe another). Counters, SetRxInterrupt and
+// DisarmRx may be used from any goroutine; ArmRx is called by the goroutine
+// that receives from the queue, as a driver re-enables its interrupt at the
+// end of its poll, so a port may look into its ring then.
 type Port interface {
 	Info() PortInfo
 
@@ -102,7 +104,8 @@ type Port interface {
 	// block (it is the hard interrupt handler).
 	SetRxInterrupt(queue int, handler func())
 	// ArmRx unmasks the queue's interrupt. A port must raise the interrupt
-	// at once if frames are already waiting, so none is stranded.
+	// at once if frames are already waiting, so none is stranded. Only the
+	// queue's receiving goroutine calls it.
 	ArmRx(queue int)
 	// DisarmRx masks the queue's interrupt.
 	DisarmRx(queue int)

@@ -36,6 +36,7 @@ type Worker struct {
 	txq     []*TxBuffer
 	running atomic.Bool
 	tid     atomic.Int32 // the OS thread's id, once started
+	busy    bool         // holds a busy claim (ClaimBusy); guarded by busy.mu
 	_       [64]byte
 }
 
@@ -115,6 +116,7 @@ func (w *Worker) Start(fn func(w *Worker)) error {
 	pinned := make(chan error, 1)
 	go func() {
 		defer close(w.done)
+		defer w.releaseBusy()
 		runtime.LockOSThread()
 		// The thread is never unlocked: it dies with the goroutine, so its
 		// affinity mask never leaks to other goroutines.
@@ -166,6 +168,8 @@ func (w *Worker) Stop() error {
 	w.requestStop()
 	if w.running.Load() {
 		<-w.done
+	} else {
+		w.releaseBusy() // claimed but never started
 	}
 	return w.err
 }

@@ -44,6 +44,12 @@ type Machine struct {
 	Arch       string `json:"arch,omitempty"`
 	GOMAXPROCS int    `json:"gomaxprocs,omitempty"`
 	Hostname   string `json:"hostname,omitempty"`
+	// BusyWorkers is the most busy-polling workers the run had at once
+	// (0 in files written before it was recorded).
+	BusyWorkers int `json:"busy_workers"`
+	// Warnings are what the engine warned about during the run, such as
+	// more busy workers than GOMAXPROCS: figures measured so are suspect.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // Scenario is one measured configuration: a path (pollnet-pmd, pollnet-napi,

@@ -403,3 +403,24 @@ func TestCPUModel(t *testing.T) {
 		}
 	}
 }
+
+func TestMachineRecordsBusyWorkersAndWarnings(t *testing.T) {
+	r := sampleRun(t)
+	r.Machine.BusyWorkers = 3
+	r.Machine.Warnings = []string{"3 busy workers but GOMAXPROCS is 2"}
+	dir := t.TempDir()
+	if err := r.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Read(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Machine.BusyWorkers != 3 || !reflect.DeepEqual(got.Machine.Warnings, r.Machine.Warnings) {
+		t.Fatalf("machine read back as %+v", got.Machine)
+	}
+	data, _ := os.ReadFile(filepath.Join(dir, JSONFile))
+	if !bytes.Contains(data, []byte(`"busy_workers": 3`)) || !bytes.Contains(data, []byte(`"warnings": [`)) {
+		t.Fatalf("machine section:\n%s", data)
+	}
+}

@@ -220,6 +220,10 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		}
 		run.Scenarios = append(run.Scenarios, scs...)
 	}
+	// What the engine saw while running: figures from more busy workers
+	// than processors are suspect, and the file says so.
+	run.Machine.BusyWorkers = engine.PeakBusyWorkers()
+	run.Machine.Warnings = engine.Warnings()
 	if stat != nil && stat.Last() != "" {
 		fmt.Fprintf(stdout, "\nlast counters (pollnet stat):\n%s", stat.Last())
 	}

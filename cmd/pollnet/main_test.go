@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/pollnet/pollnet/engine"
 )
 
 func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
@@ -29,6 +32,8 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{[]string{"bench", "--mode", "dpdk"}, "--mode"},
 		{[]string{"bench", "--budget", "-1"}, "--budget"},
 		{[]string{"bench", "--rx-usecs", "-5"}, "--rx-usecs"},
+		{[]string{"bench", "--rx-frames", "8"}, "--rx-usecs"},
+		{[]string{"bench", "pps", "--mode", "pmd", "--gen-core", "0", "--fwd-core", "0"}, "--fwd-core"},
 		{[]string{"stat", "--watch", "1ms"}, "--watch"},
 		{[]string{"compare", "onlyone"}, "two result directories"},
 		{[]string{"compare", "/nonexistent/a", "/nonexistent/b"}, "/nonexistent/a"},
@@ -104,5 +109,47 @@ func TestBenchWritesResultFile(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			t.Errorf("missing %s", f)
 		}
+	}
+}
+
+// The result file records how many busy workers ran at once and what the
+// engine warned about, here more busy workers than GOMAXPROCS.
+func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
+	extra := runtime.GOMAXPROCS(0) + 1
+	for i := 0; i < extra; i++ {
+		w, err := engine.NewWorker(engine.AnyCore)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := w.ClaimBusy(); err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+	}
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "pps", "--size", "64", "--duration", "100ms", "--warmup", "0s", "--repeat", "1", "--mode", "pmd",
+		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield", "--quiet", "--out", dir}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Machine struct {
+			BusyWorkers int      `json:"busy_workers"`
+			Warnings    []string `json:"warnings"`
+		} `json:"machine"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Machine.BusyWorkers < extra+2 {
+		t.Errorf("busy_workers %d, want at least %d (%d claimed and the pmd run's two)", r.Machine.BusyWorkers, extra+2, extra)
+	}
+	if !strings.Contains(strings.Join(r.Machine.Warnings, "\n"), "GOMAXPROCS") {
+		t.Errorf("warnings %q do not mention GOMAXPROCS", r.Machine.Warnings)
 	}
 }

@@ -8,6 +8,16 @@
 // rx_missed, as a NIC does when its RingBuffer overflows. By default a frame
 // is copied into the receiver's pool, as DMA would; in zero-copy mode the
 // mbuf itself is handed over.
+//
+// Whatever the path (copy or zero-copy, one segment or a chain, impaired or
+// not), what crosses is the frame's bytes. The receiver's metadata is what a
+// NIC would write: the port and queue, and the RSS hash when the port has
+// several queues. No offload request, hash or header length of the sender
+// crosses: the wire offers no transmit offloads.
+//
+// RSS hashes TCP and UDP over addresses and ports, and every other frame,
+// IPv4 fragments included, over addresses only, so that all the fragments of
+// a datagram land on one queue.
 package wire
 
 import (
@@ -120,6 +130,7 @@ type txQueue struct {
 	rng     *rand.Rand
 	impair  Impairment
 	held    engine.Mbuf   // a frame held back for reordering
+	heldCp  bool          // held is already a copy in the peer's pool
 	done    []engine.Mbuf // sent frames whose buffers are not yet reaped
 	stage   [][engine.Burst]engine.Mbuf
 	staged  []int
@@ -196,6 +207,9 @@ func NewPair(cfg Config) (*Pair, error) {
 		for q := 0; q < cfg.Queues; q++ {
 			rq := &rxQueue{delayed: cfg.Impair[1-i].Delay > 0}
 			rq.irq = engine.NewRxInterrupt(rq.waiting)
+			if rq.delayed {
+				rq.irq.SetDelayLine(rq.ready)
+			}
 			for l := 0; l < cfg.Queues; l++ {
 				r, _ := ring.NewSPSC[engine.Mbuf](cfg.RingSize) // size checked above
 				rq.lanes = append(rq.lanes, r)
@@ -276,7 +290,8 @@ func (rq *rxQueue) dequeueDelayed(pkts []engine.Mbuf) int {
 	return n
 }
 
-// dequeueDue takes frames whose delivery time has come, in order.
+// dequeueDue takes frames whose delivery time has come, in order. The
+// receiver alone may peek: a frame it has not taken is its to look at.
 func dequeueDue(l *ring.SPSC[engine.Mbuf], out []engine.Mbuf, now int64) int {
 	n := 0
 	for n < len(out) {
@@ -317,7 +332,7 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 			p.impairedSend(tq, q, m)
 			continue
 		}
-		p.deliver(tq, q, m, 0)
+		p.deliver(tq, q, m, 0, false)
 	}
 	p.flushStage(tq, q)
 	tq.packets.Add(sent)
@@ -356,7 +371,7 @@ func (p *Port) copyBurst(tq *txQueue, lane int, pkts []engine.Mbuf) {
 			}
 			c, ok := p.copyFrame(tq, m)
 			if !ok {
-				p.peer.rxq[p.queueFor(m)].drops[engine.DropNoMbuf].Add(1)
+				p.dropNoMbuf(m)
 				continue
 			}
 			p.stage(tq, lane, c)
@@ -421,14 +436,23 @@ func (p *Port) stage(tq *txQueue, lane int, m engine.Mbuf) {
 }
 
 // deliver moves one frame towards the peer queue its RSS hash picks,
-// copying it into the peer's pool unless in zero-copy mode. A non-zero due is
-// the time the delay line releases it.
-func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64) {
+// copying it into the peer's pool unless in zero-copy mode or copied says it
+// is a copy there already. A non-zero due is the time the delay line releases
+// it.
+func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64, copied bool) {
 	out := m
-	if !p.zc {
+	switch {
+	case copied:
+	case p.zc:
+		// The sender's mbuf itself crosses: it keeps none of the sender's
+		// metadata, as a copy would not.
+		m.SetFlags(0)
+		m.SetHeaderLens(0, 0, 0)
+		m.SetTSOSegSize(0)
+	default:
 		c, ok := p.copyFrame(tq, m)
 		if !ok {
-			p.peer.rxq[p.queueFor(m)].drops[engine.DropNoMbuf].Add(1)
+			p.dropNoMbuf(m)
 		}
 		tq.caches.Free(m) // transmit completion: the frame has left
 		if !ok {
@@ -442,8 +466,9 @@ func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64) {
 	p.stage(tq, lane, out)
 }
 
-// copyFrame copies m into fresh mbufs of the peer's pool, chaining segments
-// for frames larger than one buffer.
+// copyFrame copies m's bytes into fresh mbufs of the peer's pool, chaining
+// segments for frames larger than one buffer. Like engine.CopyFrame, it
+// carries no metadata over.
 func (p *Port) copyFrame(tq *txQueue, m engine.Mbuf) (engine.Mbuf, bool) {
 	pool := p.peer.pool
 	c := tq.caches.For(pool)
@@ -455,7 +480,6 @@ func (p *Port) copyFrame(tq *txQueue, m engine.Mbuf) (engine.Mbuf, bool) {
 	if total <= head.Tailroom() && m.Next() == engine.NoMbuf {
 		head.SetLen(total)
 		copy(head.Data(), m.Data())
-		head.SetFlags(m.Flags() & (engine.FlagTxIPCsum | engine.FlagTxL4Csum))
 		return head, true
 	}
 	off := 0
@@ -498,6 +522,12 @@ func (p *Port) flushLane(tq *txQueue, lane, rqi int) {
 	rq := p.peer.rxq[rqi]
 	k := tq.staged[rqi]
 	stage := tq.stage[rqi][:k]
+	var due int64
+	if rq.delayed {
+		// Read before the frames are the receiver's: the first is due
+		// first, as every frame of a lane waits the same delay.
+		due = stage[0].Stamp()
+	}
 	n := rq.lanes[lane].EnqueueBurst(stage)
 	if n < k {
 		rq.drops[engine.DropRingFull].Add(uint64(k - n))
@@ -505,42 +535,49 @@ func (p *Port) flushLane(tq *txQueue, lane, rqi int) {
 	}
 	tq.staged[rqi] = 0
 	if n > 0 {
-		rq.irq.Landed()
+		rq.irq.LandedAt(due)
 	}
 }
 
-// waiting counts the frames on the queue's lanes that may be received now:
-// on a delay line, only those whose time has come.
+// waiting counts the frames on the queue's lanes, due or not. Senders and
+// the coalescing timer call it, so it reads only the rings' lengths: peeking
+// is for the receiver alone.
 func (rq *rxQueue) waiting() int {
 	n := 0
-	if !rq.delayed {
-		for _, l := range rq.lanes {
-			n += l.Len()
-		}
-		return n
-	}
-	now := engine.Nanotime()
 	for _, l := range rq.lanes {
-		if m, ok := l.Peek(); ok && m.Stamp() <= now {
-			n++ // at least one; the poll takes the rest
-		}
+		n += l.Len()
 	}
 	return n
 }
 
-// nextDue is the delivery time of the earliest frame still on a delay line.
-func (rq *rxQueue) nextDue() (int64, bool) {
-	var due int64
-	found := false
+// ready counts the lanes of a delay line whose oldest frame is due at now
+// (the poll takes the rest) and says when the earliest of the others is due
+// (0 if none). The interrupt line calls it from ArmRx, on the receiving
+// goroutine, the one that may peek.
+func (rq *rxQueue) ready(now int64) (n int, next int64) {
 	for _, l := range rq.lanes {
-		if m, ok := l.Peek(); ok && (!found || m.Stamp() < due) {
-			due, found = m.Stamp(), true
+		m, ok := l.Peek()
+		if !ok {
+			continue
+		}
+		if d := m.Stamp(); d <= now {
+			n++
+		} else if next == 0 || d < next {
+			next = d
 		}
 	}
-	return due, found
+	return n, next
 }
 
-// impairedSend applies the loss model to one frame before delivering it.
+// dropNoMbuf counts a frame the peer had no buffer for, on the queue it was
+// bound for.
+func (p *Port) dropNoMbuf(m engine.Mbuf) {
+	p.peer.rxq[p.queueFor(m)].drops[engine.DropNoMbuf].Add(1)
+}
+
+// impairedSend applies the loss model to one frame before delivering it. A
+// frame copied on the way (to corrupt it, or a duplicate) is already in the
+// peer's pool and is not copied again.
 func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 	im := &tq.impair
 	r := tq.rng
@@ -549,14 +586,14 @@ func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 		tq.caches.Free(m)
 		return
 	}
+	copied := false
 	if im.Corrupt > 0 && r.Float64() < im.Corrupt {
-		m = p.corrupt(tq, m)
-		if m == engine.NoMbuf {
+		if m, copied = p.corrupt(tq, m); m == engine.NoMbuf {
 			return
 		}
 	}
 	if im.Reorder > 0 && tq.held == engine.NoMbuf && r.Float64() < im.Reorder {
-		tq.held = m
+		tq.held, tq.heldCp = m, copied
 		return
 	}
 	dup := engine.NoMbuf
@@ -564,47 +601,52 @@ func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 		if c, ok := p.copyFrame(tq, m); ok {
 			dup = c
 		} else {
-			p.peer.rxq[0].drops[engine.DropNoMbuf].Add(1)
+			p.dropNoMbuf(m)
 		}
 	}
-	p.stampAndDeliver(tq, lane, m)
+	p.stampAndDeliver(tq, lane, m, copied)
 	if dup != engine.NoMbuf {
-		p.stampAndDeliver(tq, lane, dup)
+		p.stampAndDeliver(tq, lane, dup, true)
 	}
 	if h := tq.held; h != engine.NoMbuf {
 		tq.held = engine.NoMbuf
-		p.stampAndDeliver(tq, lane, h)
+		p.stampAndDeliver(tq, lane, h, tq.heldCp)
 	}
 }
 
-// corrupt flips one random bit of the frame, copying it first if others share
-// its bytes.
-func (p *Port) corrupt(tq *txQueue, m engine.Mbuf) engine.Mbuf {
+// corrupt flips one random bit of the frame, copying it into the peer's pool
+// first if others share its bytes or it is chained; copied says it did.
+func (p *Port) corrupt(tq *txQueue, m engine.Mbuf) (_ engine.Mbuf, copied bool) {
 	if !m.Writable() || m.Next() != engine.NoMbuf {
 		c, ok := p.copyFrame(tq, m)
+		if !ok {
+			p.dropNoMbuf(m)
+		}
 		tq.caches.Free(m)
 		if !ok {
-			p.peer.rxq[0].drops[engine.DropNoMbuf].Add(1)
-			return engine.NoMbuf
+			return engine.NoMbuf, false
 		}
-		m = c
+		m, copied = c, true
 	}
 	d := m.Data()
 	bit := tq.rng.IntN(len(d) * 8)
 	d[bit/8] ^= 1 << (bit % 8)
-	return m
+	return m, copied
 }
 
-func (p *Port) stampAndDeliver(tq *txQueue, lane int, m engine.Mbuf) {
+func (p *Port) stampAndDeliver(tq *txQueue, lane int, m engine.Mbuf, copied bool) {
 	var due int64
 	if tq.impair.Delay > 0 {
 		due = engine.Nanotime() + int64(tq.impair.Delay)
 	}
-	p.deliver(tq, lane, m, due)
+	p.deliver(tq, lane, m, due, copied)
 }
 
 // hash is the Toeplitz hash over the IPv4 source and destination addresses
-// and, for TCP and UDP first fragments, the ports; other frames hash to 0.
+// and, for TCP and UDP datagrams that are not fragments, the ports; other
+// frames hash to 0. A fragment, the first included (MF set), hashes on the
+// addresses alone, as a NIC's RSS and Linux's flow dissector do, so that a
+// datagram's fragments stay on one queue.
 func (p *Port) hash(m engine.Mbuf) uint32 {
 	d := m.Data()
 	if len(d) < 34 || d[12] != 0x08 || d[13] != 0x00 || d[14]>>4 != 4 {
@@ -614,8 +656,8 @@ func (p *Port) hash(m engine.Mbuf) uint32 {
 	var in [12]byte
 	copy(in[:8], d[26:34])
 	proto := d[23]
-	fragOff := uint16(d[20]&0x1f)<<8 | uint16(d[21])
-	if (proto == 6 || proto == 17) && fragOff == 0 && len(d) >= 14+ihl+4 {
+	fragment := d[20]&0x3f != 0 || d[21] != 0 // MF, or a fragment offset
+	if (proto == 6 || proto == 17) && !fragment && ihl >= 20 && len(d) >= 14+ihl+4 {
 		copy(in[8:12], d[14+ihl:14+ihl+4])
 		return p.rss.Hash(in[:12])
 	}
@@ -647,16 +689,9 @@ func (p *Port) SetRxInterrupt(q int, handler func()) { p.checkRx(q).irq.SetHandl
 
 // ArmRx unmasks the queue's interrupt, raising it at once if frames are
 // already waiting: a frame that landed while the interrupt was masked must
-// not be stranded. On a delay line, frames not yet due raise it when they are.
-func (p *Port) ArmRx(q int) {
-	rq := p.checkRx(q)
-	rq.irq.Arm()
-	if rq.delayed && rq.irq.Armed() {
-		if due, ok := rq.nextDue(); ok {
-			rq.irq.RaiseAfter(time.Duration(due-engine.Nanotime()) + time.Microsecond)
-		}
-	}
-}
+// not be stranded. On a delay line, frames not yet due raise it when they
+// are. Call it on the goroutine that receives from the queue.
+func (p *Port) ArmRx(q int) { p.checkRx(q).irq.Arm() }
 
 // DisarmRx masks the queue's interrupt.
 func (p *Port) DisarmRx(q int) { p.checkRx(q).irq.Disarm() }

@@ -468,3 +468,140 @@ func BenchmarkWire(b *testing.B) {
 		})
 	}
 }
+
+// fragment makes f an IPv4 fragment: more fragments follow if mf, at byte
+// offset off of the datagram.
+func fragment(f []byte, mf bool, off int) []byte {
+	v := uint16(off / 8)
+	if mf {
+		v |= 0x2000
+	}
+	binary.BigEndian.PutUint16(f[20:], v)
+	return f
+}
+
+// A datagram's fragments land on one queue: RSS hashes fragments, the first
+// included, on their addresses only, as NICs and Linux do, since only the
+// first carries the ports.
+func TestFragmentsOfADatagramShareAQueue(t *testing.T) {
+	const queues = 4
+	h := newHarness(t, Config{Queues: queues})
+	src, dst := [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}
+	for sport := uint16(1000); sport < 1032; sport++ {
+		h.send(0, 0, fragment(udpFrame(1400, src, dst, sport, 9, 0), true, 0))
+		h.send(0, 0, fragment(udpFrame(200, src, dst, sport, 9, 0), false, 1376))
+	}
+	used := 0
+	for q := 0; q < queues; q++ {
+		if n := len(h.recv(1, q)); n > 0 {
+			used++
+			if n != 64 {
+				t.Errorf("queue %d got %d of the 64 fragments", q, n)
+			}
+		}
+	}
+	if used != 1 {
+		t.Fatalf("fragments of one address pair spread over %d queues", used)
+	}
+}
+
+// queueOf is the peer queue RSS picks for a frame sent from port 0.
+func queueOf(h *harness, frame []byte) int {
+	m := h.mbuf(frame)
+	defer h.cs.Free(m)
+	return h.pair.Ports[0].queueFor(m)
+}
+
+// A frame the receiver cannot take is counted on the queue it was bound for,
+// on every path: a duplicate or a copy made to corrupt as much as the frame.
+func TestDropsAreCountedOnTheQueueTheFrameWasBoundFor(t *testing.T) {
+	const queues = 4
+	src, dst := [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}
+	for _, c := range []struct {
+		name   string
+		impair Impairment
+	}{
+		{"duplicate", Impairment{Duplicate: 1, Seed: 1}},
+		{"corrupt", Impairment{Corrupt: 1, Seed: 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, Config{Queues: queues, PoolSize: 64, Impair: [2]Impairment{c.impair}})
+			var f []byte
+			want := 0
+			for sport := uint16(1000); want == 0; sport++ {
+				f = udpFrame(60, src, dst, sport, 9, 0)
+				want = queueOf(h, f)
+			}
+			// The receiver's pool is empty: every copy fails.
+			rxPool := h.pair.Ports[1].Pool()
+			var held []engine.Mbuf
+			for {
+				m, err := h.cs.Alloc(rxPool)
+				if err != nil {
+					break
+				}
+				held = append(held, m)
+			}
+			// A shared frame: corrupting it means copying it first.
+			m := h.mbuf(f)
+			engine.Ref(m)
+			h.pair.Ports[0].TxBurst(0, []engine.Mbuf{m})
+			h.cs.Free(m)
+			h.cs.FreeBulk(held)
+			for q := 0; q < queues; q++ {
+				nombuf := h.pair.Ports[1].RxStats(q).Drops[engine.DropNoMbuf]
+				if (q == want) != (nombuf > 0) {
+					t.Errorf("queue %d: rx_nombuf %d; the frame was bound for queue %d", q, nombuf, want)
+				}
+			}
+		})
+	}
+}
+
+// Every way across the wire gives the receiver the same metadata: the
+// frame's bytes and what the receiving port itself sets (its RSS hash),
+// never the sender's offload requests, hash or header lengths.
+func TestEveryPathAcrossTheWireCarriesTheSameMetadata(t *testing.T) {
+	src, dst := [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}
+	for _, queues := range []int{1, 2} {
+		for _, c := range []struct {
+			name string
+			cfg  Config
+			size int
+		}{
+			{"copy", Config{}, 60},
+			{"copy chained", Config{}, 3000},
+			{"copy impaired", Config{Impair: [2]Impairment{{Duplicate: 1, Seed: 1}}}, 60},
+			{"copy impaired chained", Config{Impair: [2]Impairment{{Duplicate: 1, Seed: 1}}}, 3000},
+			{"zero-copy", Config{ZeroCopy: true}, 60},
+			{"zero-copy chained", Config{ZeroCopy: true}, 3000},
+		} {
+			c.cfg.Queues = queues
+			h := newHarness(t, c.cfg)
+			f := udpFrame(c.size, src, dst, 1000, 9, 0)
+			m := h.mbuf(f)
+			m.SetFlags(engine.FlagTxIPCsum | engine.FlagTxL4Csum | engine.FlagTSO | engine.FlagRxIPCsumGood)
+			m.SetHash(0xdeadbeef)
+			m.SetHeaderLens(14, 20, 8)
+			m.SetTSOSegSize(1000)
+			h.pair.Ports[0].TxBurst(0, []engine.Mbuf{m})
+			wantFlags, wantHash := uint32(0), uint32(0)
+			if queues > 1 {
+				wantFlags, wantHash = engine.FlagRSSHash, h.pair.Ports[0].hash(m)
+			}
+			var pkts [4]engine.Mbuf
+			for q := 0; q < queues; q++ {
+				n := h.pair.Ports[1].RxBurst(q, pkts[:])
+				for _, r := range pkts[:n] {
+					l2, l3, l4 := r.HeaderLens()
+					if r.Flags() != wantFlags || r.Flags()&engine.FlagRSSHash != 0 && r.Hash() != wantHash ||
+						l2+l3+l4 != 0 || r.TSOSegSize() != 0 {
+						t.Errorf("%s, %d queues: received flags %#x hash %#x lens %d/%d/%d tso %d; want flags %#x hash %#x and no lens",
+							c.name, queues, r.Flags(), r.Hash(), l2, l3, l4, r.TSOSegSize(), wantFlags, wantHash)
+					}
+					h.cs.Free(r)
+				}
+			}
+		}
+	}
+}

@@ -272,6 +272,11 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 	var run func() error
 	switch mode {
 	case ModePMD:
+		// Claim the core now, so a second busy worker on it is refused
+		// here and not inside a loop whose error nobody reads.
+		if err := w.ClaimBusy(); err != nil {
+			return fmt.Errorf("stack %s: %w", s.name, err)
+		}
 		run = func() error {
 			return w.Poll(engine.PollConfig{Rx: s.Queues(), Handler: s.Input, Idle: s.idle, Tick: s.pollTick})
 		}

@@ -390,3 +390,27 @@ func TestPrependNeverWritesSharedHeadroom(t *testing.T) {
 	}
 	s.cs.Free(own)
 }
+
+func TestTwoPollModeStacksPinnedToOneCoreAreRefusedAtStart(t *testing.T) {
+	wp, err := wire.NewPair(wire.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wp.Ports[1].Close()
+	defer wp.Ports[0].Close()
+	var stacks []*Stack
+	for i, addr := range []netip.Prefix{addrA, addrB} {
+		s, err := New(Config{Name: "pinned", Interfaces: []Interface{{Port: wp.Ports[i], Addr: addr}}, Idle: engine.IdleSpinYield})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stacks = append(stacks, s)
+	}
+	if err := stacks[0].Start(ModePMD, 0, engine.SoftirqConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stacks[1].Start(ModePMD, 0, engine.SoftirqConfig{}); err == nil {
+		t.Fatal("a second busy stack on core 0 started")
+	}
+}

@@ -69,6 +69,10 @@ type Config struct {
 	UDPRecvBuffer int // bytes a UDP socket may queue (default 212992, rmem_default)
 	Backlog       int // loopback backlog (default 1000, netdev_max_backlog)
 
+	// LocalPortRange is where ephemeral ports come from (default
+	// 32768-60999, net.ipv4.ip_local_port_range).
+	LocalPortRange PortRange
+
 	ARP   ARPConfig
 	Reasm ipv4.ReasmConfig
 }
@@ -105,6 +109,7 @@ type Stack struct {
 	neigh  *neighbours
 	reasm  *ipv4.Reassembler
 	udp    udpTable
+	ports  ephemeralPorts
 	ipID   uint16
 	stats  Stats
 	ready  []*UDPConn // sockets that got data during this burst or call
@@ -138,6 +143,12 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.UDPRecvBuffer < 256 || cfg.UDPRecvBuffer > 1<<30 {
 		return nil, fmt.Errorf("stack: UDP receive buffer %d out of range 256..%d", cfg.UDPRecvBuffer, 1<<30)
 	}
+	if cfg.LocalPortRange == (PortRange{}) {
+		cfg.LocalPortRange = defaultPortRange
+	}
+	if err := cfg.LocalPortRange.validate(); err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
+	}
 	name := cfg.Name
 	if name == "" {
 		name = "stack"
@@ -153,6 +164,7 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s := &Stack{name: name, routes: ipv4.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.udp.init()
+	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, secret: newPortSecret()}
 	s.neigh = newNeighbours(s, cfg.ARP)
 	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
 	lo := &device{id: 0, port: loop, queues: 1, mtu: engine.MaxPacket, loopback: true,

@@ -17,13 +17,8 @@ import (
 	"github.com/pollnet/pollnet/stack/udp"
 )
 
-// Ephemeral ports, as net.ipv4.ip_local_port_range's default.
-const (
-	ephemeralLow  = 32768
-	ephemeralHigh = 60999
-	// MaxUDPPayload is the largest datagram a UDP socket sends.
-	MaxUDPPayload = ipv4.MaxTotalLen - ipv4.HeaderLen - udp.HeaderLen
-)
+// MaxUDPPayload is the largest datagram a UDP socket sends.
+const MaxUDPPayload = ipv4.MaxTotalLen - ipv4.HeaderLen - udp.HeaderLen
 
 // Errors of UDP sockets.
 var (
@@ -35,7 +30,6 @@ var (
 // udpTable finds sockets by local port (udp_table).
 type udpTable struct {
 	byPort map[uint16][]*UDPConn
-	next   uint16
 }
 
 func (t *udpTable) init() { t.byPort = map[uint16][]*UDPConn{} }
@@ -145,9 +139,10 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	}
 	port := laddr.Port()
 	if port == 0 {
-		var ok bool
-		if port, ok = s.ephemeralPort(addr); !ok {
-			return nil, fmt.Errorf("listen udp %v: %w: no ephemeral port free", laddr, ErrAddrInUse)
+		var err error
+		port, err = s.ports.pick(addr, raddr, func(p uint16) bool { return len(s.udp.byPort[p]) == 0 })
+		if err != nil {
+			return nil, fmt.Errorf("listen udp %v: %w %v (ip_local_port_range): %w", laddr, err, s.ports.rng, ErrAddrInUse)
 		}
 	}
 	for _, c := range s.udp.byPort[port] {
@@ -160,20 +155,6 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	c.busyPoll.Store(s.mode == ModePMD)
 	s.udp.byPort[port] = append(s.udp.byPort[port], c)
 	return c, nil
-}
-
-// ephemeralPort finds a free port in the ephemeral range, starting from a
-// moving offset so consecutive sockets do not probe the same ports.
-func (s *Stack) ephemeralPort(addr netip.Addr) (uint16, bool) {
-	span := uint16(ephemeralHigh - ephemeralLow + 1)
-	for i := uint16(0); i < span; i++ {
-		s.udp.next++
-		p := ephemeralLow + (s.udp.next % span)
-		if len(s.udp.byPort[p]) == 0 {
-			return p, true
-		}
-	}
-	return 0, false
 }
 
 // udpInput delivers a datagram to its socket (udp_rcv), or answers port

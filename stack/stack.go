@@ -121,7 +121,7 @@ type Stack struct {
 	rcvbuf   int
 	idle     engine.Idle
 	pollTick func(*engine.Worker, int)
-	mode     Mode
+	mode     atomic.Pointer[Mode] // set by Start, read by sockets on any goroutine
 	counters socket.Counters
 
 	worker  *engine.Worker
@@ -254,7 +254,6 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 	if err != nil {
 		return err
 	}
-	s.mode = mode
 	var run func() error
 	switch mode {
 	case ModePMD:
@@ -277,6 +276,7 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 		return fmt.Errorf("stack: mode %q unknown: use pmd or napi", mode)
 	}
 	s.worker = w
+	s.mode.Store(&mode)
 	errc := make(chan error, 1)
 	if err := w.Start(func(*engine.Worker) { errc <- run() }); err != nil {
 		return err
@@ -299,7 +299,12 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 }
 
 // Mode is how the stack is driven ("" before Start).
-func (s *Stack) Mode() Mode { return s.mode }
+func (s *Stack) Mode() Mode {
+	if m := s.mode.Load(); m != nil {
+		return *m
+	}
+	return ""
+}
 
 // Worker is the worker driving the stack, nil before Start.
 func (s *Stack) Worker() *engine.Worker { return s.worker }
@@ -334,8 +339,18 @@ func (s *Stack) Close() error {
 	if s.worker != nil {
 		s.worker.Stop()
 	}
-	for _, c := range s.udp.all() {
-		c.Close()
+	// Sockets close under the lock, which writers take and then find the
+	// stack closed: once it is released, nothing uses the pool again.
+	s.mu.Lock()
+	socks := s.udp.all()
+	for _, c := range socks {
+		c.closed.Store(true)
+		s.udp.remove(c)
+		c.purge()
+	}
+	s.mu.Unlock()
+	for _, c := range socks {
+		c.n.Close()
 	}
 	return s.release()
 }

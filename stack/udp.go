@@ -120,9 +120,6 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 }
 
 func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
-	if s.closed.Load() {
-		return nil, socket.ErrClosed
-	}
 	addr := laddr.Addr()
 	if !addr.IsValid() {
 		addr = netip.IPv4Unspecified()
@@ -132,6 +129,9 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("listen udp %v: %w", laddr, net.ErrClosed)
+	}
 	if !addr.IsUnspecified() {
 		if r, ok := s.routes.Lookup(addr); !ok || r.Kind != ipv4.KindLocal {
 			return nil, fmt.Errorf("listen udp %v: %w", laddr, ErrAddrNotAvail)
@@ -152,7 +152,7 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 		}
 	}
 	c := &UDPConn{s: s, laddr: netip.AddrPortFrom(addr, port), raddr: raddr, rcvbuf: s.rcvbuf, n: socket.NewNotifier(&s.counters)}
-	c.busyPoll.Store(s.mode == ModePMD)
+	c.busyPoll.Store(s.Mode() == ModePMD)
 	s.udp.byPort[port] = append(s.udp.byPort[port], c)
 	return c, nil
 }
@@ -297,40 +297,66 @@ func (c *UDPConn) readable() bool {
 
 // ReadFromUDPAddrPort reads one datagram into b, waiting for one if none is
 // queued; a datagram longer than b is truncated, as on a kernel socket.
+//
+// As with the net package, a closed socket fails with net.ErrClosed and a
+// read deadline already past fails at once with os.ErrDeadlineExceeded,
+// even when data is queued; both come wrapped in a *net.OpError.
 func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
-		c.mu.Lock()
-		if c.rxHead < len(c.rxq) {
-			e := c.rxq[c.rxHead]
-			c.rxq[c.rxHead] = rxEntry{}
-			c.rxHead++
-			if c.rxHead == len(c.rxq) {
-				c.rxq, c.rxHead = c.rxq[:0], 0
-			}
-			c.rxBytes -= e.cost
-			n := e.m.CopyOut(b[:min(len(b), e.n)], e.off)
-			c.caches.Free(e.m)
-			c.mu.Unlock()
-			return n, e.from, nil
-		}
-		c.mu.Unlock()
 		if c.closed.Load() {
-			return 0, netip.AddrPort{}, net.ErrClosed
+			return 0, netip.AddrPort{}, c.opError("read", nil, net.ErrClosed)
+		}
+		if d := c.rdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			return 0, netip.AddrPort{}, c.opError("read", nil, socket.ErrTimeout)
+		}
+		if n, from, ok := c.dequeue(b); ok {
+			return n, from, nil
 		}
 		if err := c.wait(); err != nil {
-			return 0, netip.AddrPort{}, err
+			return 0, netip.AddrPort{}, c.opError("read", nil, err)
 		}
 	}
 }
 
-// TryRead is ReadFromUDPAddrPort that never waits: ok is false when nothing
-// is queued. Read handlers and busy-polling applications use it.
-func (c *UDPConn) TryRead(b []byte) (n int, from netip.AddrPort, ok bool) {
-	if !c.readable() || c.closed.Load() {
+// dequeue takes the first queued datagram into b, if there is one.
+func (c *UDPConn) dequeue(b []byte) (int, netip.AddrPort, bool) {
+	c.mu.Lock()
+	if c.rxHead == len(c.rxq) {
+		c.mu.Unlock()
 		return 0, netip.AddrPort{}, false
 	}
-	n, from, err := c.ReadFromUDPAddrPort(b)
-	return n, from, err == nil
+	e := c.rxq[c.rxHead]
+	c.rxq[c.rxHead] = rxEntry{}
+	c.rxHead++
+	if c.rxHead == len(c.rxq) {
+		c.rxq, c.rxHead = c.rxq[:0], 0
+	}
+	c.rxBytes -= e.cost
+	n := e.m.CopyOut(b[:min(len(b), e.n)], e.off)
+	c.caches.Free(e.m)
+	c.mu.Unlock()
+	return n, e.from, true
+}
+
+// TryRead is ReadFromUDPAddrPort that never waits: ok is false when nothing
+// is queued or the socket is closed. It ignores the read deadline. Read
+// handlers and busy-polling applications use it.
+func (c *UDPConn) TryRead(b []byte) (n int, from netip.AddrPort, ok bool) {
+	if c.closed.Load() {
+		return 0, netip.AddrPort{}, false
+	}
+	return c.dequeue(b)
+}
+
+// opError wraps err as the net package does, so that callers written for
+// net.Conn test it the usual way. Only the errors of the net.Conn contract
+// (closed, deadline) are wrapped: the stack's own send errors stay bare
+// sentinels, so a send that fails in a hot loop allocates nothing.
+func (c *UDPConn) opError(op string, addr net.Addr, err error) error {
+	if addr == nil {
+		addr = c.RemoteAddr()
+	}
+	return &net.OpError{Op: op, Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
 }
 
 // wait blocks until the queue may have data, by spinning or parking.
@@ -373,10 +399,10 @@ func (c *UDPConn) Read(b []byte) (int, error) {
 // WriteToUDPAddrPort sends b as one datagram to addr.
 func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	if c.closed.Load() {
-		return 0, net.ErrClosed
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
 	}
 	if d := c.wdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
-		return 0, socket.ErrTimeout
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), socket.ErrTimeout)
 	}
 	if len(b) > MaxUDPPayload {
 		return 0, ErrTooBig
@@ -386,6 +412,10 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	}
 	s := c.s
 	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
 	err := s.udpOutput(c, b, addr)
 	s.flushTx()
 	s.mu.Unlock()
@@ -400,7 +430,7 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 // error is the first one met.
 func (c *UDPConn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) {
 	if c.closed.Load() {
-		return 0, net.ErrClosed
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
 	}
 	if !addr.Addr().Is4() || addr.Port() == 0 {
 		return 0, fmt.Errorf("udp: cannot send to %v: need an IPv4 address and a port", addr)
@@ -408,6 +438,9 @@ func (c *UDPConn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) 
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
 	defer s.flushTx()
 	for i, b := range bufs {
 		if len(b) > MaxUDPPayload {
@@ -491,23 +524,41 @@ func (c *UDPConn) Write(b []byte) (int, error) {
 // Close releases the socket and frees what it had queued.
 func (c *UDPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
-		return net.ErrClosed
+		return c.opError("close", nil, net.ErrClosed)
 	}
 	s := c.s
 	s.mu.Lock()
-	l := s.udp.byPort[c.laddr.Port()]
-	for i, x := range l {
-		if x == c {
-			l = append(l[:i], l[i+1:]...)
-			break
-		}
-	}
-	if len(l) == 0 {
-		delete(s.udp.byPort, c.laddr.Port())
-	} else {
-		s.udp.byPort[c.laddr.Port()] = l
+	if s.udp.remove(c) {
+		c.purge() // else Stack.Close took it out and purged it
 	}
 	s.mu.Unlock()
+	c.n.Close()
+	return nil
+}
+
+// remove takes c out of the table, reporting whether it was there.
+func (t *udpTable) remove(c *UDPConn) bool {
+	port := c.laddr.Port()
+	l := t.byPort[port]
+	for i, x := range l {
+		if x != c {
+			continue
+		}
+		l = append(l[:i], l[i+1:]...)
+		if len(l) == 0 {
+			delete(t.byPort, port)
+		} else {
+			t.byPort[port] = l
+		}
+		return true
+	}
+	return false
+}
+
+// purge frees what the socket has queued. Under the stack lock, after the
+// socket left the table, so that nothing queues more and Stack.Close knows
+// every socket's packets are back in their pools before it releases them.
+func (c *UDPConn) purge() {
 	c.mu.Lock()
 	for _, e := range c.rxq[c.rxHead:] {
 		c.caches.Free(e.m)
@@ -515,8 +566,6 @@ func (c *UDPConn) Close() error {
 	c.rxq, c.rxHead, c.rxBytes = nil, 0, 0
 	c.caches.Flush()
 	c.mu.Unlock()
-	c.n.Close()
-	return nil
 }
 
 // Drops counts datagrams dropped because the receive buffer was full.

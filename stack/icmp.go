@@ -41,7 +41,8 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		return
 	}
 	if msg.Type != icmp.TypeEchoRequest {
-		s.cs.Free(m) // replies and errors for sockets we do not have
+		s.icmpErrInput(msg) // an error goes to the transport owning the quoted flow
+		s.cs.Free(m)
 		return
 	}
 	s.stats.ICMPInEchos++

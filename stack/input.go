@@ -115,15 +115,12 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		}
 	}
 	s.stats.IPInDelivers++
-	switch h.Protocol {
-	case ipv4.ProtoICMP:
-		s.icmpInput(dev, m, h)
-	case ipv4.ProtoUDP:
-		s.udpInput(dev, m, h)
-	default:
-		s.stats.IPInUnknownProtos++
-		s.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
+	if p := &inetProtos[h.Protocol]; p.handler != nil {
+		p.handler(s, dev, m, h)
+		return
 	}
+	s.stats.IPInUnknownProtos++
+	s.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
 }
 
 // forward routes a datagram for another host (ip_forward), when forwarding

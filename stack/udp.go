@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
@@ -90,6 +92,7 @@ type UDPConn struct {
 	rdeadline atomic.Int64
 	wdeadline atomic.Int64
 	closed    atomic.Bool
+	sockErr   atomic.Uint32 // a pending error (syscall.Errno), reported once by a read (sk_err)
 
 	drops atomic.Uint64 // datagrams dropped for a full receive buffer
 }
@@ -220,6 +223,33 @@ func (s *Stack) udpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 	}
 }
 
+// udpErr is UDP's ICMP error handler (__udp4_lib_err). The quoted datagram
+// is one we sent: its source is our end, its destination the peer. Only a
+// connected socket whose 4-tuple it matches is told, and only of a hard
+// error, as Linux does for a socket without IP_RECVERR: an unconnected
+// socket could not tell which of its peers the error is about. An error
+// quoting any other flow does nothing. Under the stack lock.
+func (s *Stack) udpErr(e icmpErrInfo) {
+	if len(e.transport) < udp.HeaderLen {
+		return
+	}
+	local := netip.AddrPortFrom(netip.AddrFrom4(e.quoted.Src), binary.BigEndian.Uint16(e.transport[0:]))
+	remote := netip.AddrPortFrom(netip.AddrFrom4(e.quoted.Dst), binary.BigEndian.Uint16(e.transport[2:]))
+	c := s.udp.lookup(remote, local)
+	if c == nil {
+		s.stats.ICMPInErrors++ // about no socket of ours, as __udp4_lib_err counts it
+		return
+	}
+	if !e.hard || c.raddr != remote {
+		return
+	}
+	c.sockErr.Store(uint32(e.errno))
+	if !c.readyMark { // wake its readers (sk_error_report)
+		c.readyMark = true
+		s.ready = append(s.ready, c)
+	}
+}
+
 // takeReady hands over the sockets that got data. Called under the lock.
 func (s *Stack) takeReady() []*UDPConn {
 	if len(s.ready) == 0 {
@@ -268,11 +298,15 @@ func (c *UDPConn) SetReadHandler(h func(*UDPConn)) {
 // wait queue until the data-ready callback (the default under ModeNAPI).
 func (c *UDPConn) SetBusyPoll(on bool) { c.busyPoll.Store(on) }
 
-// Readiness reports what the socket is ready for, for pollers.
+// Readiness reports what the socket is ready for, for pollers. A pending
+// ICMP error makes it readable, as EPOLLERR does, until a read reports it.
 func (c *UDPConn) Readiness() socket.Events {
 	ev := socket.Writable
 	if c.closed.Load() {
 		return ev | socket.Hangup | socket.Readable
+	}
+	if c.sockErr.Load() != 0 {
+		return ev | socket.Readable
 	}
 	c.mu.Lock()
 	if c.rxHead < len(c.rxq) {
@@ -286,7 +320,7 @@ func (c *UDPConn) Readiness() socket.Events {
 func (c *UDPConn) Notifier() *socket.Notifier { return c.n }
 
 func (c *UDPConn) readable() bool {
-	if c.closed.Load() {
+	if c.closed.Load() || c.sockErr.Load() != 0 {
 		return true
 	}
 	c.mu.Lock()
@@ -300,7 +334,10 @@ func (c *UDPConn) readable() bool {
 //
 // As with the net package, a closed socket fails with net.ErrClosed and a
 // read deadline already past fails at once with os.ErrDeadlineExceeded,
-// even when data is queued; both come wrapped in a *net.OpError.
+// even when data is queued; both come wrapped in a *net.OpError. So does an
+// error an ICMP message reported for a connected socket's flow (see
+// udpErr): it comes before queued data, once, as a recvfrom on Linux
+// returns sk_err.
 func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
 		if c.closed.Load() {
@@ -308,6 +345,11 @@ func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 		}
 		if d := c.rdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
 			return 0, netip.AddrPort{}, c.opError("read", nil, socket.ErrTimeout)
+		}
+		if c.sockErr.Load() != 0 {
+			if e := syscall.Errno(c.sockErr.Swap(0)); e != 0 {
+				return 0, netip.AddrPort{}, c.opError("read", nil, os.NewSyscallError("recvfrom", e))
+			}
 		}
 		if n, from, ok := c.dequeue(b); ok {
 			return n, from, nil
@@ -339,8 +381,9 @@ func (c *UDPConn) dequeue(b []byte) (int, netip.AddrPort, bool) {
 }
 
 // TryRead is ReadFromUDPAddrPort that never waits: ok is false when nothing
-// is queued or the socket is closed. It ignores the read deadline. Read
-// handlers and busy-polling applications use it.
+// is queued or the socket is closed. It ignores the read deadline and
+// leaves a pending ICMP error for the next blocking read. Read handlers and
+// busy-polling applications use it.
 func (c *UDPConn) TryRead(b []byte) (n int, from netip.AddrPort, ok bool) {
 	if c.closed.Load() {
 		return 0, netip.AddrPort{}, false

@@ -41,8 +41,9 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		return
 	}
 	if msg.Type != icmp.TypeEchoRequest {
-		s.icmpErrInput(msg) // an error goes to the transport owning the quoted flow
-		s.cs.Free(m)
+		// An error goes to the transport that owns the quoted flow.
+		s.icmpErrInput(msg)
+		s.cs.Free(m) // replies and errors for sockets we do not have
 		return
 	}
 	s.stats.ICMPInEchos++

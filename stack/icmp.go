@@ -39,6 +39,8 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		return
 	}
 	if msg.Type != icmp.TypeEchoRequest {
+		// An error goes to the transport that owns the quoted flow.
+		s.icmpErrInput(msg)
 		s.cs.Free(m) // replies and errors for sockets we do not have
 		return
 	}

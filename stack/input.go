@@ -122,19 +122,16 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		}
 	}
 	s.stats.IPInDelivers++
-	switch h.Protocol {
-	case ipv4.ProtoICMP:
-		if route == inputBroadcast {
-			s.icmpInputBroadcast(m, h)
-			return
-		}
-		s.icmpInput(dev, m, h)
-	case ipv4.ProtoUDP:
-		s.udpInput(dev, m, h)
-	default:
-		s.stats.IPInUnknownProtos++
-		s.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
+	if route == inputBroadcast && h.Protocol == ipv4.ProtoICMP {
+		s.icmpInputBroadcast(m, h) // icmp_echo_ignore_broadcasts
+		return
 	}
+	if p := &inetProtos[h.Protocol]; p.handler != nil {
+		p.handler(s, dev, m, h)
+		return
+	}
+	s.stats.IPInUnknownProtos++
+	s.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
 }
 
 // inputRoute is what routeInput decided for a received datagram.

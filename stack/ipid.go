@@ -18,6 +18,7 @@ const (
 	hashTagIPIDRandom
 	hashTagICMPHost
 	hashTagICMPRandom
+	hashTagPort
 )
 
 // ipIdents gives IPv4 IDs per flow, like Linux's ip_idents_reserve: an array

@@ -74,6 +74,10 @@ type Config struct {
 	// an eighth of the smallest receive pool among the interfaces' ports).
 	HeldLimit int
 
+	// LocalPortRange is where ephemeral ports come from (default
+	// 32768-60999, net.ipv4.ip_local_port_range).
+	LocalPortRange PortRange
+
 	ARP   ARPConfig
 	Reasm ipv4.ReasmConfig
 }
@@ -117,6 +121,7 @@ type Stack struct {
 	neigh  *neighbours
 	reasm  *ipv4.Reassembler
 	udp    udpTable
+	ports  ephemeralPorts
 	stats  Stats
 	ready  []*UDPConn // sockets that got data during this burst or call
 
@@ -134,7 +139,7 @@ type Stack struct {
 	rcvbuf   int
 	idle     engine.Idle
 	pollTick func(*engine.Worker, int)
-	mode     Mode
+	mode     atomic.Pointer[Mode] // set by Start, read by sockets on any goroutine
 	counters socket.Counters
 
 	worker  *engine.Worker
@@ -156,6 +161,12 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.UDPRecvBuffer < 256 || cfg.UDPRecvBuffer > 1<<30 {
 		return nil, fmt.Errorf("stack: UDP receive buffer %d out of range 256..%d", cfg.UDPRecvBuffer, 1<<30)
 	}
+	if cfg.LocalPortRange == (PortRange{}) {
+		cfg.LocalPortRange = defaultPortRange
+	}
+	if err := cfg.LocalPortRange.validate(); err != nil {
+		return nil, fmt.Errorf("stack: %w", err)
+	}
 	name := cfg.Name
 	if name == "" {
 		name = "stack"
@@ -174,6 +185,7 @@ func New(cfg Config) (*Stack, error) {
 	s.idents.key = s.secret
 	s.icmpRL.init(s.secret, engine.Nanotime)
 	s.udp.init()
+	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
 	s.neigh = newNeighbours(s, cfg.ARP, &s.timers)
 	cfg.Reasm.Account = &s.held
 	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
@@ -268,7 +280,6 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 	if err != nil {
 		return err
 	}
-	s.mode = mode
 	var run func() error
 	switch mode {
 	case ModePMD:
@@ -296,6 +307,7 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 		return fmt.Errorf("stack: mode %q unknown: use pmd or napi", mode)
 	}
 	s.worker = w
+	s.mode.Store(&mode)
 	errc := make(chan error, 1)
 	if err := w.Start(func(*engine.Worker) { errc <- run() }); err != nil {
 		return err
@@ -318,7 +330,12 @@ func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
 }
 
 // Mode is how the stack is driven ("" before Start).
-func (s *Stack) Mode() Mode { return s.mode }
+func (s *Stack) Mode() Mode {
+	if m := s.mode.Load(); m != nil {
+		return *m
+	}
+	return ""
+}
 
 // Worker is the worker driving the stack, nil before Start.
 func (s *Stack) Worker() *engine.Worker { return s.worker }
@@ -354,8 +371,18 @@ func (s *Stack) Close() error {
 	if s.worker != nil {
 		s.worker.Stop()
 	}
-	for _, c := range s.udp.all() {
-		c.Close()
+	// Sockets close under the lock, which writers take and then find the
+	// stack closed: once it is released, nothing uses the pool again.
+	s.mu.Lock()
+	socks := s.udp.all()
+	for _, c := range socks {
+		c.closed.Store(true)
+		s.udp.remove(c)
+		c.purge()
+	}
+	s.mu.Unlock()
+	for _, c := range socks {
+		c.n.Close()
 	}
 	return s.release()
 }

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
@@ -17,13 +19,8 @@ import (
 	"github.com/pollnet/pollnet/stack/udp"
 )
 
-// Ephemeral ports, as net.ipv4.ip_local_port_range's default.
-const (
-	ephemeralLow  = 32768
-	ephemeralHigh = 60999
-	// MaxUDPPayload is the largest datagram a UDP socket sends.
-	MaxUDPPayload = ipv4.MaxTotalLen - ipv4.HeaderLen - udp.HeaderLen
-)
+// MaxUDPPayload is the largest datagram a UDP socket sends.
+const MaxUDPPayload = ipv4.MaxTotalLen - ipv4.HeaderLen - udp.HeaderLen
 
 // Errors of UDP sockets.
 var (
@@ -35,7 +32,6 @@ var (
 // udpTable finds sockets by local port (udp_table).
 type udpTable struct {
 	byPort map[uint16][]*UDPConn
-	next   uint16
 }
 
 func (t *udpTable) init() { t.byPort = map[uint16][]*UDPConn{} }
@@ -95,6 +91,7 @@ type UDPConn struct {
 	rdeadline atomic.Int64
 	wdeadline atomic.Int64
 	closed    atomic.Bool
+	sockErr   atomic.Uint32 // a pending error (syscall.Errno), reported once by a read (sk_err)
 
 	drops atomic.Uint64 // datagrams dropped for a full receive buffer
 }
@@ -125,9 +122,6 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 }
 
 func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
-	if s.closed.Load() {
-		return nil, socket.ErrClosed
-	}
 	addr := laddr.Addr()
 	if !addr.IsValid() {
 		addr = netip.IPv4Unspecified()
@@ -137,6 +131,9 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("listen udp %v: %w", laddr, net.ErrClosed)
+	}
 	if !addr.IsUnspecified() {
 		if r, ok := s.routes.Lookup(addr); !ok || r.Kind != ipv4.KindLocal {
 			return nil, fmt.Errorf("listen udp %v: %w", laddr, ErrAddrNotAvail)
@@ -144,9 +141,10 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 	}
 	port := laddr.Port()
 	if port == 0 {
-		var ok bool
-		if port, ok = s.ephemeralPort(addr); !ok {
-			return nil, fmt.Errorf("listen udp %v: %w: no ephemeral port free", laddr, ErrAddrInUse)
+		var err error
+		port, err = s.ports.pick(addr, raddr, func(p uint16) bool { return len(s.udp.byPort[p]) == 0 })
+		if err != nil {
+			return nil, fmt.Errorf("listen udp %v: %w %v (ip_local_port_range): %w", laddr, err, s.ports.rng, ErrAddrInUse)
 		}
 	}
 	for _, c := range s.udp.byPort[port] {
@@ -156,23 +154,9 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 		}
 	}
 	c := &UDPConn{s: s, laddr: netip.AddrPortFrom(addr, port), raddr: raddr, rcvbuf: s.rcvbuf, n: socket.NewNotifier(&s.counters)}
-	c.busyPoll.Store(s.mode == ModePMD)
+	c.busyPoll.Store(s.Mode() == ModePMD)
 	s.udp.byPort[port] = append(s.udp.byPort[port], c)
 	return c, nil
-}
-
-// ephemeralPort finds a free port in the ephemeral range, starting from a
-// moving offset so consecutive sockets do not probe the same ports.
-func (s *Stack) ephemeralPort(addr netip.Addr) (uint16, bool) {
-	span := uint16(ephemeralHigh - ephemeralLow + 1)
-	for i := uint16(0); i < span; i++ {
-		s.udp.next++
-		p := ephemeralLow + (s.udp.next % span)
-		if len(s.udp.byPort[p]) == 0 {
-			return p, true
-		}
-	}
-	return 0, false
 }
 
 // udpInput delivers a datagram to its socket (udp_rcv), or answers port
@@ -238,6 +222,33 @@ func (s *Stack) udpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 	}
 }
 
+// udpErr is UDP's ICMP error handler (__udp4_lib_err). The quoted datagram
+// is one we sent: its source is our end, its destination the peer. Only a
+// connected socket whose 4-tuple it matches is told, and only of a hard
+// error, as Linux does for a socket without IP_RECVERR: an unconnected
+// socket could not tell which of its peers the error is about. An error
+// quoting any other flow does nothing. Under the stack lock.
+func (s *Stack) udpErr(e icmpErrInfo) {
+	if len(e.transport) < udp.HeaderLen {
+		return
+	}
+	local := netip.AddrPortFrom(netip.AddrFrom4(e.quoted.Src), binary.BigEndian.Uint16(e.transport[0:]))
+	remote := netip.AddrPortFrom(netip.AddrFrom4(e.quoted.Dst), binary.BigEndian.Uint16(e.transport[2:]))
+	c := s.udp.lookup(remote, local)
+	if c == nil {
+		s.stats.ICMPInErrors++ // about no socket of ours, as __udp4_lib_err counts it
+		return
+	}
+	if !e.hard || c.raddr != remote {
+		return
+	}
+	c.sockErr.Store(uint32(e.errno))
+	if !c.readyMark { // wake its readers (sk_error_report)
+		c.readyMark = true
+		s.ready = append(s.ready, c)
+	}
+}
+
 // takeReady hands over the sockets that got data. Called under the lock.
 func (s *Stack) takeReady() []*UDPConn {
 	if len(s.ready) == 0 {
@@ -286,11 +297,15 @@ func (c *UDPConn) SetReadHandler(h func(*UDPConn)) {
 // wait queue until the data-ready callback (the default under ModeNAPI).
 func (c *UDPConn) SetBusyPoll(on bool) { c.busyPoll.Store(on) }
 
-// Readiness reports what the socket is ready for, for pollers.
+// Readiness reports what the socket is ready for, for pollers. A pending
+// ICMP error makes it readable, as EPOLLERR does, until a read reports it.
 func (c *UDPConn) Readiness() socket.Events {
 	ev := socket.Writable
 	if c.closed.Load() {
 		return ev | socket.Hangup | socket.Readable
+	}
+	if c.sockErr.Load() != 0 {
+		return ev | socket.Readable
 	}
 	c.mu.Lock()
 	if c.rxHead < len(c.rxq) {
@@ -304,7 +319,7 @@ func (c *UDPConn) Readiness() socket.Events {
 func (c *UDPConn) Notifier() *socket.Notifier { return c.n }
 
 func (c *UDPConn) readable() bool {
-	if c.closed.Load() {
+	if c.closed.Load() || c.sockErr.Load() != 0 {
 		return true
 	}
 	c.mu.Lock()
@@ -315,40 +330,75 @@ func (c *UDPConn) readable() bool {
 
 // ReadFromUDPAddrPort reads one datagram into b, waiting for one if none is
 // queued; a datagram longer than b is truncated, as on a kernel socket.
+//
+// As with the net package, a closed socket fails with net.ErrClosed and a
+// read deadline already past fails at once with os.ErrDeadlineExceeded,
+// even when data is queued; both come wrapped in a *net.OpError. So does an
+// error an ICMP message reported for a connected socket's flow (see
+// udpErr): it comes before queued data, once, as a recvfrom on Linux
+// returns sk_err.
 func (c *UDPConn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 	for {
-		c.mu.Lock()
-		if c.rxHead < len(c.rxq) {
-			e := c.rxq[c.rxHead]
-			c.rxq[c.rxHead] = rxEntry{}
-			c.rxHead++
-			if c.rxHead == len(c.rxq) {
-				c.rxq, c.rxHead = c.rxq[:0], 0
-			}
-			c.rxBytes -= e.cost
-			n := e.m.CopyOut(b[:min(len(b), e.n)], e.off)
-			c.mu.Unlock()
-			c.s.sockFree.free(e.m)
-			return n, e.from, nil
-		}
-		c.mu.Unlock()
 		if c.closed.Load() {
-			return 0, netip.AddrPort{}, net.ErrClosed
+			return 0, netip.AddrPort{}, c.opError("read", nil, net.ErrClosed)
+		}
+		if d := c.rdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			return 0, netip.AddrPort{}, c.opError("read", nil, socket.ErrTimeout)
+		}
+		if c.sockErr.Load() != 0 {
+			if e := syscall.Errno(c.sockErr.Swap(0)); e != 0 {
+				return 0, netip.AddrPort{}, c.opError("read", nil, os.NewSyscallError("recvfrom", e))
+			}
+		}
+		if n, from, ok := c.dequeue(b); ok {
+			return n, from, nil
 		}
 		if err := c.wait(); err != nil {
-			return 0, netip.AddrPort{}, err
+			return 0, netip.AddrPort{}, c.opError("read", nil, err)
 		}
 	}
 }
 
-// TryRead is ReadFromUDPAddrPort that never waits: ok is false when nothing
-// is queued. Read handlers and busy-polling applications use it.
-func (c *UDPConn) TryRead(b []byte) (n int, from netip.AddrPort, ok bool) {
-	if !c.readable() || c.closed.Load() {
+// dequeue takes the first queued datagram into b, if there is one.
+func (c *UDPConn) dequeue(b []byte) (int, netip.AddrPort, bool) {
+	c.mu.Lock()
+	if c.rxHead == len(c.rxq) {
+		c.mu.Unlock()
 		return 0, netip.AddrPort{}, false
 	}
-	n, from, err := c.ReadFromUDPAddrPort(b)
-	return n, from, err == nil
+	e := c.rxq[c.rxHead]
+	c.rxq[c.rxHead] = rxEntry{}
+	c.rxHead++
+	if c.rxHead == len(c.rxq) {
+		c.rxq, c.rxHead = c.rxq[:0], 0
+	}
+	c.rxBytes -= e.cost
+	n := e.m.CopyOut(b[:min(len(b), e.n)], e.off)
+	c.mu.Unlock()
+	c.s.sockFree.free(e.m)
+	return n, e.from, true
+}
+
+// TryRead is ReadFromUDPAddrPort that never waits: ok is false when nothing
+// is queued or the socket is closed. It ignores the read deadline and
+// leaves a pending ICMP error for the next blocking read. Read handlers and
+// busy-polling applications use it.
+func (c *UDPConn) TryRead(b []byte) (n int, from netip.AddrPort, ok bool) {
+	if c.closed.Load() {
+		return 0, netip.AddrPort{}, false
+	}
+	return c.dequeue(b)
+}
+
+// opError wraps err as the net package does, so that callers written for
+// net.Conn test it the usual way. Only the errors of the net.Conn contract
+// (closed, deadline) are wrapped: the stack's own send errors stay bare
+// sentinels, so a send that fails in a hot loop allocates nothing.
+func (c *UDPConn) opError(op string, addr net.Addr, err error) error {
+	if addr == nil {
+		addr = c.RemoteAddr()
+	}
+	return &net.OpError{Op: op, Net: "udp", Source: c.LocalAddr(), Addr: addr, Err: err}
 }
 
 // wait blocks until the queue may have data, by spinning or parking.
@@ -391,10 +441,10 @@ func (c *UDPConn) Read(b []byte) (int, error) {
 // WriteToUDPAddrPort sends b as one datagram to addr.
 func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
 	if c.closed.Load() {
-		return 0, net.ErrClosed
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
 	}
 	if d := c.wdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
-		return 0, socket.ErrTimeout
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), socket.ErrTimeout)
 	}
 	if len(b) > MaxUDPPayload {
 		return 0, ErrTooBig
@@ -404,6 +454,10 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 	}
 	s := c.s
 	s.mu.Lock()
+	if s.closed.Load() {
+		s.mu.Unlock()
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
 	err := s.udpOutput(c, b, addr)
 	s.flushTx()
 	s.mu.Unlock()
@@ -418,7 +472,7 @@ func (c *UDPConn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
 // error is the first one met.
 func (c *UDPConn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) {
 	if c.closed.Load() {
-		return 0, net.ErrClosed
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
 	}
 	if !addr.Addr().Is4() || addr.Port() == 0 {
 		return 0, fmt.Errorf("udp: cannot send to %v: need an IPv4 address and a port", addr)
@@ -426,6 +480,9 @@ func (c *UDPConn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) 
 	s := c.s
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed.Load() {
+		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
+	}
 	defer s.flushTx()
 	for i, b := range bufs {
 		if len(b) > MaxUDPPayload {
@@ -509,31 +566,47 @@ func (c *UDPConn) Write(b []byte) (int, error) {
 // Close releases the socket and frees what it had queued.
 func (c *UDPConn) Close() error {
 	if !c.closed.CompareAndSwap(false, true) {
-		return net.ErrClosed
+		return c.opError("close", nil, net.ErrClosed)
 	}
 	s := c.s
 	s.mu.Lock()
-	l := s.udp.byPort[c.laddr.Port()]
-	for i, x := range l {
-		if x == c {
-			l = append(l[:i], l[i+1:]...)
-			break
-		}
-	}
-	if len(l) == 0 {
-		delete(s.udp.byPort, c.laddr.Port())
-	} else {
-		s.udp.byPort[c.laddr.Port()] = l
+	if s.udp.remove(c) {
+		c.purge() // else Stack.Close took it out and purged it
 	}
 	s.mu.Unlock()
+	c.n.Close()
+	return nil
+}
+
+// remove takes c out of the table, reporting whether it was there.
+func (t *udpTable) remove(c *UDPConn) bool {
+	port := c.laddr.Port()
+	l := t.byPort[port]
+	for i, x := range l {
+		if x != c {
+			continue
+		}
+		l = append(l[:i], l[i+1:]...)
+		if len(l) == 0 {
+			delete(t.byPort, port)
+		} else {
+			t.byPort[port] = l
+		}
+		return true
+	}
+	return false
+}
+
+// purge frees what the socket has queued. Under the stack lock, after the
+// socket left the table, so that nothing queues more and Stack.Close knows
+// every socket's packets are back in their pools before it releases them.
+func (c *UDPConn) purge() {
 	c.mu.Lock()
 	for _, e := range c.rxq[c.rxHead:] {
-		s.sockFree.free(e.m)
+		c.s.sockFree.free(e.m)
 	}
 	c.rxq, c.rxHead, c.rxBytes = nil, 0, 0
 	c.mu.Unlock()
-	c.n.Close()
-	return nil
 }
 
 // Drops counts datagrams dropped because the receive buffer was full.

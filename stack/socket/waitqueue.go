@@ -4,7 +4,7 @@
 package socket
 
 import (
-	"errors"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -13,9 +13,9 @@ import (
 	"github.com/pollnet/pollnet/internal/futex"
 )
 
-// Errors of blocking calls, matching what the net package's callers test for.
+// Errors of blocking calls: the net package's own, which its callers test for.
 var (
-	ErrClosed  = errors.New("use of closed socket")
+	ErrClosed  = net.ErrClosed
 	ErrTimeout = os.ErrDeadlineExceeded
 )
 

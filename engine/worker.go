@@ -42,8 +42,21 @@ type Worker struct {
 
 var workerIDs atomic.Int32
 
-// Cores lists the cores this process may run on.
+// Cores lists the cores this process may run on: the affinity it started
+// with. It is read once, at package initialisation, because the calling
+// thread's own mask is no answer once workers pin threads: on a worker's
+// thread it names that one core.
 func Cores() ([]int, error) {
+	if processCoresErr != nil {
+		return nil, processCoresErr
+	}
+	return append([]int(nil), processCores...), nil
+}
+
+var processCores, processCoresErr = threadCores()
+
+// threadCores lists the cores the calling thread may run on.
+func threadCores() ([]int, error) {
 	var set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &set); err != nil {
 		return nil, fmt.Errorf("sched_getaffinity: %w", err)

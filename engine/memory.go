@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"strconv"
+	"sync"
 )
 
 // packetMem is a pool's packet memory: the buffers, the headers, and where
@@ -31,6 +32,32 @@ func (p *Pool) Memory() (PoolMemory, error) {
 		return PoolMemory{Bytes: int64(p.mem.size)}, err
 	}
 	return PoolMemory{Bytes: int64(p.mem.size), HugeBytes: huge}, nil
+}
+
+// madePacketMemory sums the packet memory of every pool this process has
+// made, as each pool found it when made.
+var madePacketMemory struct {
+	sync.Mutex
+	PoolMemory
+}
+
+// recordPoolMemory adds a new pool's memory to the process's total.
+func recordPoolMemory(p *Pool) {
+	m, _ := p.Memory() // a failed read counts the bytes, none of them huge
+	madePacketMemory.Lock()
+	madePacketMemory.Bytes += m.Bytes
+	madePacketMemory.HugeBytes += m.HugeBytes
+	madePacketMemory.Unlock()
+}
+
+// PacketMemory is the packet memory of every pool this process has made and
+// how much of it the kernel backed with huge pages when it was made, so a
+// result file can say whether the arena got them (a TLB miss per packet is
+// what huge pages are there to avoid).
+func PacketMemory() PoolMemory {
+	madePacketMemory.Lock()
+	defer madePacketMemory.Unlock()
+	return madePacketMemory.PoolMemory
 }
 
 // hugeBytesIn sums AnonHugePages over the mappings of an smaps listing that

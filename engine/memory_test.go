@@ -55,3 +55,20 @@ func TestSmapsHugePagesCountOnlyThePoolsRange(t *testing.T) {
 		t.Fatalf("a line it does not know: %v", err)
 	}
 }
+
+func TestPacketMemoryCountsEveryPoolMade(t *testing.T) {
+	before := PacketMemory()
+	p, err := NewPool("memory-total", 1000, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	after := PacketMemory()
+	m, _ := p.Memory()
+	if after.Bytes-before.Bytes != m.Bytes || m.Bytes < 1000*BufSize {
+		t.Fatalf("total grew by %d bytes for a pool of %d", after.Bytes-before.Bytes, m.Bytes)
+	}
+	if after.HugeBytes < before.HugeBytes || after.HugeBytes > after.Bytes {
+		t.Fatalf("huge bytes %d of %d", after.HugeBytes, after.Bytes)
+	}
+}

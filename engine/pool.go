@@ -107,6 +107,7 @@ func NewPool(name string, size, cacheSize int) (*Pool, error) {
 			batch = batch[:0]
 		}
 	}
+	recordPoolMemory(p)
 	return p, nil
 }
 

@@ -50,6 +50,15 @@ type Machine struct {
 	// Warnings are what the engine warned about during the run, such as
 	// more busy workers than GOMAXPROCS: figures measured so are suspect.
 	Warnings []string `json:"warnings,omitempty"`
+	// PacketMemory is the packet memory the run's pools mapped and how
+	// much of it was backed by huge pages.
+	PacketMemory *PacketMemory `json:"packet_memory,omitempty"`
+}
+
+// PacketMemory is the size of the packet arenas and their huge-page share.
+type PacketMemory struct {
+	Bytes     int64 `json:"bytes"`
+	HugeBytes int64 `json:"huge_bytes"` // backed by transparent huge pages (AnonHugePages)
 }
 
 // Scenario is one measured configuration: a path (pollnet-pmd, pollnet-napi,

@@ -139,8 +139,12 @@ func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
 	}
 	var r struct {
 		Machine struct {
-			BusyWorkers int      `json:"busy_workers"`
-			Warnings    []string `json:"warnings"`
+			BusyWorkers  int      `json:"busy_workers"`
+			Warnings     []string `json:"warnings"`
+			PacketMemory struct {
+				Bytes     int64 `json:"bytes"`
+				HugeBytes int64 `json:"huge_bytes"`
+			} `json:"packet_memory"`
 		} `json:"machine"`
 	}
 	if err := json.Unmarshal(b, &r); err != nil {
@@ -151,5 +155,8 @@ func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
 	}
 	if !strings.Contains(strings.Join(r.Machine.Warnings, "\n"), "GOMAXPROCS") {
 		t.Errorf("warnings %q do not mention GOMAXPROCS", r.Machine.Warnings)
+	}
+	if pm := r.Machine.PacketMemory; pm.Bytes <= 0 || pm.HugeBytes < 0 || pm.HugeBytes > pm.Bytes {
+		t.Errorf("packet_memory %+v: want the bytes mapped and at most as many in huge pages", pm)
 	}
 }

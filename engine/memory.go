@@ -38,6 +38,12 @@ func (p *Pool) Memory() (PoolMemory, error) {
 // made, as each pool found it when made.
 var madePacketMemory struct {
 	sync.Mutex
+	PacketMemoryTotal
+}
+
+// PacketMemoryTotal is the packet memory of the pools a process has made.
+type PacketMemoryTotal struct {
+	Pools int // the number of pools made
 	PoolMemory
 }
 
@@ -45,6 +51,7 @@ var madePacketMemory struct {
 func recordPoolMemory(p *Pool) {
 	m, _ := p.Memory() // a failed read counts the bytes, none of them huge
 	madePacketMemory.Lock()
+	madePacketMemory.Pools++
 	madePacketMemory.Bytes += m.Bytes
 	madePacketMemory.HugeBytes += m.HugeBytes
 	madePacketMemory.Unlock()
@@ -54,10 +61,10 @@ func recordPoolMemory(p *Pool) {
 // how much of it the kernel backed with huge pages when it was made, so a
 // result file can say whether the arena got them (a TLB miss per packet is
 // what huge pages are there to avoid).
-func PacketMemory() PoolMemory {
+func PacketMemory() PacketMemoryTotal {
 	madePacketMemory.Lock()
 	defer madePacketMemory.Unlock()
-	return madePacketMemory.PoolMemory
+	return madePacketMemory.PacketMemoryTotal
 }
 
 // hugeBytesIn sums AnonHugePages over the mappings of an smaps listing that

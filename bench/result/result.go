@@ -55,8 +55,10 @@ type Machine struct {
 	PacketMemory *PacketMemory `json:"packet_memory,omitempty"`
 }
 
-// PacketMemory is the size of the packet arenas and their huge-page share.
+// PacketMemory is the size of the packet arenas the run's pools mapped, one
+// after another, and their huge-page share.
 type PacketMemory struct {
+	Pools     int   `json:"pools"`
 	Bytes     int64 `json:"bytes"`
 	HugeBytes int64 `json:"huge_bytes"` // backed by transparent huge pages (AnonHugePages)
 }

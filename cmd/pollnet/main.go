@@ -225,9 +225,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	run.Machine.BusyWorkers = engine.PeakBusyWorkers()
 	run.Machine.Warnings = engine.Warnings()
 	if pm := engine.PacketMemory(); pm.Bytes > 0 {
-		run.Machine.PacketMemory = &result.PacketMemory{Bytes: pm.Bytes, HugeBytes: pm.HugeBytes}
-		fmt.Fprintf(stdout, "\npacket memory: %d MiB mapped, %.0f%% in huge pages\n",
-			pm.Bytes>>20, 100*float64(pm.HugeBytes)/float64(pm.Bytes))
+		run.Machine.PacketMemory = &result.PacketMemory{Pools: pm.Pools, Bytes: pm.Bytes, HugeBytes: pm.HugeBytes}
+		fmt.Fprintf(stdout, "\npacket memory: %.0f%% in huge pages (%d pools, %d MiB mapped in all)\n",
+			100*float64(pm.HugeBytes)/float64(pm.Bytes), pm.Pools, pm.Bytes>>20)
 	}
 	if stat != nil && stat.Last() != "" {
 		fmt.Fprintf(stdout, "\nlast counters (pollnet stat):\n%s", stat.Last())

@@ -174,7 +174,7 @@ func (w *Worker) Core() int { return w.core }
 
 // PinnedCores reads back the calling thread's affinity; a worker calls it to
 // report the cores the kernel actually gave it.
-func PinnedCores() ([]int, error) { return Cores() }
+func PinnedCores() ([]int, error) { return threadCores() }
 
 // Stop asks the worker to return and waits until it has.
 func (w *Worker) Stop() error {

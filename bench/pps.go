@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/bench/pktgen"
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/result"
 	"github.com/pollnet/pollnet/pmd/wire"
 )
 

@@ -13,9 +13,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare"
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // Options are the command line's choices, shared by every scenario of a

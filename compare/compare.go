@@ -14,10 +14,10 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare/kernel"
 	"github.com/pollnet/pollnet/compare/testpmd"
 	"github.com/pollnet/pollnet/compare/workload"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // Workload is what to run, at which sizes and for how long. It lives in

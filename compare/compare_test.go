@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // fakePeer records what it was asked to run; it stands in for a real peer

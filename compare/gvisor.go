@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // GVisor is gVisor's netstack as a peer. It lives in the nested module

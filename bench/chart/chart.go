@@ -30,7 +30,7 @@ import (
 	_ "gonum.org/v1/plot/vg/vgimg"
 	_ "gonum.org/v1/plot/vg/vgsvg"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // Width and Height are the size of every chart: 800×500 px in the PNG

@@ -18,7 +18,7 @@ import (
 
 	"gonum.org/v1/plot/vg/draw"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // hostile is a scenario name that must come out of every file as text.

@@ -11,7 +11,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // IndexFile is the page WriteIndex writes.

@@ -6,7 +6,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // WriteMarkdown writes a Markdown page about a run whose files live in

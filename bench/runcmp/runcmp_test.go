@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/pollnet/pollnet/bench/result"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 func TestMannWhitneyExact(t *testing.T) {

@@ -18,9 +18,9 @@ import (
 
 	"github.com/pollnet/pollnet/bench"
 	"github.com/pollnet/pollnet/bench/chart"
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/bench/runcmp"
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 const usage = `pollnet: a packet engine that measures kernel bypass against the Linux path

@@ -16,8 +16,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare/workload"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // IperfPath is the result Path of iperf3's scenarios.

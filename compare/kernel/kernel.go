@@ -20,8 +20,8 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare/workload"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // Workload names the kernel peers offer.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare/workload"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // short is a workload brief enough for a unit test: one 300 ms sample.

@@ -5,8 +5,8 @@ import (
 	"maps"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare/workload"
+	"github.com/pollnet/pollnet/internal/result"
 	"golang.org/x/sys/unix"
 )
 

@@ -28,8 +28,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/pollnet/pollnet/bench/result"
 	"github.com/pollnet/pollnet/compare/workload"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 // Path is the result Path of testpmd's scenarios.

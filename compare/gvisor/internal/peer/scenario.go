@@ -10,7 +10,7 @@ import (
 )
 
 // Scenario is one measured configuration, in the JSON form of the main
-// module's bench/result.Scenario. This module cannot import that package
+// module's internal/result.Scenario. This module cannot import that package
 // (it must not pull the main module's tree, nor the main module gVisor's),
 // so the field names are repeated here and must change with it.
 type Scenario struct {
@@ -61,7 +61,7 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 
 // summarise fills the summary fields from Samples: median, nearest-rank
 // p99 (always one of the samples), sample (n-1) standard deviation, mean,
-// min and max, as bench/result.Summarise does.
+// min and max, as internal/result.Summarise does.
 func (s *Scenario) summarise() {
 	n := len(s.Samples)
 	if n == 0 {

@@ -252,15 +252,15 @@ func (o Options) peersJob() Job {
 // their reason.
 func FormatScenarios(w io.Writer, scs []result.Scenario) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "path\tscenario\tknobs\tmetric\tmedian\tp99\tstddev\tcpu s\t")
+	fmt.Fprintln(tw, "path\tscenario\tknobs\tmetric\tmedian\tmin..max\tcpu s\t")
 	for _, s := range scs {
 		knobs := briefKnobs(s.Knobs)
 		if s.Skipped != "" {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\tskipped: %s\t\t\t\t\n", s.Path, s.Name, knobs, s.Metric, s.Skipped)
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4g %s\t%.4g\t%.3g\t%.2f\t\n", s.Path, s.Name, knobs, s.Metric,
-			s.Median, s.Unit, s.P99, s.Stddev, s.CPUSeconds)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.4g %s\t%.4g..%.4g\t%.2f\t\n", s.Path, s.Name, knobs, s.Metric,
+			s.Median, s.Unit, s.Min, s.Max, s.CPUSeconds)
 	}
 	tw.Flush()
 }

@@ -188,7 +188,10 @@ func rowOf(n int, s *result.Scenario) scenarioRow {
 		r.Metric += " (" + s.Unit + ")"
 	}
 	if ran(s) {
-		r.Median, r.P99, r.Stddev = sc.format(s.Median), sc.format(s.P99), sc.format(s.Stddev)
+		r.Median, r.Stddev = sc.format(s.Median), sc.format(s.Stddev)
+		if s.P99 != nil {
+			r.P99 = sc.format(*s.P99)
+		}
 		r.CPU = strconv.FormatFloat(s.CPUSeconds, 'f', 2, 64)
 	}
 	for _, k := range keyCounters {

@@ -149,7 +149,7 @@ func (r *Run) summaryCSV() ([]byte, error) {
 		}
 		w.Write([]string{
 			s.Name, s.Path, s.Port, knobs, s.Metric, s.Unit,
-			formatFloat(s.Median), formatFloat(s.P99), formatFloat(s.Stddev),
+			formatFloat(s.Median), formatOptional(s.P99), formatFloat(s.Stddev),
 			formatFloat(s.Mean), formatFloat(s.Min), formatFloat(s.Max),
 			formatFloat(s.CPUSeconds), strconv.Itoa(len(s.Samples)), s.Skipped,
 		})
@@ -214,4 +214,12 @@ func formatFloat(v float64) string {
 		f = 'e'
 	}
 	return strconv.FormatFloat(v, f, -1, 64)
+}
+
+// formatOptional formats a figure that may be absent as "" when it is.
+func formatOptional(v *float64) string {
+	if v == nil {
+		return ""
+	}
+	return formatFloat(*v)
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"strings"
 )
 
@@ -21,7 +22,35 @@ func DetectMachine() Machine {
 		Arch:       runtime.GOARCH,
 		GOMAXPROCS: runtime.GOMAXPROCS(0),
 		Hostname:   host,
+		Commit:     buildCommit(),
 	}
+}
+
+// buildCommit is the commit the binary was built from, from the build's VCS
+// stamp: a short hash, with "-dirty" when the tree had uncommitted changes,
+// or "" when the build carries no stamp (go test, go run outside a checkout).
+func buildCommit() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return ""
+	}
+	var rev string
+	var dirty bool
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" && dirty {
+		rev += "-dirty"
+	}
+	return rev
 }
 
 // cpuModel returns the first "model name" in a /proc/cpuinfo-style file.

@@ -44,6 +44,9 @@ type Machine struct {
 	Arch       string `json:"arch,omitempty"`
 	GOMAXPROCS int    `json:"gomaxprocs,omitempty"`
 	Hostname   string `json:"hostname,omitempty"`
+	// Commit is the build's commit, "-dirty" when built from a changed
+	// tree; "" when the binary carries no VCS stamp.
+	Commit string `json:"commit"`
 	// BusyWorkers is the most busy-polling workers the run had at once
 	// (0 in files written before it was recorded).
 	BusyWorkers int `json:"busy_workers"`
@@ -79,14 +82,27 @@ type Scenario struct {
 
 	// Summary of Samples, filled by Summarise.
 	Median float64 `json:"median"`
-	P99    float64 `json:"p99"`
-	Stddev float64 `json:"stddev"`
-	Mean   float64 `json:"mean"`
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
+	// P99 is the nearest-rank 99th percentile of Samples, given only over
+	// at least MinP99Samples of them (latency observations); null
+	// otherwise, where it would be just the largest sample.
+	P99    *float64 `json:"p99"`
+	Stddev float64  `json:"stddev"`
+	Mean   float64  `json:"mean"`
+	Min    float64  `json:"min"`
+	Max    float64  `json:"max"`
 
 	CPUSeconds float64           `json:"cpu_seconds"`
 	Counters   map[string]uint64 `json:"counters"`
+
+	// Provenance of the measurement (DESIGN.md, "How we measure").
+	Roles      map[string]int `json:"roles,omitempty"` // the core each role ran on (-1: unpinned)
+	GOMAXPROCS int            `json:"gomaxprocs,omitempty"`
+	WarmupS    float64        `json:"warmup_s"` // warm-up before each run, seconds
+	Repeat     int            `json:"repeat"`   // independent runs the samples come from
+	// DUTBusy is how busy the device under test was, 0..1: the share of
+	// non-empty polls (pmd) or softirq and interrupt CPU over wall time
+	// (napi). Below 0.9 the harness, not the device, set the rate.
+	DUTBusy *float64 `json:"dut_busy,omitempty"`
 
 	// Extra holds derived figures that are not samples of the metric, such
 	// as latency percentiles or CPU seconds per million packets.
@@ -136,7 +152,7 @@ func (s *Scenario) checkFinite() error {
 		name string
 		v    float64
 	}{
-		{"median", s.Median}, {"p99", s.P99}, {"stddev", s.Stddev},
+		{"median", s.Median}, {"p99", deref(s.P99)}, {"stddev", s.Stddev},
 		{"mean", s.Mean}, {"min", s.Min}, {"max", s.Max},
 		{"cpu_seconds", s.CPUSeconds},
 	} {
@@ -151,6 +167,16 @@ func (s *Scenario) checkFinite() error {
 	}
 	return nil
 }
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+// MinP99Samples is the fewest samples a p99 is quoted over.
+const MinP99Samples = 100
 
 // Summary is the statistics of a set of samples.
 type Summary struct {
@@ -220,7 +246,12 @@ func (s *Scenario) Summarise() error {
 	if err != nil {
 		return fmt.Errorf("scenario %q (%s): %w", s.Name, s.Path, err)
 	}
-	s.Median, s.P99, s.Stddev = sum.Median, sum.P99, sum.Stddev
+	s.Median, s.Stddev = sum.Median, sum.Stddev
+	s.P99 = nil
+	if sum.N >= MinP99Samples {
+		p99 := sum.P99
+		s.P99 = &p99
+	}
 	s.Mean, s.Min, s.Max = sum.Mean, sum.Min, sum.Max
 	return nil
 }

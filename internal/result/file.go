@@ -1,12 +1,13 @@
 package result
 
 import (
-	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/valyala/bytebufferpool"
 )
 
 // File names inside a result directory.
@@ -39,22 +42,37 @@ func DefaultDir(base string, started time.Time, suite string) string {
 	return filepath.Join(base, name)
 }
 
+// encodeBuffers holds the buffers a result is encoded into before it is
+// written: their size varies from run to run, so they come from a pool that
+// learns the sizes in use (bytebufferpool) rather than being allocated anew.
+var encodeBuffers bytebufferpool.Pool
+
 // Write stores the run in dir as result.json, result.csv and samples.csv,
 // creating dir if needed. Everything is encoded before the first file is
 // touched, and each file is written to a temporary name and renamed into
 // place, so a failed or interrupted Write never leaves a half-written file.
+//
+// Scenarios that ran without recording their provenance (see
+// ProvenanceWarnings) do not stop the write: the lines naming them are added
+// to r.Machine.Warnings first, so the file and the caller's Run both say so.
 func (r *Run) Write(dir string) error {
-	js, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
+	r.Machine.addWarnings(r.ProvenanceWarnings())
+	bufs := [3]*bytebufferpool.ByteBuffer{encodeBuffers.Get(), encodeBuffers.Get(), encodeBuffers.Get()}
+	defer func() {
+		for _, b := range bufs {
+			encodeBuffers.Put(b)
+		}
+	}()
+	js, summary, samples := bufs[0], bufs[1], bufs[2]
+	enc := json.NewEncoder(js) // as json.MarshalIndent, with a final newline
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
 		return fmt.Errorf("result: encode %s: %w", filepath.Join(dir, JSONFile), err)
 	}
-	js = append(js, '\n')
-	summary, err := r.summaryCSV()
-	if err != nil {
+	if err := r.summaryCSV(summary); err != nil {
 		return fmt.Errorf("result: encode %s: %w", filepath.Join(dir, CSVFile), err)
 	}
-	samples, err := r.samplesCSV()
-	if err != nil {
+	if err := r.samplesCSV(samples); err != nil {
 		return fmt.Errorf("result: encode %s: %w", filepath.Join(dir, SamplesFile), err)
 	}
 
@@ -64,7 +82,7 @@ func (r *Run) Write(dir string) error {
 	for _, f := range []struct {
 		name string
 		data []byte
-	}{{JSONFile, js}, {CSVFile, summary}, {SamplesFile, samples}} {
+	}{{JSONFile, js.B}, {CSVFile, summary.B}, {SamplesFile, samples.B}} {
 		if err := writeAtomic(filepath.Join(dir, f.name), f.data); err != nil {
 			return fmt.Errorf("result: %w", err)
 		}
@@ -133,36 +151,37 @@ func Read(path string) (*Run, error) {
 
 // summaryCSV renders one row per scenario, for spreadsheets and plotting
 // tools that do not read JSON.
-func (r *Run) summaryCSV() ([]byte, error) {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
+func (r *Run) summaryCSV(buf io.Writer) error {
+	w := csv.NewWriter(buf)
 	w.Write([]string{
 		"name", "path", "port", "knobs", "metric", "unit",
 		"median", "p99", "stddev", "mean", "min", "max",
 		"cpu_seconds", "n_samples", "skipped",
+		"roles", "gomaxprocs", "warmup_s", "repeat", "dut_busy",
 	})
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]
 		knobs, err := FormatKnobs(s.Knobs)
 		if err != nil {
-			return nil, fmt.Errorf("scenario %q: %w", s.Name, err)
+			return fmt.Errorf("scenario %q: %w", s.Name, err)
 		}
 		w.Write([]string{
 			s.Name, s.Path, s.Port, knobs, s.Metric, s.Unit,
 			formatFloat(s.Median), formatOptional(s.P99), formatFloat(s.Stddev),
 			formatFloat(s.Mean), formatFloat(s.Min), formatFloat(s.Max),
 			formatFloat(s.CPUSeconds), strconv.Itoa(len(s.Samples)), s.Skipped,
+			formatRoles(s.Roles), strconv.Itoa(s.GOMAXPROCS), formatFloat(s.WarmupS),
+			strconv.Itoa(s.Repeat), formatOptional(s.DUTBusy),
 		})
 	}
 	w.Flush()
-	return buf.Bytes(), w.Error()
+	return w.Error()
 }
 
 // samplesCSV renders every raw sample in long format, one per row, so that a
 // chart can be rebuilt from the CSV alone.
-func (r *Run) samplesCSV() ([]byte, error) {
-	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
+func (r *Run) samplesCSV(buf io.Writer) error {
+	w := csv.NewWriter(buf)
 	w.Write([]string{"scenario", "name", "path", "sample", "value"})
 	for i := range r.Scenarios {
 		s := &r.Scenarios[i]
@@ -172,7 +191,7 @@ func (r *Run) samplesCSV() ([]byte, error) {
 		}
 	}
 	w.Flush()
-	return buf.Bytes(), w.Error()
+	return w.Error()
 }
 
 // FormatKnobs renders knobs as "k=v;k=v" sorted by key, each value spelt as
@@ -203,6 +222,20 @@ func FormatKnobs(knobs map[string]any) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// formatRoles renders roles as "role=core;role=core" sorted by role.
+func formatRoles(roles map[string]int) string {
+	var b strings.Builder
+	for i, k := range slices.Sorted(maps.Keys(roles)) {
+		if i > 0 {
+			b.WriteByte(';')
+		}
+		b.WriteString(k)
+		b.WriteByte('=')
+		b.WriteString(strconv.Itoa(roles[k]))
+	}
+	return b.String()
 }
 
 // formatFloat is the shortest text that reads back as the same float64,

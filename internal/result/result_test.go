@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,6 +160,9 @@ func sampleRun(t *testing.T) *Run {
 			t.Fatal(err)
 		}
 	}
+	r.Scenarios[0].Stamp(map[string]int{RoleDUT: 1, RoleGenerator: 0, RoleSink: 0}, 500*time.Millisecond, 5)
+	busy := 0.97
+	r.Scenarios[0].DUTBusy = &busy
 	return r
 }
 
@@ -300,11 +305,14 @@ func TestCSV(t *testing.T) {
 
 	rows := readCSV(t, filepath.Join(dir, CSVFile))
 	want := [][]string{
-		{"name", "path", "port", "knobs", "metric", "unit", "median", "p99", "stddev", "mean", "min", "max", "cpu_seconds", "n_samples", "skipped"},
+		{"name", "path", "port", "knobs", "metric", "unit", "median", "p99", "stddev", "mean", "min", "max", "cpu_seconds", "n_samples", "skipped",
+			"roles", "gomaxprocs", "warmup_s", "repeat", "dut_busy"},
 		{"pps", "pollnet-pmd", "wire", "gro=true;mode=pmd, busy;queues=1;size=64", "rx_pps", "packets/s",
-			"12300000", "", formatFloat(r.Scenarios[0].Stddev), "12240000", "11900000", "12500000", "9.75", "5", ""},
+			"12300000", "", formatFloat(r.Scenarios[0].Stddev), "12240000", "11900000", "12500000", "9.75", "5", "",
+			"dut=1;generator=0;sink=0", strconv.Itoa(runtime.GOMAXPROCS(0)), "0.5", "5", "0.97"},
 		{"pps", "dpdk-testpmd", "net_null", "size=64", "rx_pps", "packets/s",
-			"0", "", "0", "0", "0", "0", "0", "0", "dpdk-testpmd not found in PATH"},
+			"0", "", "0", "0", "0", "0", "0", "0", "dpdk-testpmd not found in PATH",
+			"", "0", "0", "0", ""},
 	}
 	if !reflect.DeepEqual(rows, want) {
 		t.Errorf("result.csv =\n%q\nwant\n%q", rows, want)

@@ -1,29 +1,92 @@
-// Package runcmp compares two benchmark runs scenario by scenario, in the
-// manner of benchstat: medians side by side, their ratio, and whether the
-// difference is more than noise by a Mann-Whitney U test on the raw samples.
+// Package runcmp compares two benchmark runs row by row, for `pollnet
+// compare`. It reads result files, so it judges runs by what they recorded:
+//
+//   - The machines first: cpu, cores, kernel, Go version, GOMAXPROCS and
+//     hostname are printed side by side, with a warning where they differ.
+//   - Rows are matched by scenario name, path, port and knobs (knobs that set
+//     only how long a run lasts are left out). A row is tested when both
+//     sides hold at least two samples; rows without samples (skipped peers)
+//     are listed apart, not tested.
+//   - Each row's difference is the ratio of medians B/A with a bootstrap
+//     percentile interval at level 1-alpha over the per-run samples (RatioCI;
+//     a fixed seed per row, so the same files print the same interval).
+//   - Whether a row changed is a two-sided Mann-Whitney U test on the
+//     per-run samples, and the rows are one family: a row is flagged when its
+//     Benjamini-Hochberg adjusted p is at most alpha, which bounds the
+//     expected share of false flags among the flagged rows by alpha.
+//   - With few runs no row can be flagged at all: the smallest p a
+//     Mann-Whitney test can give is 2/C(n1+n2, n1) (MinP), 0.0079 with five
+//     runs a side, while a change in one row of m needs p <= alpha/m. The
+//     report computes this for the runs at hand and says so plainly, with the
+//     number of runs that would do (ten a side reach 1.1e-5).
 package runcmp
 
 import (
 	"fmt"
-	"io"
-	"math"
-	"sort"
-	"strings"
-	"text/tabwriter"
+	"maps"
+	"slices"
 
 	"github.com/pollnet/pollnet/internal/result"
 )
 
+// Options tune a comparison.
+type Options struct {
+	// Alpha is the false discovery rate Benjamini-Hochberg keeps across
+	// rows, and 1-Alpha the level of each row's interval (0: 0.05).
+	Alpha float64
+	// Resamples is the number of bootstrap resamples per interval
+	// (0: DefaultResamples).
+	Resamples int
+}
+
+// DefaultAlpha is the false discovery rate used when none is given.
+const DefaultAlpha = 0.05
+
+// Report is the comparison of run A with run B.
+type Report struct {
+	Alpha     float64
+	Resamples int
+	A, B      *result.Run
+	Machines  []MachineField // cpu, cores, kernel, go, gomaxprocs, hostname, commit
+	Rows      []Row          // every row of either run, in A's order then B's
+	// Tested is the number of rows in the Benjamini-Hochberg family.
+	Tested int
+}
+
 // Row is one scenario found in both runs, or in one only.
 type Row struct {
-	Key         string // name, path, port and knobs
-	Metric      string
-	Unit        string
-	A, B        result.Summary
-	Ratio       float64 // B median / A median; 0 when either is missing
-	P           float64 // two-sided p-value of the U test; 1 when not computable
-	Significant bool    // P below alpha
-	Note        string  // "only in A", "only in B", "skipped in A: ...", "too few samples"
+	Key    string // name/path/port knobs
+	Metric string
+	Unit   string
+	A, B   result.Summary
+
+	// Ratio is B's median over A's; 0 when it is undefined (a side without
+	// samples, or A's median zero).
+	Ratio float64
+	// CILow and CIHigh bound Ratio at level 1-alpha (RatioCI); HasCI is
+	// false where there is no interval.
+	CILow, CIHigh float64
+	HasCI         bool
+
+	// Tested is whether the row was tested: both sides ran, with the same
+	// metric and at least two samples each.
+	Tested bool
+	P      float64 // two-sided Mann-Whitney p; 1 when not tested
+	MinP   float64 // the smallest p the test could give with these run counts
+	Q      float64 // Benjamini-Hochberg adjusted p over the tested rows; 1 when not tested
+	// Flagged is Q <= alpha: the difference is unlikely to be noise.
+	Flagged bool
+
+	// Skip says why a row was not compared: "only in A", "skipped in B:
+	// reason", "no samples in A", "metric differs: ...". Empty when compared.
+	Skip string
+	// Notes qualify a compared row: provenance that differs between the
+	// sides, or fewer than two samples on one.
+	Notes []string
+	// Independent is false when either side's file does not record how many
+	// runs its samples come from: files from before repeats were independent
+	// runs hold slices of one run, and the test overstates their evidence.
+	Independent bool
 }
 
 // key identifies a scenario across runs: the same workload under the same
@@ -46,218 +109,186 @@ func withoutRunLength(k map[string]any) map[string]any {
 	return out
 }
 
-// Compare matches the scenarios of a and b and tests each pair at level
-// alpha (0.05 is usual).
-func Compare(a, b *result.Run, alpha float64) []Row {
+// Compare matches the scenarios of a and b and tests each pair.
+func Compare(a, b *result.Run, opt Options) *Report {
+	if opt.Alpha <= 0 || opt.Alpha >= 1 {
+		opt.Alpha = DefaultAlpha
+	}
+	if opt.Resamples <= 0 {
+		opt.Resamples = DefaultResamples
+	}
+	rep := &Report{Alpha: opt.Alpha, Resamples: opt.Resamples, A: a, B: b, Machines: machineFields(a.Machine, b.Machine)}
+
 	bs := map[string]result.Scenario{}
 	var order []string
 	for _, s := range b.Scenarios {
 		k := key(s)
 		if _, dup := bs[k]; !dup {
 			order = append(order, k)
+			bs[k] = s
 		}
-		bs[k] = s
 	}
 	seen := map[string]bool{}
-	var rows []Row
 	for _, sa := range a.Scenarios {
 		k := key(sa)
 		if seen[k] {
 			continue
 		}
 		seen[k] = true
-		r := Row{Key: k, Metric: sa.Metric, Unit: sa.Unit, P: 1}
-		r.A, _ = result.Summarise(sa.Samples)
 		sb, ok := bs[k]
-		switch {
-		case !ok:
-			r.Note = "only in A"
-		case sa.Skipped != "":
-			r.Note = "skipped in A: " + sa.Skipped
-		case sb.Skipped != "":
-			r.Note = "skipped in B: " + sb.Skipped
-		case sa.Metric != sb.Metric:
-			r.Note = fmt.Sprintf("metric differs: %s vs %s", sa.Metric, sb.Metric)
-		default:
-			r.B, _ = result.Summarise(sb.Samples)
-			if r.A.Median != 0 {
-				r.Ratio = r.B.Median / r.A.Median
-			}
-			if len(sa.Samples) < 2 || len(sb.Samples) < 2 {
-				r.Note = "too few samples to test"
-			} else {
-				_, r.P = MannWhitneyU(sa.Samples, sb.Samples)
-				r.Significant = r.P < alpha
-			}
+		if !ok {
+			rep.Rows = append(rep.Rows, oneSided(k, sa, "only in A"))
+			continue
 		}
-		rows = append(rows, r)
+		rep.Rows = append(rep.Rows, pair(k, sa, sb, opt))
 	}
 	for _, k := range order {
 		if !seen[k] {
-			sb := bs[k]
-			r := Row{Key: k, Metric: sb.Metric, Unit: sb.Unit, P: 1, Note: "only in B"}
-			r.B, _ = result.Summarise(sb.Samples)
-			rows = append(rows, r)
+			rep.Rows = append(rep.Rows, oneSided(k, bs[k], "only in B"))
 		}
 	}
-	return rows
+
+	// One family for the false discovery rate: every tested row.
+	var idx []int
+	var ps []float64
+	for i, r := range rep.Rows {
+		if r.Tested {
+			idx = append(idx, i)
+			ps = append(ps, r.P)
+		}
+	}
+	rep.Tested = len(idx)
+	q, flagged := BenjaminiHochberg(ps, opt.Alpha)
+	for j, i := range idx {
+		rep.Rows[i].Q = q[j]
+		rep.Rows[i].Flagged = flagged[j]
+	}
+	return rep
 }
 
-// Format prints the rows as a table: medians with their relative spread,
-// the ratio B/A, and the p-value, with "~" where the difference is noise.
-func Format(w io.Writer, aName, bName string, rows []Row) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "scenario\tmetric\tA: %s\tB: %s\tB/A\tp\t\n", aName, bName)
-	for _, r := range rows {
-		ratio, p := "", ""
-		switch {
-		case r.Note != "" && r.Ratio == 0:
-			ratio = r.Note
-		case r.Significant:
-			ratio = fmt.Sprintf("%.3fx", r.Ratio)
-			p = fmt.Sprintf("p=%.3f n=%d+%d", r.P, r.A.N, r.B.N)
-		default:
-			ratio = "~"
-			if r.Ratio != 0 {
-				ratio = fmt.Sprintf("~ (%.3fx)", r.Ratio)
-			}
-			p = fmt.Sprintf("p=%.3f n=%d+%d", r.P, r.A.N, r.B.N)
-			if r.Note != "" {
-				p = r.Note
-			}
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Key, r.Metric, cell(r.A, r.Unit), cell(r.B, r.Unit), ratio, p)
+func oneSided(k string, s result.Scenario, why string) Row {
+	r := Row{Key: k, Metric: s.Metric, Unit: s.Unit, P: 1, Q: 1, MinP: 1, Skip: why}
+	if s.Skipped != "" {
+		r.Skip += " (skipped: " + s.Skipped + ")"
 	}
-	tw.Flush()
-	fmt.Fprintln(w, "~: no significant difference (Mann-Whitney U, two-sided, alpha 0.05); ± is the samples' relative standard deviation")
+	return r
 }
 
-func cell(s result.Summary, unit string) string {
-	if s.N == 0 {
-		return "-"
+// pair compares one scenario present in both runs.
+func pair(k string, sa, sb result.Scenario, opt Options) Row {
+	r := Row{Key: k, Metric: sa.Metric, Unit: sa.Unit, P: 1, Q: 1, MinP: 1}
+	switch {
+	case sa.Skipped != "":
+		r.Skip = "skipped in A: " + sa.Skipped
+	case sb.Skipped != "":
+		r.Skip = "skipped in B: " + sb.Skipped
+	case sa.Metric != sb.Metric:
+		r.Skip = fmt.Sprintf("metric differs: %s in A, %s in B", sa.Metric, sb.Metric)
+	case len(sa.Samples) == 0 && len(sb.Samples) == 0:
+		r.Skip = "no samples on either side"
+	case len(sa.Samples) == 0:
+		r.Skip = "no samples in A"
+	case len(sb.Samples) == 0:
+		r.Skip = "no samples in B"
 	}
-	spread := ""
-	if s.Mean != 0 {
-		spread = fmt.Sprintf(" ±%.1f%%", 100*s.Stddev/math.Abs(s.Mean))
+	if r.Skip != "" {
+		return r
 	}
-	return humanize(s.Median, unit) + spread
+	r.A, _ = result.Summarise(sa.Samples)
+	r.B, _ = result.Summarise(sb.Samples)
+	if r.A.Median != 0 {
+		r.Ratio = r.B.Median / r.A.Median
+	} else {
+		r.Notes = append(r.Notes, "A's median is 0: no ratio")
+	}
+	r.Independent = sa.Repeat > 0 && sb.Repeat > 0
+	if sa.GOMAXPROCS > 0 && sb.GOMAXPROCS > 0 && sa.GOMAXPROCS != sb.GOMAXPROCS {
+		r.Notes = append(r.Notes, fmt.Sprintf("gomaxprocs %d vs %d", sa.GOMAXPROCS, sb.GOMAXPROCS))
+	}
+	if len(sa.Roles) > 0 && len(sb.Roles) > 0 && !maps.Equal(sa.Roles, sb.Roles) {
+		r.Notes = append(r.Notes, "roles on other cores")
+	}
+	if len(sa.Samples) < 2 || len(sb.Samples) < 2 {
+		r.Notes = append(r.Notes, "fewer than two samples on a side: not tested")
+		return r
+	}
+	r.Tested = true
+	_, r.P = MannWhitneyU(sa.Samples, sb.Samples)
+	r.MinP = MinP(len(sa.Samples), len(sb.Samples))
+	if r.Ratio != 0 {
+		r.CILow, r.CIHigh, r.HasCI = RatioCI(sa.Samples, sb.Samples, 1-opt.Alpha, opt.Resamples, keySeed(k))
+	}
+	return r
 }
 
-// humanize prints a value with an SI prefix suited to its unit.
-func humanize(v float64, unit string) string {
-	u := unit
-	if strings.HasSuffix(u, "/s") && strings.HasPrefix(u, "packets") {
-		u = "pps"
+// Flagged lists the rows flagged as changed.
+func (r *Report) Flagged() []Row {
+	var out []Row
+	for _, row := range r.Rows {
+		if row.Flagged {
+			out = append(out, row)
+		}
 	}
-	switch a := math.Abs(v); {
-	case a >= 1e9:
-		return fmt.Sprintf("%.3f G%s", v/1e9, u)
-	case a >= 1e6:
-		return fmt.Sprintf("%.3f M%s", v/1e6, u)
-	case a >= 1e3:
-		return fmt.Sprintf("%.3f k%s", v/1e3, u)
-	}
-	return fmt.Sprintf("%.4g %s", v, u)
+	return out
 }
 
-// MannWhitneyU tests whether x and y come from the same distribution. It
-// returns the U statistic of x and the two-sided p-value: exact (from the
-// distribution of U under no ties) for small samples without ties, and
-// otherwise the normal approximation with the tie correction.
-func MannWhitneyU(x, y []float64) (u, p float64) {
-	n1, n2 := len(x), len(y)
-	if n1 == 0 || n2 == 0 {
-		return 0, 1
-	}
-	type obs struct {
-		v   float64
-		inX bool
-	}
-	all := make([]obs, 0, n1+n2)
-	for _, v := range x {
-		all = append(all, obs{v, true})
-	}
-	for _, v := range y {
-		all = append(all, obs{v, false})
-	}
-	sort.Slice(all, func(i, j int) bool { return all[i].v < all[j].v })
-	// Ranks, averaging ties; the tie term corrects the variance.
-	var rx, tieTerm float64
-	ties := false
-	for i := 0; i < len(all); {
-		j := i
-		for j+1 < len(all) && all[j+1].v == all[i].v {
-			j++
-		}
-		rank := float64(i+j)/2 + 1
-		if t := float64(j - i + 1); t > 1 {
-			ties = true
-			tieTerm += t*t*t - t
-		}
-		for k := i; k <= j; k++ {
-			if all[k].inX {
-				rx += rank
-			}
-		}
-		i = j + 1
-	}
-	u = rx - float64(n1*(n1+1))/2
-	if !ties && n1*n2 <= 400 {
-		return u, exactP(u, n1, n2)
-	}
-	n := float64(n1 + n2)
-	mean := float64(n1*n2) / 2
-	variance := float64(n1*n2) / 12 * ((n + 1) - tieTerm/(n*(n-1)))
-	if variance <= 0 {
-		return u, 1 // every value equal: no evidence of a difference
-	}
-	z := (math.Abs(u-mean) - 0.5) / math.Sqrt(variance) // continuity correction
-	if z < 0 {
-		z = 0
-	}
-	return u, math.Min(1, math.Erfc(z/math.Sqrt2))
+// Power says whether the run counts at hand can flag anything.
+type Power struct {
+	// Bar is the p a change in one row alone needs: alpha over the rows
+	// tested, the first step of Benjamini-Hochberg.
+	Bar float64
+	// SmallestP is the smallest p any tested row's run counts allow.
+	SmallestP float64
+	// Alone is the number of tested rows whose run counts reach Bar.
+	Alone int
+	// Together is how many rows must all reach SmallestP at once for any
+	// to be flagged (0 when even that cannot flag: SmallestP > alpha).
+	Together int
+	// Suggest is the runs a side that would let a lone change be flagged,
+	// at least ten.
+	Suggest int
+	// RunsA and RunsB are the fewest and most runs of the tested rows on
+	// each side.
+	RunsA, RunsB [2]int
 }
 
-// exactP is the two-sided p-value of U from its exact null distribution: the
-// number of ways to place n1 of n1+n2 ranks so that their U is each value,
-// counted by dynamic programming.
-func exactP(u float64, n1, n2 int) float64 {
-	maxU := n1 * n2
-	// ways[i][j][k]: arrangements of i x's and j y's with U = k.
-	prev := make([][]float64, n2+1)
-	for j := range prev {
-		prev[j] = make([]float64, maxU+1)
-		prev[j][0] = 1
-	}
-	for i := 1; i <= n1; i++ {
-		cur := make([][]float64, n2+1)
-		cur[0] = make([]float64, maxU+1)
-		cur[0][0] = 1
-		for j := 1; j <= n2; j++ {
-			cur[j] = make([]float64, maxU+1)
-			for k := 0; k <= i*j; k++ {
-				// The largest value is an x (it beats all j y's) or a y.
-				v := cur[j-1][k]
-				if k >= j {
-					v += prev[j][k-j]
-				}
-				cur[j][k] = v
-			}
+// TooFew reports whether no row can be flagged on its own.
+func (p Power) TooFew() bool { return p.Alone == 0 }
+
+// Power computes what the run counts of the tested rows allow.
+func (r *Report) Power() Power {
+	pw := Power{SmallestP: 1, Bar: r.Alpha / float64(max(r.Tested, 1))}
+	first := true
+	for _, row := range r.Rows {
+		if !row.Tested {
+			continue
 		}
-		prev = cur
-	}
-	dist := prev[n2]
-	var total float64
-	for _, c := range dist {
-		total += c
-	}
-	mean := float64(maxU) / 2
-	d := math.Abs(u - mean)
-	var tail float64
-	for k, c := range dist {
-		if math.Abs(float64(k)-mean) >= d-1e-9 {
-			tail += c
+		na, nb := row.A.N, row.B.N
+		if first {
+			pw.RunsA, pw.RunsB = [2]int{na, na}, [2]int{nb, nb}
+			first = false
+		}
+		pw.RunsA = [2]int{min(pw.RunsA[0], na), max(pw.RunsA[1], na)}
+		pw.RunsB = [2]int{min(pw.RunsB[0], nb), max(pw.RunsB[1], nb)}
+		pw.SmallestP = min(pw.SmallestP, row.MinP)
+		if row.MinP <= pw.Bar {
+			pw.Alone++
 		}
 	}
-	return math.Min(1, tail/total)
+	if pw.SmallestP <= r.Alpha && r.Tested > 0 {
+		// k rows all at SmallestP pass the k-th step: SmallestP <= k/m alpha.
+		k := 1
+		for k < r.Tested && pw.SmallestP > float64(k)/float64(r.Tested)*r.Alpha {
+			k++
+		}
+		pw.Together = k
+	}
+	pw.Suggest = max(10, RunsFor(r.Tested, r.Alpha))
+	return pw
+}
+
+// notIndependent counts the tested rows whose samples may not be
+// independent runs.
+func (r *Report) notIndependent() int {
+	return len(slices.DeleteFunc(slices.Clone(r.Rows), func(row Row) bool { return !row.Tested || row.Independent }))
 }

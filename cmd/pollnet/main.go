@@ -39,8 +39,11 @@ usage:
                 times) and one-way stream through sockets
   pollnet stat [--pid N] [--watch 1s] [--count N]
                                      counters of a running (or the last) bench
-  pollnet compare A B                two result directories side by side: ratios and a
-                                     Mann-Whitney p-value per scenario
+  pollnet compare [--alpha 0.05] A B
+                                     two result directories side by side: both machines,
+                                     each row's ratio B/A with an interval, and the rows
+                                     that changed (Mann-Whitney, Benjamini-Hochberg); it
+                                     says when there are too few runs to flag anything
   pollnet report [--readme FILE] DIR
                                      redraw a run's charts and index.html, and write a
                                      Markdown page about it (make results uses it)
@@ -309,29 +312,44 @@ func runStat(args []string, stdout, stderr io.Writer) int {
 func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pollnet compare", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	alpha := fs.Float64("alpha", 0.05, "significance level of the test (0 < alpha < 1)")
-	if err := fs.Parse(args); err != nil {
-		return exitUsage
+	alpha := fs.Float64("alpha", runcmp.DefaultAlpha, "false discovery rate across rows (Benjamini-Hochberg), and 1-alpha the level of each ratio's interval (0 < alpha < 1)")
+	resamples := fs.Int("resamples", runcmp.DefaultResamples, "bootstrap resamples behind each ratio's interval")
+	// Flags may come before, between or after the two directories.
+	var dirs []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		dirs = append(dirs, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if fs.NArg() != 2 {
-		fmt.Fprintf(stderr, "pollnet compare: give two result directories (or result.json files): pollnet compare A B\n")
+	if len(dirs) != 2 {
+		fmt.Fprintf(stderr, "pollnet compare: give two result directories (or result.json files): pollnet compare [--alpha 0.05] A B\n")
 		return exitUsage
 	}
 	if *alpha <= 0 || *alpha >= 1 {
 		fmt.Fprintf(stderr, "pollnet compare: --alpha %v out of range: use a value between 0 and 1, e.g. 0.05\n", *alpha)
 		return exitUsage
 	}
-	a, err := result.Read(fs.Arg(0))
+	if *resamples < 100 {
+		fmt.Fprintf(stderr, "pollnet compare: --resamples %d: use 100 or more (the default is %d)\n", *resamples, runcmp.DefaultResamples)
+		return exitUsage
+	}
+	a, err := result.Read(dirs[0])
 	if err != nil {
 		fmt.Fprintf(stderr, "pollnet compare: %v\n", err)
 		return exitUsage
 	}
-	b, err := result.Read(fs.Arg(1))
+	b, err := result.Read(dirs[1])
 	if err != nil {
 		fmt.Fprintf(stderr, "pollnet compare: %v\n", err)
 		return exitUsage
 	}
-	runcmp.Format(stdout, fs.Arg(0), fs.Arg(1), runcmp.Compare(a, b, *alpha))
+	rep := runcmp.Compare(a, b, runcmp.Options{Alpha: *alpha, Resamples: *resamples})
+	runcmp.Format(stdout, dirs[0], dirs[1], rep)
 	return 0
 }
 

@@ -172,7 +172,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
 		return exitUsage
 	}
-	stat, err := bench.StartStatPublisher()
+	stat, err := bench.StartStatPublisher(fwdCore) // off the device under test's core
 	if err != nil {
 		fmt.Fprintf(stderr, "pollnet bench: live counters unavailable: %v\n", err)
 	} else {

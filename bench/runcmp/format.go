@@ -25,9 +25,10 @@ func Format(w io.Writer, aName, bName string, rep *Report) {
 		"  B/A: ratio of medians, in brackets its %s bootstrap percentile interval (%d resamples of each side's runs, fixed seed).\n\n",
 		rep.Alpha, rep.Alpha, rep.Tested, 100*rep.Alpha, level, rep.Resamples)
 
+	labels, shared := rowLabels(rep.Rows)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "scenario\tmetric\tA\tB\tB/A [%s]\tp\tq\tflag\tnote\t\n", level)
-	for _, r := range rep.Rows {
+	for i, r := range rep.Rows {
 		if r.Skip != "" {
 			continue
 		}
@@ -44,10 +45,16 @@ func Format(w io.Writer, aName, bName string, rep *Report) {
 				flag = "changed"
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Key, r.Metric, cell(r.A, r.Unit), cell(r.B, r.Unit),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", labels[i], r.Metric, cell(r.A, r.Unit), cell(r.B, r.Unit),
 			ratio, p, q, flag, strings.Join(r.Notes, "; "))
 	}
 	tw.Flush()
+	if len(shared) > 0 {
+		fmt.Fprintln(w, "knobs every row of a scenario shares (the rows above show only the knobs that vary):")
+		for _, line := range shared {
+			fmt.Fprintf(w, "  %s\n", line)
+		}
+	}
 	fmt.Fprintf(w, "~: no difference beyond noise at this alpha. A, B: median ± relative standard deviation (runs).\n")
 	if n := len(rep.Flagged()); n > 0 || rep.Tested > 0 {
 		fmt.Fprintf(w, "%d of %d rows tested are flagged as changed.\n", n, rep.Tested)
@@ -70,6 +77,57 @@ func Format(w io.Writer, aName, bName string, rep *Report) {
 			fmt.Fprintf(w, "  %s: %s\n", r.Key, r.Skip)
 		}
 	}
+}
+
+// rowLabels names the compared rows briefly: the scenario (name/path/port)
+// and only the knobs that vary between its compared rows. The knobs that all
+// its rows share are returned once per scenario, as "scenario: k=v;k=v".
+func rowLabels(rows []Row) (labels []string, shared []string) {
+	labels = make([]string, len(rows))
+	var groups []string
+	members := map[string][]int{}
+	for i, r := range rows {
+		if r.Skip != "" {
+			continue
+		}
+		if _, ok := members[r.Group]; !ok {
+			groups = append(groups, r.Group)
+		}
+		members[r.Group] = append(members[r.Group], i)
+	}
+	spell := func(v any) string { s, _ := result.FormatKnobs(map[string]any{"": v}); return s[1:] }
+	for _, g := range groups {
+		idx := members[g]
+		common := map[string]any{}
+		for k, v := range rows[idx[0]].Knobs {
+			same := true
+			for _, i := range idx[1:] {
+				if w, ok := rows[i].Knobs[k]; !ok || spell(w) != spell(v) {
+					same = false
+					break
+				}
+			}
+			if same {
+				common[k] = v
+			}
+		}
+		for _, i := range idx {
+			vary := map[string]any{}
+			for k, v := range rows[i].Knobs {
+				if _, ok := common[k]; !ok {
+					vary[k] = v
+				}
+			}
+			labels[i] = g
+			if s, _ := result.FormatKnobs(vary); s != "" {
+				labels[i] += " " + s
+			}
+		}
+		if s, _ := result.FormatKnobs(common); s != "" {
+			shared = append(shared, g+": "+s)
+		}
+	}
+	return labels, shared
 }
 
 func runLine(r *result.Run) string {

@@ -56,6 +56,8 @@ type Report struct {
 // Row is one scenario found in both runs, or in one only.
 type Row struct {
 	Key    string // name/path/port knobs
+	Group  string // name/path/port
+	Knobs  map[string]any
 	Metric string
 	Unit   string
 	A, B   result.Summary
@@ -93,8 +95,10 @@ type Row struct {
 // knobs and path. The mode is part of the path already.
 func key(s result.Scenario) string {
 	knobs, _ := result.FormatKnobs(withoutRunLength(s.Knobs))
-	return fmt.Sprintf("%s/%s/%s %s", s.Name, s.Path, s.Port, knobs)
+	return group(s) + " " + knobs
 }
+
+func group(s result.Scenario) string { return s.Name + "/" + s.Path + "/" + s.Port }
 
 // withoutRunLength drops knobs that change how long a run is measured but not
 // what it measures, so a short run can be compared with a long one.
@@ -167,7 +171,7 @@ func Compare(a, b *result.Run, opt Options) *Report {
 }
 
 func oneSided(k string, s result.Scenario, why string) Row {
-	r := Row{Key: k, Metric: s.Metric, Unit: s.Unit, P: 1, Q: 1, MinP: 1, Skip: why}
+	r := Row{Key: k, Group: group(s), Knobs: withoutRunLength(s.Knobs), Metric: s.Metric, Unit: s.Unit, P: 1, Q: 1, MinP: 1, Skip: why}
 	if s.Skipped != "" {
 		r.Skip += " (skipped: " + s.Skipped + ")"
 	}
@@ -176,7 +180,7 @@ func oneSided(k string, s result.Scenario, why string) Row {
 
 // pair compares one scenario present in both runs.
 func pair(k string, sa, sb result.Scenario, opt Options) Row {
-	r := Row{Key: k, Metric: sa.Metric, Unit: sa.Unit, P: 1, Q: 1, MinP: 1}
+	r := Row{Key: k, Group: group(sa), Knobs: withoutRunLength(sa.Knobs), Metric: sa.Metric, Unit: sa.Unit, P: 1, Q: 1, MinP: 1}
 	switch {
 	case sa.Skipped != "":
 		r.Skip = "skipped in A: " + sa.Skipped

@@ -356,3 +356,24 @@ func TestMachinesAreShownAndADifferenceWarned(t *testing.T) {
 		}
 	}
 }
+
+// Rows show only the knobs that vary within their scenario; the shared ones
+// are listed once.
+func TestRowLabelsShowTheKnobsThatVary(t *testing.T) {
+	rows := []Row{
+		{Group: "pps/pollnet-pmd/wire", Knobs: map[string]any{"size": 64.0, "ring": 1024.0, "mode": "pmd"}},
+		{Group: "pps/pollnet-pmd/wire", Knobs: map[string]any{"size": 128.0, "ring": 1024.0, "mode": "pmd"}},
+		{Group: "pps/pollnet-pmd/wire", Knobs: map[string]any{"size": 256.0, "ring": 1024.0}},
+		{Group: "idle/pollnet-napi/wire", Knobs: map[string]any{"size": 64.0}},
+		{Group: "pps/kernel/wire", Knobs: map[string]any{"size": 64.0}, Skip: "only in A"},
+	}
+	labels, shared := rowLabels(rows)
+	want := []string{"pps/pollnet-pmd/wire mode=pmd;size=64", "pps/pollnet-pmd/wire mode=pmd;size=128",
+		"pps/pollnet-pmd/wire size=256", "idle/pollnet-napi/wire", ""}
+	if fmt.Sprint(labels) != fmt.Sprint(want) {
+		t.Errorf("labels %q, want %q", labels, want)
+	}
+	if wantShared := []string{"pps/pollnet-pmd/wire: ring=1024", "idle/pollnet-napi/wire: size=64"}; fmt.Sprint(shared) != fmt.Sprint(wantShared) {
+		t.Errorf("shared %q, want %q", shared, wantShared)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -167,7 +168,11 @@ func gbpsChart(all []*result.Scenario) (*figure, error) {
 		about += fmt.Sprintf("; %d zero-copy runs (zero_copy on, or copy off) are left out, since no frame byte moves there", left)
 	}
 	size, _ := frameSize(best)
-	about += fmt.Sprintf(". The highest is %s at %g B: %s.", best.Path, size, figureText(best, scale{div: 1 / gbit(best), unit: "Gbit/s"}))
+	about += fmt.Sprintf(". The highest is %s at %g B: %s", best.Path, size, figureText(best, scale{div: 1 / gbit(best), unit: "Gbit/s"}))
+	if busy, ok := harnessLimited(best); ok {
+		about += fmt.Sprintf(", a rate the harness set (dut_busy %.2f)", busy)
+	}
+	about += "."
 	return &figure{
 		name: groupName(ThroughputGbps, scs), title: "Bytes moved, Gbit/s on the wire: " + groupTitle(scs),
 		subtitle: subtitle, about: about,
@@ -353,10 +358,10 @@ func latencyChart(run *result.Run) (*figure, error) {
 		subtitle += fmt.Sprintf(" (first %d of %d scenarios)", maxLatencyRows, len(scs))
 		scs = scs[:maxLatencyRows]
 	}
-	lab := newLabeler(scs)
+	where, rowLabel := lightLoadLabels(scs)
 	b := bars{horizontal: true, logValues: true, format: formatNs, colors: latencyColors}
 	for _, s := range scs {
-		b.cats = append(b.cats, lab.label(s))
+		b.cats = append(b.cats, rowLabel(s))
 	}
 	for _, k := range latencyKeys {
 		b.groups = append(b.groups, k.label)
@@ -377,26 +382,77 @@ func latencyChart(run *result.Run) (*figure, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = decadeTicks(formatNs)
 	p.X.Label.Text = "latency (log scale)"
-	var rows []string
+	// One clause per load, every path's p50/p99 at it.
+	var loads []string
+	byLoad := map[string][]string{}
 	for _, s := range scs {
-		var ps []string
-		for _, pct := range []string{"p50", "p99"} {
-			if v, ok := latencyUs(s, pct); ok {
-				ps = append(ps, pct+" "+formatNs(v*1e3))
-			}
+		p50, ok50 := latencyUs(s, "p50")
+		p99, ok99 := latencyUs(s, "p99")
+		var t string
+		switch {
+		case ok50 && ok99:
+			t = fmt.Sprintf("%s %s/%s", s.Path, formatNs(p50*1e3), formatNs(p99*1e3))
+		case ok99:
+			t = fmt.Sprintf("%s p99 %s", s.Path, formatNs(p99*1e3))
+		default:
+			continue
 		}
-		if len(ps) > 0 {
-			rows = append(rows, lab.label(s)+": "+strings.Join(ps, ", "))
+		w := where(s)
+		if _, ok := byLoad[w]; !ok {
+			loads = append(loads, w)
 		}
+		byLoad[w] = append(byLoad[w], t)
 	}
-	if len(rows) > 6 {
-		rows = append(rows[:6], fmt.Sprintf("%d more rows in the chart", len(rows)-6))
+	var rows []string
+	for _, w := range loads {
+		rows = append(rows, w+": "+strings.Join(byLoad[w], ", "))
 	}
 	return &figure{
 		name: Latency, title: "Latency at light load", subtitle: subtitle,
-		about:  "Latency from send to receipt while the device had time to spare: " + strings.Join(rows, "; ") + ".",
+		about:  "Latency from send to receipt while the device had time to spare, p50/p99 per path: " + strings.Join(rows, "; ") + ".",
 		panels: []*plot.Plot{p}, legend: leg,
 	}, nil
+}
+
+// lightLoadLabels names the rows of the latency chart by path and load
+// ("pollnet-pmd, load 10% (0.89 Mpps)", "pollnet-napi, lowrate 10 kpps"),
+// with the frame size where sizes differ; where returns the load part
+// alone. Should two rows still share a label, every label falls back to
+// the labeler's, which shows whatever knob sets them apart.
+func lightLoadLabels(scs []*result.Scenario) (where, label func(*result.Scenario) string) {
+	multiSize := len(sizes(scs)) > 1
+	where = func(s *result.Scenario) string {
+		var t string
+		p := loadPointOf(s)
+		rate, hasRate := knobNum(s, "rate")
+		switch {
+		case finite(p.share) && finite(p.mpps):
+			t = fmt.Sprintf("load %s%% (%s Mpps)", strconv.FormatFloat(100*p.share, 'f', -1, 64), short3(p.mpps))
+		case finite(p.share):
+			t = fmt.Sprintf("load %s%%", strconv.FormatFloat(100*p.share, 'f', -1, 64))
+		case finite(p.mpps):
+			t = "load " + short3(p.mpps) + " Mpps"
+		case hasRate && rate > 0:
+			t = s.Name + " " + scaleFor("packets/s", rate).format3(rate)
+		default:
+			t = s.Name
+		}
+		if size, ok := frameSize(s); ok && multiSize {
+			t += fmt.Sprintf(", %g B", size)
+		}
+		return t
+	}
+	label = func(s *result.Scenario) string { return s.Path + ", " + where(s) }
+	seen := map[string]bool{}
+	for _, s := range scs {
+		l := label(s)
+		if seen[l] {
+			lab := newLabeler(scs)
+			return where, lab.label
+		}
+		seen[l] = true
+	}
+	return where, label
 }
 
 // offloadKnobs are the on/off offload settings the offload chart crosses.

@@ -569,47 +569,32 @@ type workload struct {
 
 // workloads groups scs into workloads, in order of first appearance.
 func workloads(scs []*result.Scenario) []*workload {
-	type base struct {
-		name, metric, unit, knob string
-		size                     float64
-	}
-	var order []base
-	groups := map[base][]*result.Scenario{}
+	// Split by port every workload of a scenario name and metric that
+	// pollnet ran on two ports anywhere in scs.
+	type named struct{ name, metric, unit string }
+	pollnetPorts := map[named][]string{}
 	for _, s := range scs {
-		k, v, _ := workSize(s)
-		b := base{s.Name, s.Metric, s.Unit, k, v}
-		if _, ok := groups[b]; !ok {
-			order = append(order, b)
+		n := named{s.Name, s.Metric, s.Unit}
+		if isPollnet(s.Path) && !slices.Contains(pollnetPorts[n], s.Port) {
+			pollnetPorts[n] = append(pollnetPorts[n], s.Port)
 		}
-		groups[b] = append(groups[b], s)
 	}
 	var out []*workload
-	for _, b := range order {
-		g := groups[b]
-		var ports []string // the ports pollnet ran this on
-		for _, s := range g {
-			if isPollnet(s.Path) && !slices.Contains(ports, s.Port) {
-				ports = append(ports, s.Port)
-			}
+	idx := map[string]*workload{}
+	for _, s := range scs {
+		k, v, _ := workSize(s)
+		port := ""
+		if len(pollnetPorts[named{s.Name, s.Metric, s.Unit}]) > 1 {
+			port = s.Port
 		}
-		split := len(ports) > 1
-		idx := map[string]*workload{}
-		for _, s := range g {
-			port := ""
-			if split {
-				port = s.Port
-			}
-			w, ok := idx[port]
-			if !ok {
-				w = &workload{
-					name: b.name, metric: b.metric, unit: b.unit, port: port, knob: b.knob, size: b.size,
-					key: strings.Join([]string{b.name, b.metric, b.unit, port, b.knob, strconv.FormatFloat(b.size, 'g', -1, 64)}, "\x00"),
-				}
-				idx[port] = w
-				out = append(out, w)
-			}
-			w.scs = append(w.scs, s)
+		key := strings.Join([]string{s.Name, s.Metric, s.Unit, port, k, strconv.FormatFloat(v, 'g', -1, 64)}, "\x00")
+		w, ok := idx[key]
+		if !ok {
+			w = &workload{key: key, name: s.Name, metric: s.Metric, unit: s.Unit, port: port, knob: k, size: v}
+			idx[key] = w
+			out = append(out, w)
 		}
+		w.scs = append(w.scs, s)
 	}
 	return out
 }

@@ -265,7 +265,7 @@ func (b bars) addTo(p *plot.Plot, leg *plot.Legend, span vg.Length) error {
 			}
 			gap := vg.Points(3)
 			if len(wh.pos) > 0 {
-				gap += vg.Points(2) // clear of the whisker's cap
+				gap += vg.Points(3) // clear of the whisker's cap
 			}
 			if b.horizontal {
 				l.Offset = vg.Point{X: gap, Y: off}

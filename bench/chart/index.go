@@ -371,7 +371,7 @@ func ratios(run *result.Run) []ratioRow {
 		if r.Knobs == "" {
 			r.Knobs = "—"
 		}
-		if isRate(p.a) {
+		if isRate(p.a) && !offeredLoad(p.a) {
 			var busy []string
 			for _, s := range []*result.Scenario{p.a, p.b} {
 				if v, ok := harnessLimited(s); ok {

@@ -166,8 +166,7 @@ func loadChart(size float64, scs []*result.Scenario) (*figure, error) {
 	cp.Y.Scale = plot.LogScale{}
 	cp.Y.Min, cp.Y.Max = lo, hi
 	cp.Y.Tick.Marker = logTicks(formatNs)
-	cp.Y.Label.Text = "CPU per packet (log scale)"
-	cp.Title.Text = "CPU per packet (lower is better)"
+	cp.Y.Label.Text = "CPU per packet (log scale; lower is better)"
 	loadXAxis(cp, xs, xLabel, scs, xOf)
 	panels := []*plot.Plot{cp}
 
@@ -200,8 +199,7 @@ func loadChart(size float64, scs []*result.Scenario) (*figure, error) {
 		lp.Y.Scale = plot.LogScale{}
 		lp.Y.Min, lp.Y.Max = lo, hi
 		lp.Y.Tick.Marker = logTicks(formatNs)
-		lp.Y.Label.Text = "latency (log scale)"
-		lp.Title.Text = "latency (lower is better)"
+		lp.Y.Label.Text = "latency (log scale; lower is better)"
 		loadXAxis(lp, xs, xLabel, scs, xOf)
 		panels = append(panels, lp)
 		for j, pct := range []string{"p50", "p99"} {
@@ -301,13 +299,15 @@ func loadSentence(size float64, ser []series, xOf func(*result.Scenario) float64
 			ref = b
 		}
 		where := "at " + loadText(ref)
-		var parts []string
-		for _, s := range []*result.Scenario{a, b} {
-			if s != nil {
-				parts = append(parts, s.Path+" spends "+cpu(s)+" of CPU per packet")
-			}
+		var c string
+		switch {
+		case a != nil && b != nil:
+			c = fmt.Sprintf("%s %s spends %s of CPU per packet and %s %s", where, a.Path, cpu(a), b.Path, cpu(b))
+		case a != nil:
+			c = fmt.Sprintf("%s %s spends %s of CPU per packet", where, a.Path, cpu(a))
+		default:
+			c = fmt.Sprintf("%s %s spends %s of CPU per packet", where, b.Path, cpu(b))
 		}
-		c := where + " " + strings.Join(parts, " and ")
 		if a != nil && b != nil {
 			if r := ratioText(a.Median, b.Median); r != "—" {
 				c += fmt.Sprintf(", %s/%s %s", a.Path, b.Path, r)

@@ -80,8 +80,8 @@ func harnessSummary(run *result.Run) string {
 	n := 0
 	for i := range run.Scenarios {
 		s := &run.Scenarios[i]
-		if !ran(s) || !isRate(s) {
-			continue
+		if !ran(s) || !isRate(s) || offeredLoad(s) {
+			continue // at an offered load the device is meant to idle
 		}
 		if busy, ok := harnessLimited(s); ok {
 			n++

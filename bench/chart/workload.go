@@ -67,7 +67,7 @@ func workloadChart(w *workload) (*figure, error) {
 	limited := 0
 	for i, s := range scs {
 		label := lab.label(s)
-		if busy, ok := harnessLimited(s); ok && isRate(s) {
+		if busy, ok := harnessLimited(s); ok && isRate(s) && !offeredLoad(s) {
 			label += fmt.Sprintf(" (busy %.2f)", busy)
 			limited++
 		}
@@ -269,6 +269,9 @@ func inParens(s *result.Scenario, sc scale) string {
 // format3 writes v in the scale with three significant digits.
 func (sc scale) format3(v float64) string {
 	s := short3(v / sc.div)
+	if sc.unit == "cores" {
+		s = strconv.FormatFloat(v/sc.div, 'f', 2, 64) // "1.00 cores", not "1 cores"
+	}
 	if sc.unit == "" {
 		return s
 	}
@@ -322,7 +325,7 @@ func workloadSentence(w *workload, scs []*result.Scenario, lab *labeler) string 
 			break
 		}
 		name := a.Path
-		if parts := lab.parts(a)[1:]; len(parts) > 0 {
+		if parts := variant(a, scs, lab); len(parts) > 0 {
 			name += " (" + strings.Join(parts, " ") + ")"
 		}
 		c := name + " " + verb(w, a, figureText(a, sc))
@@ -380,10 +383,44 @@ func workloadSentence(w *workload, scs []*result.Scenario, lab *labeler) string 
 	for _, path := range paths {
 		if !shown[path] {
 			o := scs[indexFunc(scs, func(s *result.Scenario) bool { return s.Path == path })]
-			clauses = append(clauses, path+" "+verb(w, o, figureText(o, sc)))
+			c := path + " " + verb(w, o, figureText(o, sc))
+			if busy, ok := harnessLimited(o); ok && isRate(o) {
+				c += fmt.Sprintf(", also harness-limited (dut_busy %.2f)", busy)
+			}
+			clauses = append(clauses, c)
 		}
 	}
 	return strings.Join(clauses, "; ") + "."
+}
+
+// variant is what sets a scenario apart from the others of its path in
+// the chart (copy=true, queues=2), or nothing when its path has one.
+func variant(a *result.Scenario, scs []*result.Scenario, lab *labeler) []string {
+	if countPath(scs, a.Path) < 2 {
+		return nil
+	}
+	var out []string
+	for _, p := range lab.parts(a)[1:] {
+		if strings.HasPrefix(p, "port ") && !portsVary(scs, a.Path) {
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func portsVary(scs []*result.Scenario, path string) bool {
+	port := ""
+	for _, s := range scs {
+		if s.Path != path {
+			continue
+		}
+		if port != "" && s.Port != port {
+			return true
+		}
+		port = s.Port
+	}
+	return false
 }
 
 func indexFunc(scs []*result.Scenario, f func(*result.Scenario) bool) int {

@@ -1,13 +1,25 @@
 // Package chart draws the charts of one benchmark run (result.json) as SVG
-// and PNG, and writes an index.html that shows them beside a table of every
-// scenario, so that a run can be read with nothing but a browser and a PNG
-// still makes sense when pasted on its own: every chart carries the machine
-// and the date of the run.
+// and PNG, and writes an index.html (and, for a README, Markdown) that
+// leads with them, each followed by a sentence computed from the run, and
+// then gives the ratios between paths and a table of every scenario. A PNG
+// still makes sense when pasted on its own: every chart carries the
+// machine and the date of the run.
 //
-// Charts are drawn only from data the run has. A run of the pps suite gives
-// throughput, CPU per packet, latency and sample charts; the offload and
-// sendfile charts appear once scenarios carry those knobs. A run whose
-// scenarios were all skipped gives no chart at all rather than empty axes.
+// The charts: for each workload (a scenario name at one frame size or
+// payload), every path that did that work side by side, pollnet and its
+// peers alike, as bars at the median with min..max whiskers; pollnet-pmd
+// against pollnet-napi at equal offered load (CPU per packet and latency,
+// from the "load" scenarios); the idle cost; CPU per packet at full rate
+// on a log scale; latency at light load ("load" and "lowrate" only); bit
+// rates only for runs that copy frames; offload and sendfile comparisons
+// where scenarios carry those knobs.
+//
+// Prose follows the data, and where a device under test was busy less than
+// 90% of the time (dut_busy below 0.9) it says the harness set the rate
+// instead of quoting a throughput ratio. Charts are drawn only from data
+// the run has: a run whose scenarios were all skipped gives no chart at
+// all rather than empty axes, and files from before repeats and dut_busy
+// render as they are.
 package chart
 
 import (

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"gonum.org/v1/plot"
+
 	"github.com/pollnet/pollnet/internal/result"
 )
 
@@ -264,7 +266,7 @@ func TestLoadChartComparesModesAtEqualLoad(t *testing.T) {
 	}
 	// CPU per packet and latency both on log axes.
 	for i, p := range f.panels {
-		if _, ok := p.Y.Scale.(interface{ Normalize(_, _, _ float64) float64 }); !ok || p.Y.Min <= 0 {
+		if _, ok := p.Y.Scale.(plot.LogScale); !ok || p.Y.Min <= 0 {
 			t.Errorf("panel %d: y axis %T from %v", i, p.Y.Scale, p.Y.Min)
 		}
 	}

@@ -1,13 +1,25 @@
 // Package chart draws the charts of one benchmark run (result.json) as SVG
-// and PNG, and writes an index.html that shows them beside a table of every
-// scenario, so that a run can be read with nothing but a browser and a PNG
-// still makes sense when pasted on its own: every chart carries the machine
-// and the date of the run.
+// and PNG, and writes an index.html (and, for a README, Markdown) that
+// leads with them, each followed by a sentence computed from the run, and
+// then gives the ratios between paths and a table of every scenario. A PNG
+// still makes sense when pasted on its own: every chart carries the
+// machine and the date of the run.
 //
-// Charts are drawn only from data the run has. A run of the pps suite gives
-// throughput, CPU per packet, latency and sample charts; the offload and
-// sendfile charts appear once scenarios carry those knobs. A run whose
-// scenarios were all skipped gives no chart at all rather than empty axes.
+// The charts: for each workload (a scenario name at one frame size or
+// payload), every path that did that work side by side, pollnet and its
+// peers alike, as bars at the median with min..max whiskers; pollnet-pmd
+// against pollnet-napi at equal offered load (CPU per packet and latency,
+// from the "load" scenarios); the idle cost; CPU per packet at full rate
+// on a log scale; latency at light load ("load" and "lowrate" only); bit
+// rates only for runs that copy frames; offload and sendfile comparisons
+// where scenarios carry those knobs.
+//
+// Prose follows the data, and where a device under test was busy less than
+// 90% of the time (dut_busy below 0.9) it says the harness set the rate
+// instead of quoting a throughput ratio. Charts are drawn only from data
+// the run has: a run whose scenarios were all skipped gives no chart at
+// all rather than empty axes, and files from before repeats and dut_busy
+// render as they are.
 package chart
 
 import (
@@ -17,6 +29,7 @@ import (
 	"image/color"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -40,40 +53,66 @@ const (
 	Height = 375 * vg.Length(1) // 375 pt = 500 px at 96 dpi
 )
 
-// Chart names, without extension; Render writes NAME.svg and NAME.png.
+// Names of the charts, without extension; Render writes NAME.svg and
+// NAME.png. The per-workload charts are named
+// "paths-<scenario>[-<port>]-<size>B" (or "-payload<n>B"), the idle cost
+// "idle[-<size>B]", the PMD/NAPI load charts "load-<size>B"; CPUPerPacket
+// and ThroughputGbps are prefixes, followed by "-<scenario>-<port>".
 const (
-	ThroughputMpps = "throughput-mpps"
 	ThroughputGbps = "throughput-gbps"
-	CPUPerMpkt     = "cpu-per-mpkt"
-	Latency        = "latency"
+	CPUPerPacket   = "cpu-per-packet"
+	Latency        = "latency-light-load"
 	OffloadMatrix  = "offload-matrix"
 	SendfileVsCopy = "sendfile-vs-copy"
-	Samples        = "samples"
 )
 
-// builders lists every chart in the order index.html shows them: the
-// headline throughput first, then what it costs, then how steady it was.
+// one adapts a builder of one chart to the list.
+func one(build func(*result.Run) (*figure, error)) func(*result.Run) ([]*figure, error) {
+	return func(run *result.Run) ([]*figure, error) {
+		f, err := build(run)
+		if f == nil || err != nil {
+			return nil, err
+		}
+		return []*figure{f}, nil
+	}
+}
+
+// builders lists the charts in the order index.html shows them: every
+// path side by side on each workload first, then what the two modes pay
+// at equal load and when idle, then CPU per packet, latency at light
+// load, and bit rates where bytes move.
 var builders = []struct {
 	name  string
-	build func(*result.Run) (*figure, error)
+	build func(*result.Run) ([]*figure, error)
 }{
-	{ThroughputMpps, throughputMpps},
+	{"workloads", func(r *result.Run) ([]*figure, error) { return workloadCharts(r, false) }},
+	{"load", loadCharts},
+	{"idle", func(r *result.Run) ([]*figure, error) { return workloadCharts(r, true) }},
+	{CPUPerPacket, cpuPerPacketChart},
+	{Latency, one(latencyChart)},
 	{ThroughputGbps, throughputGbps},
-	{CPUPerMpkt, cpuPerMpkt},
-	{Latency, latencyChart},
-	{OffloadMatrix, offloadMatrix},
-	{SendfileVsCopy, sendfileVsCopy},
-	{Samples, samplesChart},
+	{OffloadMatrix, one(offloadMatrix)},
+	{SendfileVsCopy, one(sendfileVsCopy)},
 }
+
+// legacyCharts are charts earlier versions drew, removed from a directory
+// that Render redraws so index.html and the directory agree.
+var legacyCharts = []string{"throughput-mpps", "cpu-per-mpkt", "latency", "samples"}
 
 // Render writes every chart the run's data supports into dir, each as
 // NAME.svg and NAME.png, creating dir if needed, and returns the file names
 // written (base names, SVG before PNG, in chart order). A chart without data
 // is left out, so a run of skipped scenarios gives no files and no error.
+// Charts a previous Render of the same directory drew and this one does
+// not (a workload no longer in the run, an old chart name) are removed.
 func Render(run *result.Run, dir string) ([]string, error) {
 	figs, err := figures(run)
-	if err != nil || len(figs) == 0 {
+	if err != nil {
 		return nil, err
+	}
+	removeStale(dir, figs)
+	if len(figs) == 0 {
+		return nil, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chart: %w", err)
@@ -96,19 +135,61 @@ func Render(run *result.Run, dir string) ([]string, error) {
 	return written, nil
 }
 
+// removeStale deletes chart files in dir that Render draws under names it
+// owns (the fixed names, the legacy ones, "paths-*", "load-*", "idle")
+// but not for this run. Nothing else in dir is touched.
+func removeStale(dir string, figs []*figure) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	keep := map[string]bool{}
+	for _, f := range figs {
+		keep[f.name] = true
+	}
+	owned := func(stem string) bool {
+		switch {
+		case slices.Contains(legacyCharts, stem), stem == "idle", stem == "load":
+			return true
+		}
+		for _, prefix := range []string{"paths-", "load-", "idle-", CPUPerPacket, ThroughputGbps, Latency, OffloadMatrix, SendfileVsCopy} {
+			if strings.HasPrefix(stem, prefix) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, e := range entries {
+		name := e.Name()
+		ext := filepath.Ext(name)
+		stem := strings.TrimSuffix(name, ext)
+		if e.Type().IsRegular() && (ext == ".svg" || ext == ".png") && owned(stem) && !keep[stem] {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
+}
+
 // figures builds every chart the run has data for, without drawing them.
+// Names are made unique (a second chart of one name gets "-2").
 func figures(run *result.Run) ([]*figure, error) {
 	if run == nil {
 		return nil, errors.New("chart: no run to draw")
 	}
 	var figs []*figure
+	seen := map[string]bool{}
 	for _, b := range builders {
-		fig, err := b.build(run)
+		fs, err := b.build(run)
 		if err != nil {
 			return nil, fmt.Errorf("chart %s: %w", b.name, err)
 		}
-		if fig != nil {
-			figs = append(figs, fig)
+		for _, f := range fs {
+			name := f.name
+			for i := 2; seen[name]; i++ {
+				name = fmt.Sprintf("%s-%d", f.name, i)
+			}
+			f.name = name
+			seen[name] = true
+			figs = append(figs, f)
 		}
 	}
 	return figs, nil
@@ -116,11 +197,13 @@ func figures(run *result.Run) ([]*figure, error) {
 
 // figure is one chart before encoding: a header, one or more panels side by
 // side, and one legend shared by the panels, kept outside the data area so
-// it never hides a point.
+// it never hides a point. about is the sentence index.html and the README
+// print under the chart: what it shows, in figures computed from the run.
 type figure struct {
 	name     string
 	title    string
 	subtitle string // how to read it: the statistic, error bars, omissions
+	about    string
 	panels   []*plot.Plot
 	legend   plot.Legend
 }

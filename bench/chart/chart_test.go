@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"image/png"
 	"io"
+	stdmaps "maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -193,40 +194,52 @@ func TestRenderAllCharts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{ThroughputMpps, ThroughputGbps, CPUPerMpkt, Latency, OffloadMatrix, SendfileVsCopy, Samples}
-	if got := names(files); !slices.Equal(got, want) {
-		t.Fatalf("charts %v, want %v", got, want)
+	got := names(files)
+	for _, want := range []string{
+		"paths-pps-64B", "paths-pps-1518B", "paths-offload-1518B", "paths-tcp-stream", "idle",
+		"cpu-per-packet-pps-wire", "throughput-gbps-pps-wire", OffloadMatrix, SendfileVsCopy,
+	} {
+		if !slices.Contains(got, want) {
+			t.Errorf("charts %v lack %s", got, want)
+		}
 	}
-	if len(files) != 2*len(want) {
+	if len(files) != 2*len(got) {
 		t.Fatalf("files %v: want an SVG and a PNG per chart", files)
 	}
 	checkFiles(t, dir, files)
 	// The caption names the machine and date so a PNG stands alone; the
 	// SVG text shows it.
-	svg, err := os.ReadFile(filepath.Join(dir, ThroughputMpps+".svg"))
+	svg, err := os.ReadFile(filepath.Join(dir, "paths-pps-64B.svg"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"Test CPU", "2 cores", "go1.26.0", "2026-03-01 12:30 UTC", "Arial"} {
+	for _, s := range []string{"Test CPU", "2 cores", "go1.26.0", "2026-03-01 12:30 UTC", "Arial", "pollnet-pmd", "pollnet-napi", "kernel"} {
 		if !bytes.Contains(svg, []byte(s)) {
-			t.Errorf("throughput SVG lacks %q", s)
+			t.Errorf("64 B workload SVG lacks %q", s)
 		}
 	}
 	// The labels keep path-only knobs out: napi's budget is constant.
 	if bytes.Contains(svg, []byte("budget")) {
-		t.Error("series label names napi's constant budget knob")
+		t.Error("bar label names napi's constant budget knob")
 	}
-	// The hostile name is escaped in the SVG that shows it.
-	lat, err := os.ReadFile(filepath.Join(dir, Latency+".svg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if bytes.Contains(lat, []byte("<script")) {
-		t.Error("latency SVG carries a raw <script> tag")
+	// The hostile name is escaped in the SVG that shows it, and its file
+	// name holds no markup.
+	for _, f := range got {
+		if strings.ContainsAny(f, "<>\"&/ ") {
+			t.Errorf("chart file name %q carries unsafe characters", f)
+		}
+		data, err := os.ReadFile(filepath.Join(dir, f+".svg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, []byte("<script")) {
+			t.Errorf("%s.svg carries a raw <script> tag", f)
+		}
 	}
 }
 
 func TestRenderRealResult(t *testing.T) {
+	// A file from before repeats, dut_busy and the load scenarios.
 	run, err := result.Read("testdata/result.json")
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +249,7 @@ func TestRenderRealResult(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{ThroughputMpps, ThroughputGbps, CPUPerMpkt, Latency, Samples}
+	want := []string{"paths-pps-64B", "paths-pps-512B", "paths-pps-1518B", "cpu-per-packet-pps-wire", "throughput-gbps-pps-wire"}
 	if got := names(files); !slices.Equal(got, want) {
 		t.Fatalf("charts %v, want %v", got, want)
 	}
@@ -252,6 +265,42 @@ func TestRenderRealResult(t *testing.T) {
 	if n := bytes.Count(page, []byte("<td>pollnet-pmd</td><td>pollnet-napi</td>")); n != 3 {
 		t.Errorf("index has %d pmd/napi ratio rows, want 3", n)
 	}
+	// Old files call their samples samples, not runs.
+	if !bytes.Contains(page, []byte("(samples ")) {
+		t.Error("index does not give the spread of an old file's samples")
+	}
+}
+
+// TestRenderRemovesStaleCharts: a directory redrawn from a run that no
+// longer has a chart loses that chart's files (and an old chart name's),
+// and keeps files Render does not own.
+func TestRenderRemovesStaleCharts(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"paths-gone-64B.svg", "paths-gone-64B.png", "throughput-mpps.png", "photo.png", "notes.svg"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := &result.Run{Scenarios: []result.Scenario{
+		scenario(t, "pps", "pollnet-pmd", "rx_pps", "packets/s", map[string]any{"size": 64, "zero_copy": true}, 1e6, 1.1e6),
+	}}
+	files, err := Render(run, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, e := range entries {
+		left = append(left, e.Name())
+	}
+	want := append([]string{"notes.svg", "photo.png"}, files...)
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Fatalf("directory holds %v, want %v", left, want)
+	}
 }
 
 // TestRenderEachKind renders runs holding the data of one chart each, so
@@ -263,6 +312,7 @@ func TestRenderEachKind(t *testing.T) {
 		r.Scenarios = nil
 		for _, s := range full.Scenarios {
 			if keep(&s) {
+				s.Knobs = stdmaps.Clone(s.Knobs) // cases change them
 				r.Scenarios = append(r.Scenarios, s)
 			}
 		}
@@ -276,23 +326,36 @@ func TestRenderEachKind(t *testing.T) {
 		}
 		return r
 	}
+	kernelPPS := func(s *result.Scenario) bool { return s.Name == "pps" && s.Path == "kernel" }
+	lowrate := func(r *result.Run) *result.Run {
+		for i := range r.Scenarios {
+			r.Scenarios[i].Name = "lowrate"
+			r.Scenarios[i].Knobs["rate"] = 10000
+		}
+		return r
+	}
+	kernelSizes := []string{"paths-pps-64B", "paths-pps-128B", "paths-pps-256B"}
 	cases := []struct {
 		name string
 		run  *result.Run
 		want []string
 	}{
-		{"pps without extras", strip(only(func(s *result.Scenario) bool { return s.Name == "pps" })),
-			[]string{ThroughputMpps, ThroughputGbps}},
-		{"cpu only", strip(only(func(s *result.Scenario) bool { return s.Name == "pps" && s.Path == "kernel" }), "dut_cpu_s_per_mpkt"),
-			[]string{ThroughputMpps, ThroughputGbps, CPUPerMpkt}},
-		{"latency only", strip(only(func(s *result.Scenario) bool { return s.Name == "pps" }), "latency_p99_ns"),
-			[]string{ThroughputMpps, ThroughputGbps, Latency}},
+		{"pps without extras", strip(only(kernelPPS)),
+			append(slices.Clone(kernelSizes), "throughput-gbps-pps-wire")},
+		{"cpu only", strip(only(kernelPPS), "dut_cpu_s_per_mpkt"),
+			append(slices.Clone(kernelSizes), "cpu-per-packet-pps-wire", "throughput-gbps-pps-wire")},
+		// Latency at full rate is the queue the generator fills: only a
+		// light load gives a latency chart, and no throughput charts.
+		{"full-rate latency", strip(only(kernelPPS), "latency_p99_ns"),
+			append(slices.Clone(kernelSizes), "throughput-gbps-pps-wire")},
+		{"light-load latency", lowrate(strip(only(kernelPPS), "latency_p99_ns")),
+			[]string{Latency}},
 		{"offload", strip(only(func(s *result.Scenario) bool { return s.Name == "offload" })),
-			[]string{ThroughputMpps, ThroughputGbps, OffloadMatrix}},
+			[]string{"paths-offload-1518B", "throughput-gbps-offload-wire", OffloadMatrix}},
 		{"sendfile", strip(only(func(s *result.Scenario) bool { return s.Name == "tcp-stream" })),
-			[]string{SendfileVsCopy}},
-		{"idle samples", only(func(s *result.Scenario) bool { return s.Name == "idle" }),
-			[]string{Samples}},
+			[]string{"paths-tcp-stream", SendfileVsCopy}},
+		{"idle", only(func(s *result.Scenario) bool { return s.Name == "idle" }),
+			[]string{"idle"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -311,6 +374,9 @@ func TestRenderEachKind(t *testing.T) {
 					t.Fatal(err)
 				}
 				checkSVG(t, f.name, svg)
+				if f.about == "" {
+					t.Errorf("%s has no sentence saying what it shows", f.name)
+				}
 			}
 			if !slices.Equal(got, c.want) {
 				t.Fatalf("charts %v, want %v", got, c.want)
@@ -367,21 +433,23 @@ func TestRenderNothingToDraw(t *testing.T) {
 }
 
 // TestRenderOddValues feeds values a log axis or a plotter would choke on:
-// zero and missing latency percentiles, NaN summaries, one frame size.
+// zero and missing latency percentiles, NaN summaries, one frame size, a
+// zero median.
 func TestRenderOddValues(t *testing.T) {
 	s := scenario(t, "pps", "pollnet-pmd", "rx_pps", "packets/s", map[string]any{"size": 60}, 5e6)
-	s.Extra["latency_p50_ns"] = 0
-	s.Extra["latency_max_ns"] = 3e9
 	s.Extra["dut_cpu_s_per_mpkt"] = math.NaN()
 	s.Min, s.Max = math.NaN(), math.Inf(1)
 	n := scenario(t, "pps", "pollnet-napi", "rx_pps", "packets/s", map[string]any{"size": 60.0, "zero_copy": "on"}, 0)
-	run := &result.Run{Scenarios: []result.Scenario{s, n}}
+	l := scenario(t, "lowrate", "pollnet-pmd", "rx_pps", "packets/s", map[string]any{"size": 60, "rate": 1000}, 1000)
+	l.Extra["latency_p50_ns"] = 0
+	l.Extra["latency_max_ns"] = 3e9
+	run := &result.Run{Scenarios: []result.Scenario{s, n, l}}
 	dir := t.TempDir()
 	files, err := Render(run, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{ThroughputMpps, ThroughputGbps, Latency}
+	want := []string{"paths-pps-60B", Latency, "throughput-gbps-pps-wire"}
 	if got := names(files); !slices.Equal(got, want) {
 		t.Fatalf("charts %v, want %v", got, want)
 	}

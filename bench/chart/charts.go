@@ -6,10 +6,10 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/pollnet/pollnet/internal/result"
@@ -29,168 +29,126 @@ func spread(s *result.Scenario, f float64) (y, lo, hi float64) {
 	return y, math.Min(lo, y), math.Max(hi, y)
 }
 
-// ppsBySize selects scenarios with a packet rate and a frame size: the data
-// of both throughput charts.
+// ppsBySize selects scenarios with a packet rate and a frame size, run as
+// fast as they could go.
 func ppsBySize(run *result.Run) []*result.Scenario {
 	return pick(run, func(s *result.Scenario) bool {
 		_, ok := frameSize(s)
-		return ok && isPPS(s) && measured(s)
+		return ok && isPPS(s) && measured(s) && !offeredLoad(s)
 	})
 }
 
-// spreadNote says what a point and its error bar are.
-func spreadNote(scs []*result.Scenario) string {
-	if !slices.ContainsFunc(scs, func(s *result.Scenario) bool { return len(s.Samples) > 1 }) {
-		return "one sample (≈1 s) per point, so no spread to show; run longer for error bars"
-	}
-	return fmt.Sprintf("median of %s (≈1 s each) per point; error bars span min..max", sampleNote(scs))
-}
-
-// throughputMpps is the headline: packets per second against frame size,
-// one line per path, so where each path stops scaling shows at a glance.
-func throughputMpps(run *result.Run) (*figure, error) {
-	scs := ppsBySize(run)
-	if len(scs) == 0 {
-		return nil, nil
-	}
-	return lineVsSize(ThroughputMpps,
-		"Throughput by frame size (Mpps)",
-		spreadNote(scs),
-		"throughput (Mpps, million packets/s)", scs,
-		func(s *result.Scenario) (float64, float64, float64) { return spread(s, 1e-6) })
-}
-
-// throughputGbps is the same data in bits on the wire, the unit a link's
-// capacity is quoted in, so large frames can be read against line rate.
-func throughputGbps(run *result.Run) (*figure, error) {
-	scs := ppsBySize(run)
-	if len(scs) == 0 {
-		return nil, nil
-	}
-	return lineVsSize(ThroughputGbps,
-		"Throughput by frame size (Gbit/s on the wire)",
-		spreadNote(scs),
-		"Gbit/s, frame + 24 B (FCS, preamble, gap)", scs,
-		func(s *result.Scenario) (float64, float64, float64) {
-			size, _ := frameSize(s)
-			f := (size + 24) * 8 / 1e9 // bits per packet on the wire, in Gbit
-			if g, ok := s.Extra["gbps_median"]; ok && g > 0 && finite(g) {
-				f = g / s.Median // the bench's own figure, whatever it counted
-			}
-			return spread(s, f)
-		})
-}
-
-// lineVsSize draws one line per series against frame size on a log axis,
-// with min..max error bars. Lines of different paths are nudged apart a
-// little so that their error bars do not hide each other.
-func lineVsSize(name, title, subtitle, ylabel string, scs []*result.Scenario,
-	val func(*result.Scenario) (y, lo, hi float64)) (*figure, error) {
-	ser, note := lineSeries(groupSeries(scs, newLabeler(scs, "size")))
-	if note != "" {
-		subtitle += "\n" + note
-	}
-	var kept []*result.Scenario
-	for _, sr := range ser {
-		kept = append(kept, sr.scs...)
-	}
-	ser = groupSeries(kept, newLabeler(kept, "size")) // shorter labels without the dropped ones
-	p := newPlot()
-	addGrid(p, true, false)
-	leg := newLegend()
-	for i, sr := range ser {
-		pts := slices.Clone(sr.scs)
-		sort.SliceStable(pts, func(a, b int) bool {
-			x, _ := frameSize(pts[a])
-			y, _ := frameSize(pts[b])
-			return x < y
-		})
-		nudge := math.Exp2(0.04 * (float64(i) - float64(len(ser)-1)/2))
-		var xys plotter.XYs
-		var errs plotter.YErrors
-		for _, s := range pts {
-			x, _ := frameSize(s)
-			y, lo, hi := val(s)
-			if !finite(y) || !finite(lo) || !finite(hi) {
-				continue
-			}
-			xys = append(xys, plotter.XY{X: x * nudge, Y: y})
-			errs = append(errs, struct{ Low, High float64 }{y - lo, hi - y})
-		}
-		if len(xys) == 0 {
-			continue
-		}
-		line := &plotter.Line{XYs: xys, LineStyle: lineStyle(i)}
-		dots := &plotter.Scatter{XYs: xys, GlyphStyle: glyphStyle(i)}
-		bars := &plotter.YErrorBars{XYs: xys, YErrors: errs, CapWidth: vg.Points(6)}
-		bars.LineStyle = lineStyle(i)
-		bars.LineStyle.Width, bars.LineStyle.Dashes = vg.Points(1), nil
-		p.Add(line, bars, dots)
-		leg.Add(legendText(sr.label), line, dots)
-	}
-	sz := sizes(kept)
-	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = sizeTicks(sz)
-	p.X.Min, p.X.Max = sz[0]/1.25, sz[len(sz)-1]*1.25
-	p.X.Label.Text = "frame size (bytes without FCS, log scale)"
-	p.Y.Label.Text = ylabel
-	p.Y.Min = 0
-	p.Y.Tick.Marker = niceTicks{}
-	p.Y.Max *= 1.08 // room above the highest error bar
-	return &figure{name: name, title: title, subtitle: subtitle, panels: []*plot.Plot{p}, legend: leg}, nil
-}
-
-// maxLines caps the lines of a chart: past about ten, colours repeat and
-// nobody can tell the lines apart.
+// maxLines caps the series of a grouped chart: past about ten, colours
+// repeat and nobody can tell them apart.
 const maxLines = 10
 
-// lineSeries keeps the series worth a line against frame size: those
-// measured at two sizes or more, when there are any (a scenario run at one
-// size, such as an offload setting, is a dot that crowds the legend and
-// has its own chart), and at most maxLines of them. note says what was
-// left out.
-func lineSeries(ser []series) ([]series, string) {
-	multi := slices.DeleteFunc(slices.Clone(ser), func(sr series) bool { return len(sizes(sr.scs)) < 2 })
-	var notes []string
-	if len(multi) > 0 && len(multi) < len(ser) {
-		notes = append(notes, fmt.Sprintf("%d series measured at a single size not shown", len(ser)-len(multi)))
-		ser = multi
-	}
+// capSeries keeps the first maxLines series and says what it left out.
+func capSeries(ser []series) ([]series, string) {
 	if len(ser) > maxLines {
-		notes = append(notes, fmt.Sprintf("first %d of %d series shown", maxLines, len(ser)))
-		ser = ser[:maxLines]
+		return ser[:maxLines], fmt.Sprintf("first %d of %d series shown", maxLines, len(ser))
 	}
-	return ser, strings.Join(notes, "; ")
+	return ser, ""
 }
 
-// cpuPerMpkt is what each packet costs the forwarder: the figure that
-// tells a busy-polling path that spins a whole core from one that sleeps.
-func cpuPerMpkt(run *result.Run) (*figure, error) {
-	const key = "dut_cpu_s_per_mpkt"
+// forwarding selects frame-forwarding scenarios run flat out: a packet
+// rate at a frame size, with no payload knob (the socket benches have
+// their own charts per payload).
+func forwarding(run *result.Run, keep func(*result.Scenario) bool) [][]*result.Scenario {
 	scs := pick(run, func(s *result.Scenario) bool {
-		v, ok := s.Extra[key]
-		_, sized := frameSize(s)
-		return ok && sized && v > 0 && finite(v)
+		_, payload := s.Knobs["payload"]
+		return !payload && s.Name != "idle" && keep(s)
 	})
+	// One chart per scenario name and port: forwarding on the null port
+	// and through the wire pipeline are different work.
+	type key struct{ name, port string }
+	var order []key
+	groups := map[key][]*result.Scenario{}
+	for _, s := range scs {
+		k := key{s.Name, s.Port}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], s)
+	}
+	out := make([][]*result.Scenario, len(order))
+	for i, k := range order {
+		out[i] = groups[k]
+	}
+	return out
+}
+
+// groupTitle names a forwarding group: "pps, port wire".
+func groupTitle(scs []*result.Scenario) string {
+	t := scs[0].Name
+	if scs[0].Port != "" {
+		t += ", port " + scs[0].Port
+	}
+	return t
+}
+
+// groupName is a chart name for a forwarding group.
+func groupName(prefix string, scs []*result.Scenario) string {
+	n := prefix + "-" + scs[0].Name
+	if scs[0].Port != "" {
+		n += "-" + scs[0].Port
+	}
+	return fileSafe(n)
+}
+
+// throughputGbps is the packet rate in bits on the wire (frame plus 24 B
+// of FCS, preamble and gap), the unit a link's capacity is quoted in, so
+// large frames can be read against line rate. Only runs that move the
+// frames' bytes count: a zero-copy forwarder hands the same buffer on,
+// and a bit rate there would be bytes nobody moved.
+func throughputGbps(run *result.Run) ([]*figure, error) {
+	var figs []*figure
+	for _, all := range forwarding(run, func(s *result.Scenario) bool {
+		_, ok := frameSize(s)
+		return ok && isPPS(s) && measured(s) && !offeredLoad(s)
+	}) {
+		fig, err := gbpsChart(all)
+		if err != nil {
+			return nil, err
+		}
+		if fig != nil {
+			figs = append(figs, fig)
+		}
+	}
+	return figs, nil
+}
+
+func gbpsChart(all []*result.Scenario) (*figure, error) {
+	scs := slices.DeleteFunc(slices.Clone(all), movesNoBytes)
 	if len(scs) == 0 {
 		return nil, nil
 	}
+	left := len(all) - len(scs)
 	sz := sizes(scs)
-	ser := groupSeries(scs, newLabeler(scs, "size"))
+	ser, note := capSeries(groupSeries(scs, newLabeler(scs, "size")))
+	gbit := func(s *result.Scenario) float64 {
+		size, _ := frameSize(s)
+		return (size + 24) * 8 / 1e9
+	}
 	b := bars{format: short3}
 	for _, v := range sz {
 		b.cats = append(b.cats, fmt.Sprintf("%g B", v))
 	}
+	var best *result.Scenario
+	var pc pathColorer
 	for _, sr := range ser {
 		b.groups = append(b.groups, sr.label)
-		vals := nanSlice(len(sz))
+		vals, lo, hi := nanSlice(len(sz)), nanSlice(len(sz)), nanSlice(len(sz))
 		for _, s := range sr.scs {
 			size, _ := frameSize(s)
 			if i := slices.Index(sz, size); math.IsNaN(vals[i]) {
-				vals[i] = s.Extra[key]
+				vals[i], lo[i], hi[i] = spread(s, gbit(s))
+				if best == nil || s.Median*gbit(s) > best.Median*gbit(best) {
+					best = s
+				}
 			}
 		}
-		b.vals = append(b.vals, vals)
+		b.vals, b.lo, b.hi = append(b.vals, vals), append(b.lo, lo), append(b.hi, hi)
+		b.colors = append(b.colors, seriesColor(&pc, sr, ser))
 	}
 	p := newPlot()
 	addGrid(p, true, false)
@@ -199,14 +157,149 @@ func cpuPerMpkt(run *result.Run) (*figure, error) {
 		return nil, err
 	}
 	p.X.Label.Text = "frame size (bytes without FCS)"
-	p.Y.Label.Text = "CPU s per million packets (= µs/packet)"
-	p.Y.Max *= 1.1 // room for the value labels
+	p.Y.Label.Text = "Gbit/s, frame + 24 B (FCS, preamble, gap)"
+	p.Y.Max *= 1.1
+	subtitle := fmt.Sprintf("%s per bar, whiskers span min..max; runs that copy frames only", medianNote(scs))
+	if note != "" {
+		subtitle += "\n" + note
+	}
+	about := "Bits per second an Ethernet link would carry at the measured packet rate, (frame + 24 B) × 8 × rate, for runs that copy every frame"
+	if left > 0 {
+		about += fmt.Sprintf("; %d zero-copy runs (zero_copy on, or copy off) are left out, since no frame byte moves there", left)
+	}
+	size, _ := frameSize(best)
+	about += fmt.Sprintf(". The highest is %s at %g B: %s", best.Path, size, figureText(best, scale{div: 1 / gbit(best), unit: "Gbit/s"}))
+	if busy, ok := harnessLimited(best); ok {
+		about += fmt.Sprintf(", a rate the harness set (dut_busy %.2f)", busy)
+	}
+	about += "."
 	return &figure{
-		name:     CPUPerMpkt,
-		title:    "Forwarder CPU per million packets",
-		subtitle: "CPU time of the forwarding (DUT) thread ÷ packets delivered; lower is better",
-		panels:   []*plot.Plot{p}, legend: leg,
+		name: groupName(ThroughputGbps, scs), title: "Bytes moved, Gbit/s on the wire: " + groupTitle(scs),
+		subtitle: subtitle, about: about,
+		panels: []*plot.Plot{p}, legend: leg,
 	}, nil
+}
+
+// seriesColor is a series' path colour while each path has one series in
+// the chart, and the palette by position once a path has several (pmd with
+// and without zero copy), so that no two series look alike.
+func seriesColor(pc *pathColorer, sr series, all []series) color.Color {
+	n := 0
+	for _, o := range all {
+		if o.scs[0].Path == sr.scs[0].Path {
+			n++
+		}
+	}
+	if n == 1 {
+		return pc.color(sr.scs[0].Path)
+	}
+	return colorOf(slices.IndexFunc(all, func(o series) bool { return o.label == sr.label }))
+}
+
+// cpuNsPerPacket is the device under test's CPU time per packet in ns:
+// its own thread's where the bench measured it, the null port's ns per
+// packet (one core forwarding flat out), else the whole process's.
+func cpuNsPerPacket(s *result.Scenario) (float64, bool) {
+	for _, k := range []struct {
+		key string
+		f   float64
+	}{{"dut_cpu_ns_per_packet", 1}, {"ns_per_packet", 1}, {"dut_cpu_s_per_mpkt", 1e3}, {"cpu_ns_per_packet", 1}} {
+		if v, ok := s.Extra[k.key]; ok && v > 0 && finite(v) {
+			return v * k.f, true
+		}
+	}
+	return 0, false
+}
+
+// cpuPerPacketChart is what each packet costs the device under test at
+// full rate, on a log scale: a forwarder that copies and one that does
+// not, or pollnet and testpmd, differ by multiples, not percent. One chart
+// per scenario name and port.
+func cpuPerPacketChart(run *result.Run) ([]*figure, error) {
+	var figs []*figure
+	for _, scs := range forwarding(run, func(s *result.Scenario) bool {
+		_, ok := cpuNsPerPacket(s)
+		_, sized := frameSize(s)
+		return ok && sized && !offeredLoad(s)
+	}) {
+		fig, err := cpuChart(scs)
+		if err != nil {
+			return nil, err
+		}
+		figs = append(figs, fig)
+	}
+	return figs, nil
+}
+
+func cpuChart(scs []*result.Scenario) (*figure, error) {
+	sz := sizes(scs)
+	ser, note := capSeries(groupSeries(scs, newLabeler(scs, "size")))
+	b := bars{format: formatNs, logValues: true}
+	for _, v := range sz {
+		b.cats = append(b.cats, fmt.Sprintf("%g B", v))
+	}
+	var ranges []string
+	var pc pathColorer
+	for _, sr := range ser {
+		b.groups = append(b.groups, sr.label)
+		b.colors = append(b.colors, seriesColor(&pc, sr, ser))
+		vals := nanSlice(len(sz))
+		for _, s := range sr.scs {
+			size, _ := frameSize(s)
+			if i := slices.Index(sz, size); math.IsNaN(vals[i]) {
+				vals[i], _ = cpuNsPerPacket(s)
+			}
+		}
+		b.vals = append(b.vals, vals)
+		ranges = append(ranges, sr.label+" "+rangeText(sz, vals))
+	}
+	p := newPlot()
+	addGrid(p, true, false)
+	leg := newLegend()
+	if err := b.addTo(p, &leg, dataWidth(b.groups)); err != nil {
+		return nil, err
+	}
+	p.Y.Scale = plot.LogScale{}
+	p.Y.Tick.Marker = logTicks(formatNs)
+	p.X.Label.Text = "frame size (bytes without FCS)"
+	p.Y.Label.Text = "CPU per packet (log scale)"
+	subtitle := "CPU time of the device under test ÷ packets forwarded, at full rate; lower is better"
+	if note != "" {
+		subtitle += "\n" + note
+	}
+	if len(ranges) > 6 {
+		ranges = append(ranges[:6], fmt.Sprintf("%d more series in the chart", len(ranges)-6))
+	}
+	return &figure{
+		name: groupName(CPUPerPacket, scs), title: "CPU per packet at full rate: " + groupTitle(scs), subtitle: subtitle,
+		about:  "CPU time per packet forwarded flat out, by frame size: " + strings.Join(ranges, "; ") + ".",
+		panels: []*plot.Plot{p}, legend: leg,
+	}, nil
+}
+
+// rangeText spells a series' values over the sizes: "48 ns at 64 B" or
+// "48 ns at 64 B to 210 ns at 9000 B" (the smallest and largest value).
+func rangeText(sz, vals []float64) string {
+	lo, hi := -1, -1
+	for i, v := range vals {
+		if !finite(v) {
+			continue
+		}
+		if lo < 0 || v < vals[lo] {
+			lo = i
+		}
+		if hi < 0 || v > vals[hi] {
+			hi = i
+		}
+	}
+	if lo < 0 {
+		return "no figure"
+	}
+	first := fmt.Sprintf("%s at %g B", formatNs(vals[lo]), sz[lo])
+	if lo == hi {
+		return first
+	}
+	return fmt.Sprintf("from %s to %s at %g B", first, formatNs(vals[hi]), sz[hi])
 }
 
 func nanSlice(n int) []float64 {
@@ -218,11 +311,11 @@ func nanSlice(n int) []float64 {
 }
 
 // latencyKeys are the percentiles the latency chart shows, in bar order.
-var latencyKeys = []struct{ key, label string }{
-	{"latency_p50_ns", "p50"},
-	{"latency_p99_ns", "p99"},
-	{"latency_p999_ns", "p99.9"},
-	{"latency_max_ns", "max"},
+var latencyKeys = []struct{ pct, label string }{
+	{"p50", "p50"},
+	{"p99", "p99"},
+	{"p999", "p99.9"},
+	{"max", "max"},
 }
 
 // latencyColors run from light to dark as the percentile rises.
@@ -236,12 +329,22 @@ var latencyColors = []color.Color{
 // maxLatencyRows caps the latency chart at what stays legible at 500 px.
 const maxLatencyRows = 12
 
-// latencyChart shows the tail: p50 to max per scenario on a log axis,
-// since a path can win on throughput and lose by orders of magnitude here.
+// lightLoad reports whether the scenario ran at a light, offered load:
+// the only runs whose latency measures the device rather than a queue the
+// generator filled.
+func lightLoad(s *result.Scenario) bool { return s.Name == "load" || s.Name == "lowrate" }
+
+// latencyChart shows the tail at light load: p50 to max per scenario on a
+// log axis, since a mode can win on CPU and lose by orders of magnitude
+// here. Runs at full rate are left out: their latency is the time frames
+// wait in a ring the generator keeps full.
 func latencyChart(run *result.Run) (*figure, error) {
 	scs := pick(run, func(s *result.Scenario) bool {
+		if !lightLoad(s) {
+			return false
+		}
 		for _, k := range latencyKeys {
-			if v := s.Extra[k.key]; v > 0 && finite(v) {
+			if _, ok := latencyUs(s, k.pct); ok {
 				return true
 			}
 		}
@@ -250,25 +353,23 @@ func latencyChart(run *result.Run) (*figure, error) {
 	if len(scs) == 0 {
 		return nil, nil
 	}
-	subtitle := "latency percentiles per scenario, log scale; lower is better"
+	subtitle := "latency percentiles at light load (load and lowrate runs), log scale; lower is better"
 	if len(scs) > maxLatencyRows {
 		subtitle += fmt.Sprintf(" (first %d of %d scenarios)", maxLatencyRows, len(scs))
 		scs = scs[:maxLatencyRows]
 	}
-	lab := newLabeler(scs)
+	where, rowLabel := lightLoadLabels(scs)
 	b := bars{horizontal: true, logValues: true, format: formatNs, colors: latencyColors}
 	for _, s := range scs {
-		b.cats = append(b.cats, lab.label(s))
+		b.cats = append(b.cats, rowLabel(s))
 	}
 	for _, k := range latencyKeys {
 		b.groups = append(b.groups, k.label)
-		vals := make([]float64, len(scs))
+		vals := nanSlice(len(scs))
 		for i, s := range scs {
-			v, ok := s.Extra[k.key]
-			if !ok {
-				v = math.NaN()
+			if v, ok := latencyUs(s, k.pct); ok {
+				vals[i] = v * 1e3
 			}
-			vals[i] = v
 		}
 		b.vals = append(b.vals, vals)
 	}
@@ -281,10 +382,77 @@ func latencyChart(run *result.Run) (*figure, error) {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = decadeTicks(formatNs)
 	p.X.Label.Text = "latency (log scale)"
+	// One clause per load, every path's p50/p99 at it.
+	var loads []string
+	byLoad := map[string][]string{}
+	for _, s := range scs {
+		p50, ok50 := latencyUs(s, "p50")
+		p99, ok99 := latencyUs(s, "p99")
+		var t string
+		switch {
+		case ok50 && ok99:
+			t = fmt.Sprintf("%s %s/%s", s.Path, formatNs(p50*1e3), formatNs(p99*1e3))
+		case ok99:
+			t = fmt.Sprintf("%s p99 %s", s.Path, formatNs(p99*1e3))
+		default:
+			continue
+		}
+		w := where(s)
+		if _, ok := byLoad[w]; !ok {
+			loads = append(loads, w)
+		}
+		byLoad[w] = append(byLoad[w], t)
+	}
+	var rows []string
+	for _, w := range loads {
+		rows = append(rows, w+": "+strings.Join(byLoad[w], ", "))
+	}
 	return &figure{
-		name: Latency, title: "Latency percentiles", subtitle: subtitle,
+		name: Latency, title: "Latency at light load", subtitle: subtitle,
+		about:  "Latency from send to receipt while the device had time to spare, p50/p99 per path: " + strings.Join(rows, "; ") + ".",
 		panels: []*plot.Plot{p}, legend: leg,
 	}, nil
+}
+
+// lightLoadLabels names the rows of the latency chart by path and load
+// ("pollnet-pmd, load 10% (0.89 Mpps)", "pollnet-napi, lowrate 10 kpps"),
+// with the frame size where sizes differ; where returns the load part
+// alone. Should two rows still share a label, every label falls back to
+// the labeler's, which shows whatever knob sets them apart.
+func lightLoadLabels(scs []*result.Scenario) (where, label func(*result.Scenario) string) {
+	multiSize := len(sizes(scs)) > 1
+	where = func(s *result.Scenario) string {
+		var t string
+		p := loadPointOf(s)
+		rate, hasRate := knobNum(s, "rate")
+		switch {
+		case finite(p.share) && finite(p.mpps):
+			t = fmt.Sprintf("load %s%% (%s Mpps)", strconv.FormatFloat(100*p.share, 'f', -1, 64), short3(p.mpps))
+		case finite(p.share):
+			t = fmt.Sprintf("load %s%%", strconv.FormatFloat(100*p.share, 'f', -1, 64))
+		case finite(p.mpps):
+			t = "load " + short3(p.mpps) + " Mpps"
+		case hasRate && rate > 0:
+			t = s.Name + " " + scaleFor("packets/s", rate).format3(rate)
+		default:
+			t = s.Name
+		}
+		if size, ok := frameSize(s); ok && multiSize {
+			t += fmt.Sprintf(", %g B", size)
+		}
+		return t
+	}
+	label = func(s *result.Scenario) string { return s.Path + ", " + where(s) }
+	seen := map[string]bool{}
+	for _, s := range scs {
+		l := label(s)
+		if seen[l] {
+			lab := newLabeler(scs)
+			return where, lab.label
+		}
+		seen[l] = true
+	}
+	return where, label
 }
 
 // offloadKnobs are the on/off offload settings the offload chart crosses.
@@ -386,8 +554,22 @@ func offloadMatrix(run *result.Run) (*figure, error) {
 	if dropped > 0 {
 		subtitle += fmt.Sprintf(" (%d scenarios of other metrics not shown)", dropped)
 	}
+	lo, hi := scs[0], scs[0]
+	for _, s := range scs {
+		if s.Median < lo.Median {
+			lo = s
+		}
+		if s.Median > hi.Median {
+			hi = s
+		}
+	}
+	flat := func(s *result.Scenario) string {
+		return s.Path + " with " + strings.ReplaceAll(comboOf(s).label, "\n", ", ")
+	}
+	about := fmt.Sprintf("Median %s for each offload setting: from %s (%s) to %s (%s), %s apart.",
+		scs[0].Metric, sc.format3(lo.Median), flat(lo), sc.format3(hi.Median), flat(hi), ratioText(hi.Median, lo.Median))
 	return &figure{
-		name: OffloadMatrix, title: "Throughput by offload setting", subtitle: subtitle,
+		name: OffloadMatrix, title: "Throughput by offload setting", subtitle: subtitle, about: about,
 		panels: []*plot.Plot{p}, legend: leg,
 	}, nil
 }
@@ -488,91 +670,19 @@ func sendfileVsCopy(run *result.Run) (*figure, error) {
 	if dropped > 0 {
 		subtitle += fmt.Sprintf("; %d scenarios of other metrics not shown", dropped)
 	}
+	var rows []string
+	for i, c := range cats {
+		on, off := tput.vals[0][i], tput.vals[1][i]
+		if r := ratioText(on, off); r != "—" {
+			rows = append(rows, fmt.Sprintf("%s: sendfile %s of copy's throughput", strings.ReplaceAll(c, "\n", " "), r))
+		}
+	}
+	about := "Throughput with sendfile against read and write copies"
+	if len(rows) > 0 {
+		about += ": " + strings.Join(rows, "; ")
+	}
 	return &figure{
-		name: SendfileVsCopy, title: "sendfile vs copy", subtitle: subtitle,
+		name: SendfileVsCopy, title: "sendfile vs copy", subtitle: subtitle, about: about + ".",
 		panels: panels, legend: leg,
-	}, nil
-}
-
-// maxSampleLines caps the sample chart: past a dozen lines nobody can tell
-// them apart.
-const maxSampleLines = 12
-
-// samplesChart draws the raw samples over time, so a reader sees whether a
-// median summarises a steady run or a drifting one.
-func samplesChart(run *result.Run) (*figure, error) {
-	// A single sample shows no stability, so at least one scenario must
-	// have two.
-	scs := pick(run, func(s *result.Scenario) bool { return len(s.Samples) > 0 })
-	if !slices.ContainsFunc(scs, func(s *result.Scenario) bool { return len(s.Samples) > 1 }) {
-		return nil, nil
-	}
-	scs, dropped := dominant(scs)
-	var notes []string
-	if len(scs) > maxSampleLines {
-		notes = append(notes, fmt.Sprintf("first %d of %d scenarios", maxSampleLines, len(scs)))
-		scs = scs[:maxSampleLines]
-	}
-	if dropped > 0 {
-		notes = append(notes, fmt.Sprintf("%d scenarios of other metrics not shown", dropped))
-	}
-	maxv, maxn := 0.0, 0
-	for _, s := range scs {
-		for _, v := range s.Samples {
-			if finite(v) {
-				maxv = math.Max(maxv, v)
-			}
-		}
-		maxn = max(maxn, len(s.Samples))
-	}
-	sc := scaleFor(scs[0].Unit, maxv)
-	lab := newLabeler(scs)
-	p := newPlot()
-	addGrid(p, true, false)
-	leg := newLegend()
-	drawn := 0
-	for i, s := range scs {
-		var xys plotter.XYs
-		for j, v := range s.Samples {
-			if finite(v) {
-				xys = append(xys, plotter.XY{X: float64(j + 1), Y: v / sc.div})
-			}
-		}
-		if len(xys) == 0 {
-			continue
-		}
-		line := &plotter.Line{XYs: xys, LineStyle: lineStyle(i)}
-		dots := &plotter.Scatter{XYs: xys, GlyphStyle: glyphStyle(i)}
-		dots.GlyphStyle.Radius = vg.Points(2.5)
-		p.Add(line, dots)
-		leg.Add(legendText(lab.label(s)), line, dots)
-		drawn++
-	}
-	if drawn == 0 {
-		return nil, nil
-	}
-	ticks := make(plot.ConstantTicks, 0, maxn)
-	step := max(1, (maxn+9)/10) // at most about ten labels
-	for j := 1; j <= maxn; j++ {
-		t := plot.Tick{Value: float64(j)}
-		if (j-1)%step == 0 {
-			t.Label = fmt.Sprint(j)
-		}
-		ticks = append(ticks, t)
-	}
-	p.X.Tick.Marker = ticks
-	p.X.Min, p.X.Max = 1, math.Max(2, float64(maxn))
-	p.X.Label.Text = "sample (≈1 s each)"
-	p.Y.Label.Text = axisLabel(scs[0], sc)
-	p.Y.Min = 0
-	p.Y.Tick.Marker = niceTicks{}
-	p.Y.Max *= 1.05
-	subtitle := fmt.Sprintf("raw per-second samples of %s, one line per scenario; flat lines mean a steady run", scs[0].Metric)
-	if len(notes) > 0 {
-		subtitle += "\n" + strings.Join(notes, "; ")
-	}
-	return &figure{
-		name: Samples, title: "Samples over time", subtitle: subtitle,
-		panels: []*plot.Plot{p}, legend: leg,
 	}, nil
 }

@@ -410,28 +410,10 @@ func (sc scale) format(v float64) string {
 	return s + " " + sc.unit
 }
 
-// sampleNote says how many samples each point summarises, as "3 samples"
-// or "1–3 samples".
-func sampleNote(scs []*result.Scenario) string {
-	lo, hi := math.MaxInt, 0
-	for _, s := range scs {
-		lo, hi = min(lo, len(s.Samples)), max(hi, len(s.Samples))
-	}
-	switch {
-	case hi == 0:
-		return "no raw samples"
-	case lo == hi && lo == 1:
-		return "1 sample"
-	case lo == hi:
-		return fmt.Sprintf("%d samples", lo)
-	}
-	return fmt.Sprintf("%d–%d samples", lo, hi)
-}
-
 // cpuPerPacket is the forwarder's CPU time per packet in ns, falling back
 // to the whole process's when the forwarder's own was not measured.
 func cpuPerPacket(s *result.Scenario) (float64, string, bool) {
-	for _, k := range []string{"dut_cpu_ns_per_packet", "cpu_ns_per_packet"} {
+	for _, k := range []string{"dut_cpu_ns_per_packet", "ns_per_packet", "cpu_ns_per_packet"} {
 		if v, ok := s.Extra[k]; ok && finite(v) && v > 0 {
 			return v, k, true
 		}
@@ -469,4 +451,198 @@ func cpuPerByte(s *result.Scenario) (float64, bool) {
 		return 0, false
 	}
 	return s.CPUSeconds * 1e9 / bytes, true
+}
+
+// busyThreshold is the dut_busy below which the harness, not the device
+// under test, set a scenario's rate (DESIGN.md, "How we measure").
+const busyThreshold = 0.9
+
+// harnessLimited reports whether the scenario recorded a dut_busy below
+// busyThreshold, and that figure. A scenario that recorded none (a peer,
+// or a file from before the field) is not called limited: nothing says so.
+func harnessLimited(s *result.Scenario) (busy float64, limited bool) {
+	if s.DUTBusy == nil || !finite(*s.DUTBusy) {
+		return 0, false
+	}
+	return *s.DUTBusy, *s.DUTBusy < busyThreshold
+}
+
+// isRate reports whether the scenario's metric is a rate (packets,
+// transactions, bits or connections per second), where higher is better
+// and a ratio is a throughput ratio.
+func isRate(s *result.Scenario) bool {
+	if isPPS(s) || strings.HasSuffix(s.Unit, "/s") {
+		return true
+	}
+	for _, suf := range []string{"_bps", "_per_s"} {
+		if strings.HasSuffix(s.Metric, suf) {
+			return true
+		}
+	}
+	return false
+}
+
+// offeredLoad reports whether the scenario ran at a rate set by the harness
+// (an offered load, a fixed rate) rather than as fast as it could: its
+// throughput is the offered rate and tells nothing, its CPU and latency do.
+func offeredLoad(s *result.Scenario) bool {
+	if s.Name == "load" {
+		return true
+	}
+	if _, ok := s.Knobs["offered_pps"]; ok {
+		return true
+	}
+	if _, ok := s.Knobs["load_share"]; ok {
+		return true
+	}
+	v, ok := knobNum(s, "rate")
+	return ok && v > 0
+}
+
+// movesNoBytes reports whether the scenario forwarded frames without
+// copying them (zero_copy on, or a null port with copy off), so that a
+// bit rate would count bytes nobody moved.
+func movesNoBytes(s *result.Scenario) bool {
+	if zc, ok := knobBool(s, "zero_copy"); ok && zc {
+		return true
+	}
+	if cp, ok := knobBool(s, "copy"); ok && !cp {
+		return true
+	}
+	return false
+}
+
+// isPollnet reports whether a path is one of ours rather than a peer.
+func isPollnet(path string) bool { return strings.HasPrefix(path, "pollnet") }
+
+// bookkeeping knobs say how a scenario was run, not what work it did; two
+// scenarios that differ only in these did the same work.
+var bookkeeping = map[string]bool{
+	"mode": true, "duration_s": true, "warmup_s": true, "repeat": true, "gomaxprocs": true,
+}
+
+// differs lists the knobs both scenarios have, bookkeeping aside, whose
+// values differ, as "batch 32 vs 1", sorted by knob.
+func differs(a, b *result.Scenario) []string {
+	var out []string
+	for _, k := range sortedKeys(a.Knobs) {
+		vb, ok := b.Knobs[k]
+		if !ok || bookkeeping[k] {
+			continue
+		}
+		if fa, fb := formatKnob(a.Knobs[k]), formatKnob(vb); fa != fb {
+			out = append(out, k+" "+fa+" vs "+fb)
+		}
+	}
+	return out
+}
+
+// workKnobs are the knobs that size the work, in order of preference:
+// socket benches vary the payload (and may record the frame size it
+// gives), forwarding benches the frame size.
+var workKnobs = []string{"payload", "size"}
+
+// workSize returns the knob that sizes the scenario's work and its value.
+func workSize(s *result.Scenario) (key string, v float64, ok bool) {
+	for _, k := range workKnobs {
+		if v, ok := knobNum(s, k); ok && v > 0 {
+			return k, v, true
+		}
+	}
+	return "", 0, false
+}
+
+// workload is the same work under every path that ran it: one scenario
+// name and metric at one frame size or payload. Ports are part of it only
+// where pollnet itself ran the scenario on two ports (pps on the null port
+// and on the wire are two workloads); a peer's own port (veth, loopback,
+// gVisor's channel) does not set it apart from pollnet's.
+type workload struct {
+	key          string // identity within the run
+	name, metric string
+	unit         string
+	port         string // "" unless the workload is split by port
+	knob         string // "size", "payload" or "" for unsized work
+	size         float64
+	scs          []*result.Scenario // in run order
+}
+
+// workloads groups scs into workloads, in order of first appearance.
+func workloads(scs []*result.Scenario) []*workload {
+	// Split by port every workload of a scenario name and metric that
+	// pollnet ran on two ports anywhere in scs.
+	type named struct{ name, metric, unit string }
+	pollnetPorts := map[named][]string{}
+	for _, s := range scs {
+		n := named{s.Name, s.Metric, s.Unit}
+		if isPollnet(s.Path) && !slices.Contains(pollnetPorts[n], s.Port) {
+			pollnetPorts[n] = append(pollnetPorts[n], s.Port)
+		}
+	}
+	var out []*workload
+	idx := map[string]*workload{}
+	for _, s := range scs {
+		k, v, _ := workSize(s)
+		port := ""
+		if len(pollnetPorts[named{s.Name, s.Metric, s.Unit}]) > 1 {
+			port = s.Port
+		}
+		key := strings.Join([]string{s.Name, s.Metric, s.Unit, port, k, strconv.FormatFloat(v, 'g', -1, 64)}, "\x00")
+		w, ok := idx[key]
+		if !ok {
+			w = &workload{key: key, name: s.Name, metric: s.Metric, unit: s.Unit, port: port, knob: k, size: v}
+			idx[key] = w
+			out = append(out, w)
+		}
+		w.scs = append(w.scs, s)
+	}
+	return out
+}
+
+// sizeText is the workload's size as prose: "64 B frames", "16 B
+// payloads", or "" for unsized work.
+func (w *workload) sizeText() string {
+	n := strconv.FormatFloat(w.size, 'f', -1, 64) + " B"
+	switch w.knob {
+	case "size":
+		return n + " frames"
+	case "payload":
+		return n + " payloads"
+	}
+	return ""
+}
+
+// workloadKeys maps every scenario of the run that ran to its workload's
+// key, so that tables and sentences pair the same work under two paths.
+func workloadKeys(run *result.Run) map[*result.Scenario]string {
+	keys := map[*result.Scenario]string{}
+	for _, w := range workloads(pick(run, func(*result.Scenario) bool { return true })) {
+		for _, s := range w.scs {
+			keys[s] = w.key
+		}
+	}
+	return keys
+}
+
+// runsWord names what a scenario's samples are: independent runs where
+// the file records repeats, else the per-second slices of one run that
+// older files hold.
+func runsWord(s *result.Scenario) string {
+	if s.Repeat > 0 {
+		return "runs"
+	}
+	return "samples"
+}
+
+// nsFactor converts a time unit to nanoseconds.
+func nsFactor(unit string) float64 {
+	switch strings.TrimSuffix(strings.ToLower(unit), "/packet") {
+	case "us", "µs", "usec":
+		return 1e3
+	case "ms":
+		return 1e6
+	case "s":
+		return 1e9
+	}
+	return 1
 }

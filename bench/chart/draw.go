@@ -4,6 +4,7 @@ import (
 	"errors"
 	"image/color"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -106,10 +107,15 @@ func dataHeight() vg.Length { return Height - vg.Points(headerAllowance) }
 
 // bars is a grouped bar chart: one colour per group, one slot per category.
 type bars struct {
-	cats       []string // category tick labels, may hold newlines
-	groups     []string // legend labels
-	colors     []color.Color
+	cats   []string // category tick labels, may hold newlines
+	groups []string // legend labels
+	colors []color.Color
+	// catColors, for a chart of one group, colours each category's bar
+	// (by path) instead; the category labels then name what the colours
+	// mean and the group gets no legend entry.
+	catColors  []color.Color
 	vals       [][]float64 // [group][category]; NaN where there is no value
+	lo, hi     [][]float64 // whisker ends like vals, or nil for no whiskers
 	horizontal bool        // categories down the y axis, first at the top
 	logValues  bool        // value axis is logarithmic
 	format     func(float64) string
@@ -154,6 +160,24 @@ func (b bars) addTo(p *plot.Plot, leg *plot.Legend, span vg.Length) error {
 		labelStyle.XAlign, labelStyle.YAlign = draw.XLeft, draw.YCenter
 	}
 	showValues := b.format != nil && width >= vg.Points(9)
+	if b.logValues {
+		// Whiskers may reach below the smallest median.
+		for g := range b.lo {
+			for _, v := range b.lo[g] {
+				if v > 0 && finite(v) && v < floor {
+					floor = math.Pow(10, math.Floor(math.Log10(v)))
+				}
+			}
+		}
+		for i := range base.Values {
+			base.Values[i] = floor
+		}
+		if b.horizontal {
+			p.X.Min = floor
+		} else {
+			p.Y.Min = floor
+		}
+	}
 	for g := range b.groups {
 		c := colorOf(g)
 		if g < len(b.colors) {
@@ -161,36 +185,76 @@ func (b bars) addTo(p *plot.Plot, leg *plot.Legend, span vg.Length) error {
 		}
 		vals := make(plotter.Values, nc)
 		var lab plotter.XYLabels
+		var wh whiskers
 		for i := range nc {
 			v := b.vals[g][i]
 			if !finite(v) || (b.logValues && v <= 0) {
 				continue
 			}
 			vals[b.slot(i)] = math.Max(v-floor, 0)
+			top := v
+			if b.lo != nil && b.hi != nil {
+				lo, hi := b.lo[g][i], b.hi[g][i]
+				if finite(lo) && finite(hi) && hi > lo {
+					if b.logValues {
+						lo = math.Max(lo, floor)
+					}
+					wh.pos = append(wh.pos, float64(b.slot(i)))
+					wh.lo = append(wh.lo, lo)
+					wh.hi = append(wh.hi, hi)
+					top = math.Max(top, hi)
+				}
+			}
 			if showValues {
 				if b.horizontal {
-					lab.XYs = append(lab.XYs, plotter.XY{X: v, Y: float64(b.slot(i))})
+					lab.XYs = append(lab.XYs, plotter.XY{X: top, Y: float64(b.slot(i))})
 				} else {
-					lab.XYs = append(lab.XYs, plotter.XY{X: float64(b.slot(i)), Y: v})
+					lab.XYs = append(lab.XYs, plotter.XY{X: float64(b.slot(i)), Y: top})
 				}
 				lab.Labels = append(lab.Labels, b.format(v))
 			}
 		}
-		bc, err := plotter.NewBarChart(vals, width)
-		if err != nil {
-			return err
-		}
-		bc.Color = c
-		bc.LineStyle = draw.LineStyle{Color: color.White, Width: vg.Points(0.5)}
-		bc.Horizontal = b.horizontal
-		bc.StackOn(base)
 		off := (vg.Length(g) - vg.Length(ng-1)/2) * width
 		if b.horizontal {
 			off = -off // first group on top, as the legend lists it
 		}
-		bc.Offset = off
-		p.Add(bc)
-		leg.Add(legendText(b.groups[g]), bc)
+		if b.catColors == nil {
+			bc, err := plotter.NewBarChart(vals, width)
+			if err != nil {
+				return err
+			}
+			bc.Color = c
+			bc.LineStyle = draw.LineStyle{Color: color.White, Width: vg.Points(0.5)}
+			bc.Horizontal = b.horizontal
+			bc.StackOn(base)
+			bc.Offset = off
+			p.Add(bc)
+			leg.Add(legendText(b.groups[g]), bc)
+		} else {
+			// One bar chart per category, each in its path's colour.
+			for i := range nc {
+				if !(vals[b.slot(i)] > 0) {
+					continue
+				}
+				one := &plotter.BarChart{Values: plotter.Values{floor}, XMin: float64(b.slot(i))}
+				bc, err := plotter.NewBarChart(plotter.Values{vals[b.slot(i)]}, width)
+				if err != nil {
+					return err
+				}
+				bc.Color = b.catColors[i%len(b.catColors)]
+				bc.LineStyle = draw.LineStyle{Color: color.White, Width: vg.Points(0.5)}
+				bc.Horizontal = b.horizontal
+				bc.StackOn(one)
+				bc.Offset = off
+				p.Add(bc)
+			}
+		}
+		if len(wh.pos) > 0 {
+			wh.horizontal, wh.offset = b.horizontal, off
+			wh.style = draw.LineStyle{Color: color.Gray{Y: 0x22}, Width: vg.Points(1)}
+			wh.cap = min(width*0.6, vg.Points(8))
+			p.Add(&wh)
+		}
 		if len(lab.XYs) > 0 {
 			l, err := plotter.NewLabels(lab)
 			if err != nil {
@@ -199,10 +263,14 @@ func (b bars) addTo(p *plot.Plot, leg *plot.Legend, span vg.Length) error {
 			for i := range l.TextStyle {
 				l.TextStyle[i] = labelStyle
 			}
+			gap := vg.Points(3)
+			if len(wh.pos) > 0 {
+				gap += vg.Points(3) // clear of the whisker's cap
+			}
 			if b.horizontal {
-				l.Offset = vg.Point{X: vg.Points(3), Y: off}
+				l.Offset = vg.Point{X: gap, Y: off}
 			} else {
-				l.Offset = vg.Point{X: off, Y: vg.Points(2)}
+				l.Offset = vg.Point{X: off, Y: gap - vg.Points(1)}
 			}
 			p.Add(l)
 		}
@@ -282,23 +350,6 @@ func formatNs(ns float64) string {
 	return strconv.FormatFloat(ns/1e9, 'g', 3, 64) + " s"
 }
 
-// sizeTicks marks exactly the frame sizes measured, which on a log axis
-// reads better than powers of two nobody ran. A size too close to the last
-// labelled one (60 beside 64, 1518 beside 1024) keeps its tick but not its
-// label, so labels never overlap.
-func sizeTicks(sz []float64) plot.Ticker {
-	ts := make(plot.ConstantTicks, len(sz))
-	last := math.Inf(-1)
-	for i, v := range sz {
-		ts[i] = plot.Tick{Value: v}
-		if v > 0 && math.Log2(v)-last >= 0.75 {
-			ts[i].Label = strconv.FormatFloat(v, 'f', -1, 64)
-			last = math.Log2(v)
-		}
-	}
-	return ts
-}
-
 // short3 writes v with three significant digits and no exponent for the
 // magnitudes charts show.
 func short3(v float64) string {
@@ -343,4 +394,123 @@ func (niceTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ts
+}
+
+// whiskers draws min..max whiskers at category slots, shifted by the same
+// offset as the bars of their group, which gonum's error bars cannot do.
+type whiskers struct {
+	pos, lo, hi []float64 // slot and whisker ends, in data units
+	horizontal  bool      // values along x
+	offset      vg.Length // across the category axis
+	cap         vg.Length // width of the end caps
+	style       draw.LineStyle
+}
+
+// Plot implements plot.Plotter.
+func (w *whiskers) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	for i, pos := range w.pos {
+		var a, b vg.Point
+		if w.horizontal {
+			y := trY(pos) + w.offset
+			a, b = vg.Point{X: trX(w.lo[i]), Y: y}, vg.Point{X: trX(w.hi[i]), Y: y}
+			c.StrokeLine2(w.style, a.X, a.Y, b.X, b.Y)
+			for _, e := range []vg.Point{a, b} {
+				c.StrokeLine2(w.style, e.X, e.Y-w.cap/2, e.X, e.Y+w.cap/2)
+			}
+			continue
+		}
+		x := trX(pos) + w.offset
+		a, b = vg.Point{X: x, Y: trY(w.lo[i])}, vg.Point{X: x, Y: trY(w.hi[i])}
+		c.StrokeLine2(w.style, a.X, a.Y, b.X, b.Y)
+		for _, e := range []vg.Point{a, b} {
+			c.StrokeLine2(w.style, e.X-w.cap/2, e.Y, e.X+w.cap/2, e.Y)
+		}
+	}
+}
+
+// DataRange implements plot.DataRanger, so the axis reaches the longest
+// whisker.
+func (w *whiskers) DataRange() (xmin, xmax, ymin, ymax float64) {
+	vmin, vmax := math.Inf(1), math.Inf(-1)
+	for i := range w.pos {
+		vmin, vmax = math.Min(vmin, w.lo[i]), math.Max(vmax, w.hi[i])
+	}
+	pmin, pmax := slices.Min(w.pos), slices.Max(w.pos)
+	if w.horizontal {
+		return vmin, vmax, pmin, pmax
+	}
+	return pmin, pmax, vmin, vmax
+}
+
+// pathColors fixes the colour of each path, so pollnet-pmd is the same
+// blue in every chart of a run and of every run.
+var pathColors = map[string]color.Color{
+	"pollnet-pmd":   palette[0],
+	"pollnet-napi":  palette[1],
+	"kernel":        palette[2],
+	"gvisor":        palette[3],
+	"dpdk-testpmd":  palette[4],
+	"kernel-iperf3": palette[5],
+}
+
+// pathColorer hands out path colours: the fixed ones, then the rest of the
+// palette to other paths in order of first appearance.
+type pathColorer struct{ other map[string]color.Color }
+
+func (pc *pathColorer) color(path string) color.Color {
+	if c, ok := pathColors[path]; ok {
+		return c
+	}
+	if pc.other == nil {
+		pc.other = map[string]color.Color{}
+	}
+	if c, ok := pc.other[path]; ok {
+		return c
+	}
+	c := palette[(6+len(pc.other))%len(palette)]
+	pc.other[path] = c
+	return c
+}
+
+// logRange returns the decades that hold every positive finite value of
+// vs, for a log axis: [10^floor, 10^ceil], at least one decade apart.
+func logRange(vs ...float64) (lo, hi float64, ok bool) {
+	lo, hi = math.Inf(1), 0
+	for _, v := range vs {
+		if v > 0 && finite(v) {
+			lo, hi = math.Min(lo, v), math.Max(hi, v)
+		}
+	}
+	if math.IsInf(lo, 1) {
+		return 0, 0, false
+	}
+	lo = math.Pow(10, math.Floor(math.Log10(lo)))
+	top := math.Pow(10, math.Ceil(math.Log10(hi)))
+	if top <= lo {
+		top = lo * 10
+	}
+	return lo, top, true
+}
+
+// logTicks marks a log axis at 1, 2 and 5 times each power of ten, all
+// labelled when the axis spans at most two decades (so a reader can read
+// values off it) and only the powers of ten otherwise.
+func logTicks(label func(float64) string) plot.Ticker {
+	return plot.TickerFunc(func(lo, hi float64) []plot.Tick {
+		ts := decadeTicks(label).Ticks(lo, hi)
+		if !(lo > 0) || hi/lo > 100.0001 {
+			return ts
+		}
+		for i, t := range ts {
+			if t.Label != "" {
+				continue
+			}
+			m := t.Value / math.Pow(10, math.Floor(math.Log10(t.Value)+1e-9))
+			if math.Abs(m-2) < 1e-6 || math.Abs(m-5) < 1e-6 {
+				ts[i].Label = label(t.Value)
+			}
+		}
+		return ts
+	})
 }

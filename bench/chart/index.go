@@ -17,18 +17,6 @@ import (
 // IndexFile is the page WriteIndex writes.
 const IndexFile = "index.html"
 
-// chartTitles name the charts in index.html; a chart file Render does not
-// know is shown under its file name.
-var chartTitles = map[string]string{
-	ThroughputMpps: "Throughput by frame size (Mpps)",
-	ThroughputGbps: "Throughput by frame size (Gbit/s on the wire)",
-	CPUPerMpkt:     "Forwarder CPU per million packets",
-	Latency:        "Latency percentiles",
-	OffloadMatrix:  "Throughput by offload setting",
-	SendfileVsCopy: "sendfile vs copy",
-	Samples:        "Samples over time",
-}
-
 // keyCounters are the counters shown in the scenario table because they
 // explain a low figure: drops, missed frames, softirq squeezes, interrupts.
 // The rest are one click away.
@@ -38,16 +26,20 @@ var keyCounters = []string{
 }
 
 // WriteIndex writes dir/index.html: the run's command, machine and start
-// time, a table of every scenario, ratios between paths that ran the same
-// scenario, and the charts (as returned by Render) embedded as SVG with
-// links to their PNGs. The page has no external assets, so the directory
-// can be copied or attached as it is. All text goes through html/template,
-// so a scenario name cannot inject markup.
+// time, then the charts (as returned by Render) embedded as SVG with links
+// to their PNGs, each with a sentence computed from the run saying what it
+// shows, then ratios between paths that did the same work, then a table of
+// every scenario. The page has no external assets, so the directory can be
+// copied or attached as it is. All text goes through html/template, so a
+// scenario name cannot inject markup.
 func WriteIndex(run *result.Run, dir string, charts []string) error {
 	if run == nil {
 		return fmt.Errorf("chart: no run to index")
 	}
-	page := buildPage(run, charts)
+	page, err := buildPage(run, charts)
+	if err != nil {
+		return err
+	}
 	var buf bytes.Buffer
 	if err := indexTemplate.Execute(&buf, page); err != nil {
 		return fmt.Errorf("chart: index: %w", err)
@@ -66,7 +58,9 @@ type indexPage struct {
 	Suite   string
 	Command string
 	Machine string
+	Commit  string
 	Started string
+	Lead    []string // run-level sentences: spread, harness limits
 	Rows    []scenarioRow
 	Ratios  []ratioRow
 	Charts  []chartRef
@@ -84,8 +78,9 @@ type scenarioRow struct {
 	Knobs    string
 	Metric   string
 	Median   string
-	P99      string
-	Stddev   string
+	Spread   string // "min..max over n runs", p99 where there is one
+	Busy     string // dut_busy, "" when not recorded
+	Limited  bool   // dut_busy below busyThreshold
 	Samples  int
 	CPU      string
 	Key      []kv // key counters
@@ -97,11 +92,12 @@ type scenarioRow struct {
 type ratioRow struct {
 	Name      string
 	Knobs     string
-	A, B      string // paths
+	A, B      string // paths, with their ports where these differ
 	Metric    string
 	MedianA   string
 	MedianB   string
-	Tput      string // A/B
+	Tput      string // A/B of the medians; "" when withheld
+	Note      string // why Tput is withheld
 	CPUA      string
 	CPUB      string
 	CPU       string // A/B of CPU per packet
@@ -110,15 +106,17 @@ type ratioRow struct {
 
 type chartRef struct {
 	Title string
+	About string // what the chart shows, computed from the run
 	Img   string // what <img> shows: the SVG where there is one
 	PNG   string // link target; "" when no PNG was written
 }
 
-func buildPage(run *result.Run, charts []string) indexPage {
+func buildPage(run *result.Run, charts []string) (indexPage, error) {
 	pg := indexPage{
 		Suite:   run.Suite,
 		Command: run.Command,
 		Machine: machineLine(run.Machine),
+		Commit:  run.Machine.Commit,
 	}
 	pg.Title = "pollnet bench"
 	if run.Suite != "" {
@@ -137,9 +135,18 @@ func buildPage(run *result.Run, charts []string) indexPage {
 			pg.NumSkip++
 		}
 	}
+	for _, l := range []string{spreadSummary(run), harnessSummary(run)} {
+		if l != "" {
+			pg.Lead = append(pg.Lead, l)
+		}
+	}
 	pg.Ratios = ratios(run)
-	pg.Charts = chartRefs(charts)
-	return pg
+	figs, err := figures(run)
+	if err != nil {
+		return pg, err
+	}
+	pg.Charts = chartRefs(charts, figs)
+	return pg, nil
 }
 
 func machineLine(m result.Machine) string {
@@ -188,11 +195,19 @@ func rowOf(n int, s *result.Scenario) scenarioRow {
 		r.Metric += " (" + s.Unit + ")"
 	}
 	if ran(s) {
-		r.Median, r.Stddev = sc.format(s.Median), sc.format(s.Stddev)
+		r.Median = sc.format(s.Median)
+		if len(s.Samples) > 1 {
+			_, lo, hi := spread(s, 1/sc.div)
+			r.Spread = fmt.Sprintf("%s..%s over %d %s", short3(lo), short3(hi), len(s.Samples), runsWord(s))
+		}
 		if s.P99 != nil {
-			r.P99 = sc.format(*s.P99)
+			r.Spread = strings.TrimPrefix(r.Spread+"; p99 "+sc.format(*s.P99), "; ")
 		}
 		r.CPU = strconv.FormatFloat(s.CPUSeconds, 'f', 2, 64)
+		if s.DUTBusy != nil {
+			r.Busy = strconv.FormatFloat(*s.DUTBusy, 'f', 2, 64)
+			_, r.Limited = harnessLimited(s)
+		}
 	}
 	for _, k := range keyCounters {
 		if v, ok := s.Counters[k]; ok {
@@ -247,29 +262,30 @@ func groupDigits(v uint64) string {
 	return b.String()
 }
 
-// comparable reports whether a and b are the same measurement under two
-// paths: same name, port and metric, and every knob both have agrees, but
-// for "mode", which names the path. Knobs only one path has (napi's
-// budget) do not prevent the match.
-func comparable(a, b *result.Scenario) bool {
-	if a.Path == b.Path || a.Name != b.Name || a.Port != b.Port || a.Metric != b.Metric || a.Unit != b.Unit {
+// comparable reports whether a and b are the same work under two paths:
+// one workload (scenario name, metric, frame size or payload, and port
+// where pollnet ran it on two) and every knob both have agrees, but for
+// the bookkeeping ones. Knobs only one path has (napi's budget, gVisor's
+// link) do not prevent the match.
+func comparable(a, b *result.Scenario, keys map[*result.Scenario]string) bool {
+	if a.Path == b.Path || a.Metric != b.Metric || a.Unit != b.Unit {
 		return false
 	}
-	for k, va := range a.Knobs {
-		if k == "mode" {
-			continue
-		}
-		if vb, ok := b.Knobs[k]; ok && formatKnob(va) != formatKnob(vb) {
-			return false
-		}
+	ka, okA := keys[a]
+	kb, okB := keys[b]
+	if !okA || !okB || ka != kb {
+		return false
 	}
-	return true
+	return len(differs(a, b)) == 0
 }
 
-// ratios pairs every scenario with each later one that ran the same
-// measurement under another path, e.g. pollnet-pmd against pollnet-napi at
-// each frame size.
+// ratios pairs every scenario with each later one that did the same work
+// under another path, e.g. pollnet-pmd against pollnet-napi at each frame
+// size, or pollnet against the kernel on one UDP payload. A throughput
+// ratio is withheld where either side's device under test was busy less
+// than busyThreshold of the time: the harness set that rate.
 func ratios(run *result.Run) []ratioRow {
+	keys := workloadKeys(run)
 	type pair struct{ a, b *result.Scenario }
 	var pairs []pair
 	for i := range run.Scenarios {
@@ -279,7 +295,7 @@ func ratios(run *result.Run) []ratioRow {
 		}
 		for j := i + 1; j < len(run.Scenarios); j++ {
 			b := &run.Scenarios[j]
-			if ran(b) && measured(b) && comparable(a, b) {
+			if ran(b) && measured(b) && comparable(a, b, keys) {
 				pairs = append(pairs, pair{a, b})
 			}
 		}
@@ -307,7 +323,7 @@ func ratios(run *result.Run) []ratioRow {
 	shared := func(p pair) map[string]string {
 		m := map[string]string{}
 		for k, va := range p.a.Knobs {
-			if _, ok := p.b.Knobs[k]; ok && k != "mode" && k != "duration_s" {
+			if _, ok := p.b.Knobs[k]; ok && !bookkeeping[k] {
 				m[k] = formatKnob(va)
 			}
 		}
@@ -348,8 +364,24 @@ func ratios(run *result.Run) []ratioRow {
 			Metric: p.a.Metric, MedianA: sc.format(p.a.Median), MedianB: sc.format(p.b.Median),
 			Tput: ratioText(p.a.Median, p.b.Median),
 		}
+		if p.a.Port != p.b.Port {
+			r.A += " (" + p.a.Port + ")"
+			r.B += " (" + p.b.Port + ")"
+		}
 		if r.Knobs == "" {
 			r.Knobs = "—"
+		}
+		if isRate(p.a) && !offeredLoad(p.a) {
+			var busy []string
+			for _, s := range []*result.Scenario{p.a, p.b} {
+				if v, ok := harnessLimited(s); ok {
+					busy = append(busy, fmt.Sprintf("%s %.2f", s.Path, v))
+				}
+			}
+			if len(busy) > 0 {
+				r.Tput = ""
+				r.Note = fmt.Sprintf("harness-limited: dut_busy %s < %.1f", strings.Join(busy, ", "), busyThreshold)
+			}
 		}
 		ca, ka, okA := cpuPerPacket(p.a)
 		cb, kb, okB := cpuPerPacket(p.b)
@@ -371,8 +403,14 @@ func ratioText(a, b float64) string {
 	return strconv.FormatFloat(a/b, 'f', 2, 64) + "×"
 }
 
-// chartRefs pairs each chart's SVG with its PNG, in the order given.
-func chartRefs(files []string) []chartRef {
+// chartRefs pairs each chart's SVG with its PNG, in the order given, and
+// takes its title and sentence from the figure of that name; a file no
+// figure names is shown under its file name.
+func chartRefs(files []string, figs []*figure) []chartRef {
+	byName := map[string]*figure{}
+	for _, f := range figs {
+		byName[f.name] = f
+	}
 	var refs []chartRef
 	seen := map[string]bool{}
 	for _, f := range files {
@@ -382,9 +420,9 @@ func chartRefs(files []string) []chartRef {
 			continue
 		}
 		seen[stem] = true
-		ref := chartRef{Title: chartTitles[stem]}
-		if ref.Title == "" {
-			ref.Title = stem
+		ref := chartRef{Title: stem}
+		if fig, ok := byName[stem]; ok {
+			ref.Title, ref.About = fig.title, fig.about
 		}
 		if slices.Contains(files, stem+".svg") {
 			ref.Img = stem + ".svg"
@@ -412,22 +450,25 @@ h2 { font-size: 1.15em; margin: 1.6em 0 .5em; border-bottom: 1px solid #ddd; pad
 dl.run { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; margin: 0; }
 dl.run dt { color: #666; }
 dl.run dd { margin: 0; }
-code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f4f4f4; padding: .1em .3em; border-radius: 3px; word-break: break-all; }
+code { font: 12.5px ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background: #f4f4f4; padding: .1em .3em; border-radius: 3px; overflow-wrap: anywhere; }
+p.lead { max-width: 60em; }
+figure { margin: 1em 0 2.2em; }
+figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
+figcaption { max-width: 800px; font-size: 13.5px; }
+figcaption .title { font-weight: 600; }
 .scroll { overflow-x: auto; }
-table { border-collapse: collapse; font-size: 13px; }
-th, td { border-bottom: 1px solid #e4e4e4; padding: .3em .6em; text-align: left; vertical-align: top; }
-th { background: #f6f6f6; font-weight: 600; white-space: nowrap; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.knobs { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; max-width: 22em; }
+table { border-collapse: collapse; font-size: 13px; width: 100%; table-layout: fixed; min-width: 60em; }
+th, td { border-bottom: 1px solid #e4e4e4; padding: .3em .5em; text-align: left; vertical-align: top; overflow-wrap: anywhere; }
+th { background: #f6f6f6; font-weight: 600; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.knobs { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; }
 tr.skipped td { color: #777; background: #fffbe8; }
 .skip { color: #8a5a00; font-weight: 600; }
-.counters span { display: inline-block; margin-right: .8em; white-space: nowrap; }
+.limited { color: #a33; font-weight: 600; }
+.counters span { display: inline-block; margin-right: .8em; }
 details summary { cursor: pointer; color: #0645ad; }
-details table { margin-top: .3em; font-size: 12px; }
+details table { margin-top: .3em; font-size: 12px; min-width: 0; table-layout: auto; }
 .note { color: #666; font-size: 13px; }
-figure { margin: 1em 0 2em; }
-figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
-figcaption { color: #555; font-size: 13px; }
 </style>
 </head>
 <body>
@@ -435,48 +476,51 @@ figcaption { color: #555; font-size: 13px; }
 <dl class="run">
 <dt>Command</dt><dd><code>{{if .Command}}{{.Command}}{{else}}not recorded{{end}}</code></dd>
 <dt>Machine</dt><dd>{{.Machine}}</dd>
-<dt>Started</dt><dd>{{if .Started}}{{.Started}}{{else}}not recorded{{end}}</dd>
+{{if .Commit}}<dt>Commit</dt><dd><code>{{.Commit}}</code></dd>
+{{end}}<dt>Started</dt><dd>{{if .Started}}{{.Started}}{{else}}not recorded{{end}}</dd>
 <dt>Scenarios</dt><dd>{{.NumRan}} ran{{if .NumSkip}}, {{.NumSkip}} skipped{{end}}</dd>
 </dl>
-
-<h2>Scenarios</h2>
-{{if .Rows}}<div class="scroll"><table>
-<thead><tr><th>#</th><th>Name</th><th>Path</th><th>Port</th><th>Knobs</th><th>Metric</th><th>Median</th><th>p99</th><th>Stddev</th><th>n</th><th>CPU s</th><th>Key counters</th><th>All figures</th></tr></thead>
-<tbody>
-{{range .Rows}}{{if .Skipped}}<tr class="skipped">
-<td class="num">{{.N}}</td><td>{{.Name}}</td><td>{{.Path}}</td><td>{{.Port}}</td><td class="knobs">{{.Knobs}}</td><td>{{.Metric}}</td>
-<td colspan="7"><span class="skip">Skipped:</span> {{.Skipped}}</td>
-</tr>
-{{else}}<tr>
-<td class="num">{{.N}}</td><td>{{.Name}}</td><td>{{.Path}}</td><td>{{.Port}}</td><td class="knobs">{{.Knobs}}</td><td>{{.Metric}}</td>
-<td class="num">{{.Median}}</td><td class="num">{{.P99}}</td><td class="num">{{.Stddev}}</td><td class="num">{{.Samples}}</td><td class="num">{{.CPU}}</td>
-<td class="counters">{{range .Key}}<span>{{.K}} {{.V}}</span>{{else}}—{{end}}</td>
-<td>{{if or .Counters .Extra}}<details><summary>counters, extra</summary><table>
-{{range .Counters}}<tr><td>{{.K}}</td><td class="num">{{.V}}</td></tr>
-{{end}}{{range .Extra}}<tr><td>{{.K}}</td><td class="num">{{.V}}</td></tr>
-{{end}}</table></details>{{else}}—{{end}}</td>
-</tr>
-{{end}}{{end}}</tbody>
-</table></div>
-{{else}}<p class="note">The run has no scenarios.</p>
-{{end}}
-{{if .Ratios}}<h2>Paths compared</h2>
-<p class="note">The same scenario and knobs under two paths. A ratio above 1 means path A is higher: better for throughput, worse for CPU per packet.</p>
-<div class="scroll"><table>
-<thead><tr><th>Scenario</th><th>Knobs</th><th>Path A</th><th>Path B</th><th>Metric</th><th>A median</th><th>B median</th><th>Throughput A/B</th><th>CPU/packet A</th><th>CPU/packet B</th><th>CPU/packet A/B</th></tr></thead>
-<tbody>
-{{range .Ratios}}<tr><td>{{.Name}}</td><td>{{.Knobs}}</td><td>{{.A}}</td><td>{{.B}}</td><td>{{.Metric}}</td>
-<td class="num">{{.MedianA}}</td><td class="num">{{.MedianB}}</td><td class="num"><strong>{{.Tput}}</strong></td>
-<td class="num">{{.CPUA}}</td><td class="num">{{.CPUB}}</td><td class="num"{{if .CPUSource}} title="from {{.CPUSource}}"{{end}}><strong>{{.CPU}}</strong></td></tr>
-{{end}}</tbody>
-</table></div>
+{{range .Lead}}<p class="lead">{{.}}</p>
 {{end}}
 <h2>Charts</h2>
 {{range .Charts}}<figure>
 <img src="{{.Img}}" alt="{{.Title}}" width="800" height="500">
-<figcaption>{{.Title}}{{if .PNG}} — <a href="{{.PNG}}">PNG</a>{{end}}</figcaption>
+<figcaption><span class="title">{{.Title}}.</span> {{.About}}{{if .PNG}} <a href="{{.PNG}}">PNG</a>{{end}}</figcaption>
 </figure>
 {{else}}<p class="note">No charts: no scenario produced data to draw.</p>
+{{end}}
+{{if .Ratios}}<h2>Paths compared</h2>
+<p class="note">The same work under two paths, measured in this run. A ratio above 1 means path A is higher: better for a rate, worse for CPU or latency. Throughput ratios are withheld where a device under test was busy less than 90% of the time (dut_busy &lt; 0.9): the harness set that rate.</p>
+<div class="scroll"><table>
+<colgroup><col style="width:9%"><col style="width:11%"><col style="width:13%"><col style="width:13%"><col style="width:11%"><col style="width:9%"><col style="width:9%"><col style="width:9%"><col style="width:6%"><col style="width:6%"><col style="width:7%"></colgroup>
+<thead><tr><th>Scenario</th><th>Knobs</th><th>Path A</th><th>Path B</th><th>Metric</th><th>A median</th><th>B median</th><th>A/B</th><th>CPU/packet A</th><th>CPU/packet B</th><th>CPU/packet A/B</th></tr></thead>
+<tbody>
+{{range .Ratios}}<tr><td>{{.Name}}</td><td>{{.Knobs}}</td><td>{{.A}}</td><td>{{.B}}</td><td>{{.Metric}}</td>
+<td class="num">{{.MedianA}}</td><td class="num">{{.MedianB}}</td><td class="num">{{if .Tput}}<strong>{{.Tput}}</strong>{{else}}<span class="limited">{{.Note}}</span>{{end}}</td>
+<td class="num">{{.CPUA}}</td><td class="num">{{.CPUB}}</td><td class="num"{{if .CPUSource}} title="from {{.CPUSource}}"{{end}}><strong>{{.CPU}}</strong></td></tr>
+{{end}}</tbody>
+</table></div>
+{{end}}
+<h2>Every scenario</h2>
+{{if .Rows}}<div class="scroll"><table>
+<colgroup><col style="width:3%"><col style="width:8%"><col style="width:9%"><col style="width:20%"><col style="width:10%"><col style="width:8%"><col style="width:10%"><col style="width:5%"><col style="width:5%"><col style="width:22%"></colgroup>
+<thead><tr><th>#</th><th>Scenario</th><th>Path · port</th><th>Knobs</th><th>Metric</th><th>Median</th><th>Spread</th><th>DUT busy</th><th>CPU s</th><th>Counters</th></tr></thead>
+<tbody>
+{{range .Rows}}{{if .Skipped}}<tr class="skipped">
+<td class="num">{{.N}}</td><td>{{.Name}}</td><td>{{.Path}}{{if .Port}} · {{.Port}}{{end}}</td><td class="knobs">{{.Knobs}}</td><td>{{.Metric}}</td>
+<td colspan="5"><span class="skip">Skipped:</span> {{.Skipped}}</td>
+</tr>
+{{else}}<tr>
+<td class="num">{{.N}}</td><td>{{.Name}}</td><td>{{.Path}}{{if .Port}} · {{.Port}}{{end}}</td><td class="knobs">{{.Knobs}}</td><td>{{.Metric}}</td>
+<td class="num">{{.Median}}</td><td>{{.Spread}}</td><td class="num">{{if .Limited}}<span class="limited" title="below 0.9: the harness set the rate">{{.Busy}}</span>{{else}}{{.Busy}}{{end}}</td><td class="num">{{.CPU}}</td>
+<td class="counters">{{range .Key}}<span>{{.K}} {{.V}}</span> {{end}}{{if or .Counters .Extra}}<details><summary>all counters and figures</summary><table>
+{{range .Counters}}<tr><td>{{.K}}</td><td class="num">{{.V}}</td></tr>
+{{end}}{{range .Extra}}<tr><td>{{.K}}</td><td class="num">{{.V}}</td></tr>
+{{end}}</table></details>{{else}}{{if not .Key}}—{{end}}{{end}}</td>
+</tr>
+{{end}}{{end}}</tbody>
+</table></div>
+{{else}}<p class="note">The run has no scenarios.</p>
 {{end}}
 </body>
 </html>

@@ -38,7 +38,7 @@ func TestWriteIndex(t *testing.T) {
 		t.Error("index.html carries raw markup from a knob value")
 	}
 	for _, s := range run.Scenarios {
-		if want := "<td>" + template.HTMLEscapeString(s.Name) + "</td><td>" + s.Path + "</td>"; !strings.Contains(page, want) {
+		if want := "<td>" + template.HTMLEscapeString(s.Name) + "</td><td>" + s.Path + " · " + s.Port + "</td>"; !strings.Contains(page, want) {
 			t.Errorf("index lacks the row of %q on %s", s.Name, s.Path)
 		}
 	}
@@ -74,9 +74,10 @@ func TestWriteIndex(t *testing.T) {
 }
 
 func TestChartRefs(t *testing.T) {
-	got := chartRefs([]string{"latency.svg", "latency.png", "extra.png", "notes.txt", "latency.svg"})
+	figs := []*figure{{name: "latency", title: "Latency at light load", about: "It shows latency."}}
+	got := chartRefs([]string{"latency.svg", "latency.png", "extra.png", "notes.txt", "latency.svg"}, figs)
 	want := []chartRef{
-		{Title: "Latency percentiles", Img: "latency.svg", PNG: "latency.png"},
+		{Title: "Latency at light load", About: "It shows latency.", Img: "latency.svg", PNG: "latency.png"},
 		{Title: "extra", Img: "extra.png", PNG: "extra.png"},
 	}
 	if !slices.Equal(got, want) {
@@ -139,11 +140,11 @@ func TestWriteMarkdown(t *testing.T) {
 	}
 	run.Scenarios = append(run.Scenarios, result.Scenario{Name: "x|<b>", Path: "kernel", Skipped: "needs root"})
 	var b strings.Builder
-	if err := WriteMarkdown(&b, run, "reference", []string{"throughput-mpps.svg", "throughput-mpps.png"}); err != nil {
+	if err := WriteMarkdown(&b, run, "reference", []string{"paths-pps-64B.svg", "paths-pps-64B.png"}); err != nil {
 		t.Fatal(err)
 	}
 	out := b.String()
-	for _, want := range []string{"![Throughput by frame size (Mpps)](reference/throughput-mpps.png)", "reference/result.json",
+	for _, want := range []string{"![Forwarding rate (pps), 64 B frames](reference/paths-pps-64B.png)", "reference/result.json",
 		"skipped: needs root", `x\|&lt;b&gt;`, "| pps |"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, out)

@@ -175,6 +175,9 @@ func FormatLoad(w io.Writer, rs []LoadResult) {
 			break
 		}
 	}
+	for _, r := range rs {
+		offCore(w, &r.Scenario, "dut_cpu_share", fmt.Sprintf(" at %.0f%% load", 100*r.Share))
+	}
 }
 
 // latency formats a latency figure of Extra, "-" when there were too few

@@ -582,6 +582,9 @@ func FormatPPS(w io.Writer, rs []PPSResult) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	for _, r := range rs {
+		offCore(w, &r.Scenario, "dut_cpu_share", "")
+	}
 }
 
 // formatIdle prints what waiting costs each mode.

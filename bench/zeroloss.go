@@ -319,10 +319,13 @@ func (c *ZeroLossConfig) result(pc *PPSConfig, mode Mode, size int, ss []search)
 		sc.GOMAXPROCS = top[0].GOMAXPROCS
 	}
 	// dut_busy at the top rate: could the harness saturate the device?
-	var topBusy []float64
+	var topBusy, topShare []float64
 	for i := range top {
 		topBusy = append(topBusy, top[i].Busy)
+		topShare = append(topShare, top[i].CPUShare())
 	}
+	ts, _ := result.Summarise(topShare)
+	sc.Extra["dut_cpu_share_top"] = ts.Median
 	tb, _ := result.Summarise(topBusy)
 	sc.DUTBusy = &tb.Median
 	sc.Extra["dut_busy_min"], sc.Extra["dut_busy_max"] = tb.Min, tb.Max
@@ -387,6 +390,24 @@ func FormatZeroLoss(w io.Writer, rs []ZeroLossResult) {
 	for _, p := range pairZeroLoss(rs) {
 		fmt.Fprintln(w, throughputRatio("zero-loss", p[0].Size, &p[0].Scenario, &p[1].Scenario))
 	}
+	for _, r := range rs {
+		offCore(w, &r.Scenario, "dut_cpu_share_top", " at the top rate")
+	}
+}
+
+// offCore prints a note when a poll-mode device under test was off its core
+// for part of its window (its thread's CPU time over the wall time, Extra
+// key, below BusyThreshold): a poller never sleeps, so the time went to other
+// threads or processes, and frames that arrived meanwhile waited or were
+// dropped. Such figures are the machine's as much as the device's.
+func offCore(w io.Writer, sc *result.Scenario, key, where string) {
+	v, ok := sc.Extra[key]
+	if sc.Path != "pollnet-"+string(ModePMD) || !ok || v >= BusyThreshold {
+		return
+	}
+	size := sc.Knobs["size"]
+	fmt.Fprintf(w, "note: %s %v B: the pmd poller ran %.0f%% of the window%s; other threads or processes took its core\n",
+		sc.Name, size, 100*v, where)
 }
 
 func busy(sc result.Scenario) float64 {

@@ -767,10 +767,10 @@ func (p *Port) Pending() int {
 // because frames had landed while it was masked.
 func (p *Port) ArmRaised(q int) uint64 { return p.checkRx(q).irq.ArmRaised() }
 
-// InterruptTime is the time spent raising the port's receive interrupts,
-// summed over its queues (engine.RxInterrupt.HandlerTime): the hard interrupt
-// work, done on the threads of the port's peer that sent the frames. Read it
-// before Close.
+// InterruptTime is the CPU time spent in the port's receive interrupt
+// handlers, summed over its queues (estimated by sampling, see
+// engine.RxInterrupt.HandlerTime): the hard interrupt work, done on the
+// threads of the port's peer that sent the frames. Read it before Close.
 func (p *Port) InterruptTime() time.Duration {
 	var d time.Duration
 	for _, rq := range p.rxq {

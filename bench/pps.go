@@ -7,10 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -25,14 +25,17 @@ import (
 type PPSConfig struct {
 	Sizes    []int         // frame sizes in bytes, without FCS (60..9000)
 	Queues   int           // queues per port; the generator spreads flows over them
-	Duration time.Duration // measured time per size
-	Warmup   time.Duration // unmeasured time before it
-	Repeat   int           // samples the measured time is split into (default 5)
-	RingSize int           // descriptors per receive lane
-	ZeroCopy bool          // hand mbufs over instead of copying them
-	Rate     float64       // generator packets per second; 0 is as fast as it can
-	GenCore  int           // core of the generator and sink worker
-	FwdCore  int           // core of the forwarder worker
+	Duration time.Duration // measured time of each run
+	Warmup   time.Duration // unmeasured time before it, in every run
+	// Repeat is the number of independent runs per mode and size (default
+	// 1), interleaved between the modes: pmd, napi, pmd, napi, ... Each
+	// builds its own ports and pools and has its own warm-up.
+	Repeat   int
+	RingSize int     // descriptors per receive lane
+	ZeroCopy bool    // hand mbufs over instead of copying them
+	Rate     float64 // generator packets per second; 0 is as fast as it can
+	GenCore  int     // core of the generator and sink worker
+	FwdCore  int     // core of the forwarder worker
 	Idle     engine.Idle
 	Progress io.Writer // progress bars go here; nil for none
 
@@ -49,6 +52,10 @@ type PPSConfig struct {
 	// Live, if set, is told what to watch while a run goes on, and nil when
 	// it ends: the counters `pollnet stat` prints.
 	Live func(*Live)
+
+	// prof, if set, writes a CPU profile of the measured window of the
+	// first run of each scenario, path and knob set.
+	prof *profiler
 }
 
 // Mode is how the device under test is driven.
@@ -93,6 +100,8 @@ func (c *PPSConfig) name() string {
 	return c.Name
 }
 
+func (c *PPSConfig) repeat() int { return max(c.Repeat, 1) }
+
 func (c *PPSConfig) weight() int {
 	if c.Weight == 0 {
 		return engine.DefaultWeight
@@ -104,6 +113,7 @@ func (c *PPSConfig) weight() int {
 const (
 	MinQueues = 1
 	MaxQueues = 16
+	MaxRepeat = 1000
 )
 
 // FlagError is a configuration value out of range; the command line turns it
@@ -124,6 +134,9 @@ func (c *PPSConfig) Validate() error {
 		if s < pktgen.MinFrameSize || s > pktgen.MaxFrameSize {
 			return flagErr("--size %d is out of range: frame sizes are %d..%d bytes (without FCS)", s, pktgen.MinFrameSize, pktgen.MaxFrameSize)
 		}
+	}
+	if c.Repeat < 0 || c.Repeat > MaxRepeat {
+		return flagErr("--repeat %d is out of range: use 1..%d", c.Repeat, MaxRepeat)
 	}
 	if c.Queues < MinQueues || c.Queues > MaxQueues {
 		return flagErr("--queues %d is out of range: use %d..%d", c.Queues, MinQueues, MaxQueues)
@@ -202,19 +215,36 @@ type ppsRig struct {
 	sinkPair *wire.Pair // B (0) ~ S (1)
 	genPool  *engine.Pool
 	tmpl     *pktgen.Template
-	pacer    *pktgen.Pacer
 	sink     pktgen.Sink
-	seq      uint64
 	scratch  []byte // a frame too large for one segment is built here
-	// latencyReset asks the sink's worker to forget the warm-up latencies.
-	latencyReset atomic.Bool
-	txQueue      int
-	gen, fwd     *engine.Worker
-	genStopped   bool
+	txQueue  int
+	gen, fwd *engine.Worker
+
+	// Owned by the generator's goroutine.
+	drain      [engine.Burst]engine.Mbuf // the sink's extra receive bursts
+	pacer      *pktgen.Pacer
+	paced      float64 // the rate pacer holds to
+	seq        uint64  // frames generated
+	allocFails uint64  // bursts not sent: the pool was empty
+	genStopped bool
+
+	// rate is the offered rate asked for (math.Float64bits; 0 is as fast as
+	// the generator can); the generator picks a change up on its next round.
+	rate atomic.Uint64
+	// markWant asks the generator's goroutine for a genMark (markStart or
+	// markEnd); it answers on marks.
+	markWant atomic.Int32
+	marks    chan genMark
 }
 
+// Kinds of genMark.
+const (
+	markStart = 1 // the window starts: the sink forgets the latencies before it
+	markEnd   = 2 // the window ends: the mark carries its latencies
+)
+
 func newPPSRig(cfg PPSConfig, size int) (*ppsRig, error) {
-	r := &ppsRig{cfg: cfg, size: size, scratch: make([]byte, size)}
+	r := &ppsRig{cfg: cfg, size: size, scratch: make([]byte, size), marks: make(chan genMark, 1)}
 	var err error
 	wc := wire.Config{Queues: cfg.Queues, RingSize: cfg.RingSize, ZeroCopy: cfg.ZeroCopy}
 	wc.Names = [2]string{"gen", "fwd-rx"}
@@ -239,9 +269,14 @@ func newPPSRig(cfg PPSConfig, size int) (*ppsRig, error) {
 		r.closePorts()
 		return nil, err
 	}
+	r.setRate(cfg.Rate)
+	r.paced = cfg.Rate
 	r.pacer = pktgen.NewPacer(cfg.Rate, engine.Burst)
 	return r, nil
 }
+
+// setRate asks the generator for a new offered rate (0: as fast as it can).
+func (r *ppsRig) setRate(pps float64) { r.rate.Store(math.Float64bits(pps)) }
 
 func (r *ppsRig) closePorts() error {
 	var errs []error
@@ -266,6 +301,56 @@ func (r *ppsRig) closePorts() error {
 	return errors.Join(errs...)
 }
 
+// tick is the generator worker's work between its receive polls: answer a
+// mark request, follow a rate change, empty the sink's rings, send a burst.
+func (r *ppsRig) tick(w *engine.Worker, n int) {
+	if k := r.markWant.Load(); k != 0 {
+		r.markWant.Store(0)
+		r.marks <- r.mark(int(k))
+	}
+	if rate := math.Float64frombits(r.rate.Load()); rate != r.paced {
+		r.paced = rate
+		r.pacer = pktgen.NewPacer(rate, engine.Burst)
+	}
+	r.drainSink(w)
+	r.generate(w, n)
+}
+
+// drainSink receives everything waiting at the sink before the next burst
+// is generated. The poll loop takes one burst per queue per round and the
+// generator sends one: at the generator's full speed a sink that fell
+// behind once would never catch up, and would drop frames for ever, a loss
+// that is the harness's and not the device's. Draining first puts the sink
+// ahead of the generator, which slows instead: then the offered rate, and
+// dut_busy, say that the harness is the limit.
+func (r *ppsRig) drainSink(w *engine.Worker) {
+	s := r.sinkPair.Ports[1]
+	for q := 0; q < r.cfg.Queues; q++ {
+		for i := 0; i <= r.cfg.RingSize/engine.Burst; i++ {
+			k := s.RxBurst(q, r.drain[:])
+			if k == 0 {
+				break
+			}
+			r.receive(w, engine.QueueRef{Port: s, Queue: q}, r.drain[:k])
+		}
+	}
+}
+
+// mark snapshots the generator's and the sink's counters, on their
+// goroutine. A start mark empties the latency histogram; an end mark carries
+// a copy of it.
+func (r *ppsRig) mark(kind int) genMark {
+	m := genMark{At: engine.Nanotime(), Seq: r.seq, AllocFails: r.allocFails, Sink: r.sink.Stats()}
+	switch kind {
+	case markStart:
+		r.sink.Latency().Reset()
+	case markEnd:
+		h := *r.sink.Latency()
+		m.Latency = &h
+	}
+	return m
+}
+
 // generate sends one paced burst of stamped frames from the generator port.
 func (r *ppsRig) generate(w *engine.Worker, _ int) {
 	if r.genStopped {
@@ -279,7 +364,8 @@ func (r *ppsRig) generate(w *engine.Worker, _ int) {
 	var burst [engine.Burst]engine.Mbuf
 	pkts := burst[:n]
 	if w.Caches.AllocBulk(r.genPool, pkts) != nil {
-		return // every buffer is in flight; the pool's counter records it
+		r.allocFails++ // every buffer is in flight
+		return
 	}
 	for i, m := range pkts {
 		if r.size <= m.Tailroom() {
@@ -305,10 +391,6 @@ func (r *ppsRig) generate(w *engine.Worker, _ int) {
 
 // receive is the sink: it checks sequence and latency of every frame.
 func (r *ppsRig) receive(w *engine.Worker, _ engine.QueueRef, pkts []engine.Mbuf) {
-	if r.latencyReset.Load() {
-		r.sink.Latency().Reset()
-		r.latencyReset.Store(false)
-	}
 	now := engine.Nanotime()
 	for _, m := range pkts {
 		r.sink.ObserveHead(m.Data(), m.PktLen(), now)
@@ -342,40 +424,59 @@ func queues(p engine.Port) []engine.QueueRef {
 	return qs
 }
 
-// PPSResult is one frame size's measurement.
+// PPSResult is one mode and frame size: its runs' measured windows and the
+// scenario made of them. The counters here are sums over the windows.
 type PPSResult struct {
 	Mode          Mode
 	Size          int
 	Scenario      result.Scenario
+	Runs          []window
 	Sink          pktgen.SinkStats
-	Latency       *pktgen.Histogram
-	FwdStats      engine.PollStats    // PMD mode
-	Softnet       engine.SoftnetStats // NAPI mode
+	Latency       *pktgen.Histogram // every window's latencies
+	Softnet       engine.SoftnetStats
 	RxMissed      uint64
 	Interrupts    uint64
 	Received      uint64  // frames the sink got while measuring
 	CPUSeconds    float64 // the whole process
-	DUTCPUSeconds float64 // the forwarder's thread alone
+	DUTCPUSeconds float64 // the device under test: its thread, and interrupts in NAPI mode
 }
 
-// RunPPS runs the packet-rate scenario once per frame size.
+// raiseProcs makes sure there are at least n processors: the run's two
+// workers each hold one for the whole run, and one more keeps the main
+// goroutine, the sampler and the progress bar responsive. It returns the
+// function that restores the old setting.
+func raiseProcs(n int) func() {
+	if old := runtime.GOMAXPROCS(0); old < n {
+		runtime.GOMAXPROCS(n)
+		return func() { runtime.GOMAXPROCS(old) }
+	}
+	return func() {}
+}
+
+// RunPPS runs the packet-rate scenario: Repeat independent runs per mode and
+// frame size, the modes interleaved, each with its warm-up and one measured
+// window of Duration at the configured rate (or without traffic).
 func RunPPS(cfg PPSConfig) ([]PPSResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	// Two workers each hold a P for the whole run; one more keeps the
-	// sampler and the progress bar responsive.
-	if runtime.GOMAXPROCS(0) < 3 {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(3))
+	defer raiseProcs(3)()
+	runs := map[slotKey][]window{}
+	for _, sl := range runOrder(cfg.Sizes, cfg.Modes, cfg.repeat()) {
+		label := fmt.Sprintf("%s %-4s %4dB q%d run %d/%d", cfg.name(), sl.Mode, sl.Size, cfg.Queues, sl.Run+1, cfg.repeat())
+		w, err := runOnce(&cfg, cfg.name(), sl, label, cfg.Rate, fmt.Sprintf("%s-%s-%dB", cfg.name(), sl.Mode, sl.Size))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s %d bytes, run %d of %d: %w", cfg.name(), sl.Mode, sl.Size, sl.Run+1, cfg.repeat(), err)
+		}
+		runs[sl.key()] = append(runs[sl.key()], w)
 	}
-	// Modes alternate within each size, so that a ratio between them is
-	// measured minutes apart at most, not across the whole run.
 	var out []PPSResult
 	for _, size := range cfg.Sizes {
 		for _, mode := range cfg.Modes {
-			res, err := runPPSSize(cfg, mode, size)
+			ws := runs[slotKey{mode, size}]
+			res, err := cfg.ppsResult(mode, size, ws)
 			if err != nil {
-				return out, fmt.Errorf("%s %s %d bytes: %w", cfg.name(), mode, size, err)
+				return nil, err
 			}
 			out = append(out, res)
 		}
@@ -383,281 +484,115 @@ func RunPPS(cfg PPSConfig) ([]PPSResult, error) {
 	return out, nil
 }
 
-func runPPSSize(cfg PPSConfig, mode Mode, size int) (PPSResult, error) {
-	r, err := newPPSRig(cfg, size)
+// runOnce is one independent run with one measured window.
+func runOnce(cfg *PPSConfig, scenario string, sl slot, label string, rate float64, profKey string) (window, error) {
+	wr, err := startRun(cfg, scenario, sl.Mode, sl.Size)
 	if err != nil {
-		return PPSResult{}, err
+		return window{}, err
 	}
-	r.genStopped = cfg.NoTraffic
-	a := r.genPair.Ports[1]
-	b := r.sinkPair.Ports[0]
-	s := r.sinkPair.Ports[1]
+	w, err := wr.measure(label, rate, cfg.Warmup, cfg.Duration, profKey)
+	if ferr := wr.finish(); err == nil {
+		err = ferr
+	}
+	return w, err
+}
 
-	if r.fwd, err = engine.NewWorker(cfg.FwdCore); err != nil {
-		r.closePorts()
-		return PPSResult{}, err
+// ppsResult makes the scenario of one mode and size from its runs.
+func (c *PPSConfig) ppsResult(mode Mode, size int, ws []window) (PPSResult, error) {
+	sc := c.baseScenario(c.name(), mode, size)
+	sc.Knobs["rate"] = c.Rate
+	sc.Metric, sc.Unit = "rx_pps", "packets/s"
+	for i := range ws {
+		sc.Samples = append(sc.Samples, ws[i].ReceivedRate())
 	}
-	if r.gen, err = engine.NewWorker(cfg.GenCore); err != nil {
-		r.closePorts()
-		return PPSResult{}, err
-	}
-	var wg sync.WaitGroup
-	var runErr [2]error
-	start := func(w *engine.Worker, i int, run func() error) error {
-		wg.Add(1)
-		err := w.Start(func(w *engine.Worker) {
-			defer wg.Done()
-			runErr[i] = run()
-		})
-		if err != nil {
-			wg.Done()
+	if c.NoTraffic {
+		// An idle run measures what waiting costs: the cores the device
+		// under test burns with nothing to do.
+		sc.Metric, sc.Unit, sc.Samples = "cpu_share", "cores", nil
+		for i := range ws {
+			sc.Samples = append(sc.Samples, ws[i].CPUShare())
 		}
-		return err
 	}
-	// The forwarder is the device under test: a poll-mode worker, or a
-	// softirq woken by port A's interrupts.
-	var softirq *engine.Softirq
-	fwdRun := func() error {
-		return r.fwd.Poll(engine.PollConfig{Rx: queues(a), Handler: forwarder(b), Idle: cfg.Idle})
-	}
-	if mode == ModeNAPI {
-		if softirq, err = engine.NewSoftirq(r.fwd, cfg.Softirq); err != nil {
-			r.closePorts()
-			return PPSResult{}, flagErr("%v", err)
-		}
-		if err := a.SetCoalesce(cfg.RxUsecs, cfg.RxFrames); err != nil {
-			r.closePorts()
-			return PPSResult{}, flagErr("--rx-usecs/--rx-frames: %v", err)
-		}
-		for _, q := range queues(a) {
-			if _, err := softirq.Add(engine.NAPIConfig{Port: a, Queue: q.Queue, Weight: cfg.Weight, Handler: forwarder(b)}); err != nil {
-				r.closePorts()
-				return PPSResult{}, flagErr("%v", err)
-			}
-		}
-		fwdRun = softirq.Run
-	}
-	if err := start(r.fwd, 0, fwdRun); err != nil {
-		r.closePorts()
+	if err := fillWindows(&sc, ws); err != nil {
 		return PPSResult{}, err
 	}
-	if err := start(r.gen, 1, func() error {
-		return r.gen.Poll(engine.PollConfig{Rx: queues(s), Handler: r.receive, Tick: r.generate, Idle: cfg.Idle})
-	}); err != nil {
-		r.fwd.Stop()
-		wg.Wait()
-		r.closePorts()
-		return PPSResult{}, err
-	}
-	stats := &Live{Mode: mode, Size: size, Ports: []engine.Port{a, b}}
-	if softirq != nil {
-		stats.Softirqs = []*engine.Softirq{softirq}
-	}
-	if mode == ModePMD {
-		stats.Workers = []*engine.Worker{r.fwd}
-	}
-	if cfg.Live != nil {
-		cfg.Live(stats)
-	}
-
-	sinkCount := func() uint64 { rx, _ := engine.PortStats(s); return rx.Packets }
-	var cpu0, dut0 time.Duration
-	var missed0, irq0 uint64
-	sm := sampling{
-		Progress: cfg.Progress, Label: fmt.Sprintf("%s %-4s %4dB q%d", cfg.name(), mode, size, cfg.Queues),
-		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: cfg.Repeat, Count: sinkCount,
-		// The forwarder thread's CPU time: its share of a core per sample.
-		Extra: func() uint64 { return uint64(r.fwd.CPUTime()) },
-		Measuring: func() {
-			cpu0, dut0 = CPUTime(), r.fwd.CPUTime()
-			missed0, irq0 = rxMissed(a), interrupts(a)
-			r.latencyReset.Store(true) // latency from the measured period only
-		},
-		Status: func(rate, share float64) string {
-			return fmt.Sprintf("%.2f Mpps, forwarder %.0f%% of a core", rate/1e6, 100*share)
-		},
-	}.run()
-	samples, dutShare, wall, received, bar := sm.Rates, sm.Extras, sm.Wall, sm.Total, sm.Bar
-	cpu := CPUTime() - cpu0
-	dutCPU := r.fwd.CPUTime() - dut0
-	missed := rxMissed(a) - missed0
-	irqs := interrupts(a) - irq0
-
-	// Stop the generator first and let the forwarder drain what is in
-	// flight, so the pools can be checked for leaks.
-	r.gen.Stop()
-	drainUntil := time.Now().Add(200 * time.Millisecond)
-	for time.Now().Before(drainUntil) && pending(a) > 0 {
-		time.Sleep(time.Millisecond)
-	}
-	r.fwd.Stop()
-	wg.Wait()
-	if cfg.Live != nil {
-		cfg.Live(nil)
-	}
-	fwdStats := r.fwd.Stats()
-	var softnet engine.SoftnetStats
-	if softirq != nil {
-		softnet = softirq.Stats()
-	}
-	if err := errors.Join(runErr[0], runErr[1]); err != nil {
-		r.closePorts()
-		return PPSResult{}, err
-	}
-	if err := r.closePorts(); err != nil {
-		return PPSResult{}, fmt.Errorf("mbuf leak after the run: %w", err)
-	}
-
-	res := PPSResult{Mode: mode, Size: size, Sink: r.sink.Stats(), Latency: r.sink.Latency(), FwdStats: fwdStats,
-		Softnet: softnet, RxMissed: missed, CPUSeconds: cpu.Seconds(), DUTCPUSeconds: dutCPU.Seconds(), Interrupts: irqs}
-	sc := result.Scenario{
-		Name: cfg.name(), Path: "pollnet-" + string(mode), Port: "wire",
-		Knobs: map[string]any{
-			"size": size, "queues": cfg.Queues, "ring": cfg.RingSize, "zero_copy": cfg.ZeroCopy,
-			"rate": cfg.Rate, "idle": cfg.Idle.String(), "duration_s": cfg.Duration.Seconds(), "mode": string(mode),
-		},
-		Metric: "rx_pps", Unit: "packets/s",
-		Samples:    samples,
-		CPUSeconds: cpu.Seconds(),
-		Counters: map[string]uint64{
-			"rx_missed":        missed,
-			"interrupts":       irqs,
-			"sink_received":    res.Sink.Received,
-			"sink_lost":        res.Sink.Lost,
-			"sink_duplicates":  res.Sink.Duplicates,
-			"sink_reordered":   res.Sink.Reordered,
-			"sink_malformed":   res.Sink.Malformed,
-			"latency_samples":  res.Latency.Count(),
-			"generator_frames": r.seq,
-		},
-	}
-	if mode == ModeNAPI {
-		sc.Knobs["budget"] = softirq.Config().Budget
-		sc.Knobs["budget_usecs"] = softirq.Config().BudgetUsecs
-		sc.Knobs["weight"] = cfg.weight()
-		sc.Knobs["rx_usecs"] = cfg.RxUsecs
-		sc.Knobs["rx_frames"] = cfg.RxFrames
-		sc.Counters["processed"] = softnet.Processed
-		sc.Counters["dropped"] = softnet.Dropped
-		sc.Counters["time_squeeze"] = softnet.TimeSqueeze
-		sc.Counters["softirq_rounds"] = softnet.Rounds
-		sc.Counters["napi_polls"] = softnet.Polls
-		sc.Counters["wakeups"] = softnet.Wakeups
-		sc.Counters["parks"] = softnet.Parks
-	} else {
-		sc.Counters["fwd_polls"] = fwdStats.Polls
-		sc.Counters["fwd_empty_polls"] = fwdStats.EmptyPolls
-		sc.Counters["fwd_tx_dropped"] = fwdStats.TxDropped
-		sc.Counters["fwd_full_bursts"] = fwdStats.BurstHist[engine.Burst]
-	}
-	if cfg.NoTraffic {
-		// An idle run measures what waiting costs: the forwarder's share
-		// of a core, per second.
-		sc.Metric, sc.Unit, sc.Samples = "dut_cpu", "cores", dutShare
-	}
-	if err := sc.Summarise(); err != nil {
-		return PPSResult{}, err
-	}
-	share, _ := result.Summarise(dutShare)
-	sc.Extra = map[string]float64{
-		"dut_cpu_seconds":  dutCPU.Seconds(),
-		"dut_cpu_share":    share.Median,
-		"latency_p50_ns":   float64(res.Latency.Percentile(50)),
-		"latency_p99_ns":   float64(res.Latency.Percentile(99)),
-		"latency_p999_ns":  float64(res.Latency.Percentile(99.9)),
-		"latency_max_ns":   float64(res.Latency.Max()),
-		"wall_seconds":     wall.Seconds(),
-		"interrupts_per_s": float64(irqs) / wall.Seconds(),
-	}
-	if !cfg.NoTraffic {
+	if !c.NoTraffic {
 		sc.Extra["mpps_median"] = sc.Median / 1e6
 		sc.Extra["gbps_median"] = sc.Median * float64(size+24) * 8 / 1e9 // with FCS, preamble and gap
 	}
-	if mode == ModePMD {
-		sc.Extra["avg_burst"] = avgBurst(fwdStats)
-	}
-	if received > 0 {
-		sc.Extra["dut_cpu_ns_per_packet"] = dutCPU.Seconds() * 1e9 / float64(received)
-		sc.Extra["dut_cpu_s_per_mpkt"] = dutCPU.Seconds() * 1e6 / float64(received)
-		sc.Extra["cpu_ns_per_packet"] = cpu.Seconds() * 1e9 / float64(received)
-	}
-	res.Received = received
-	res.Scenario = sc
-	if bar != nil {
-		if cfg.NoTraffic {
-			bar.Done(fmt.Sprintf("forwarder %.1f%% of a core", 100*share.Median))
-		} else {
-			bar.Done(fmt.Sprintf("%.2f Mpps", sc.Median/1e6))
-		}
+	res := PPSResult{Mode: mode, Size: size, Scenario: sc, Runs: ws, Latency: &pktgen.Histogram{}}
+	for i := range ws {
+		w := &ws[i]
+		res.Latency.Merge(&w.Latency)
+		res.Sink = addSink(res.Sink, w.Sink)
+		res.Softnet = addSoftnet(res.Softnet, w.Softnet)
+		res.RxMissed += w.aRx.Drops[engine.DropRingFull]
+		res.Interrupts += w.aRx.Interrupts
+		res.Received += w.Received
+		res.CPUSeconds += w.ProcessCPU.Seconds()
+		res.DUTCPUSeconds += w.DUTCPU.Seconds()
 	}
 	return res, nil
 }
 
-func interrupts(p engine.Port) uint64 {
-	rx, _ := engine.PortStats(p)
-	return rx.Interrupts
-}
-
-func rxMissed(p engine.Port) uint64 {
-	rx, _ := engine.PortStats(p)
-	return rx.Drops[engine.DropRingFull]
-}
-
-// pending is how many frames wait on p's receive rings; it reads only
-// counters, so any goroutine may call it.
-func pending(p engine.Port) uint64 {
-	var n uint64
-	if wp, ok := p.(*wire.Port); ok {
-		n = uint64(wp.Pending())
+// addSink adds b to a: the sums over windows that a result reports.
+func addSink(a, b pktgen.SinkStats) pktgen.SinkStats {
+	return pktgen.SinkStats{
+		Received: a.Received + b.Received, Bytes: a.Bytes + b.Bytes, Malformed: a.Malformed + b.Malformed,
+		Unique: a.Unique + b.Unique, Duplicates: a.Duplicates + b.Duplicates, Reordered: a.Reordered + b.Reordered,
+		TooLate: a.TooLate + b.TooLate, Lost: a.Lost + b.Lost, Highest: max(a.Highest, b.Highest),
 	}
-	return n
 }
 
-func avgBurst(s engine.PollStats) float64 {
-	var pk, polls uint64
-	for n, c := range s.BurstHist {
-		pk += uint64(n) * c
-		polls += c
+func addSoftnet(a, b engine.SoftnetStats) engine.SoftnetStats {
+	return engine.SoftnetStats{
+		Processed: a.Processed + b.Processed, Dropped: a.Dropped + b.Dropped, TimeSqueeze: a.TimeSqueeze + b.TimeSqueeze,
+		Rounds: a.Rounds + b.Rounds, Polls: a.Polls + b.Polls, Completes: a.Completes + b.Completes,
+		Wakeups: a.Wakeups + b.Wakeups, Parks: a.Parks + b.Parks, Yields: a.Yields + b.Yields, Scheduled: a.Scheduled + b.Scheduled,
 	}
-	if polls == 0 {
-		return 0
-	}
-	return float64(pk) / float64(polls)
 }
 
-// FormatPPS prints the results as a table, then the ratios between modes
-// for every frame size run in both.
+// FormatPPS prints the results as a table, then per frame size run in both
+// modes the PMD/NAPI comparison: a throughput ratio only where both devices
+// were saturated (dut_busy at least BusyThreshold). Idle results print the
+// cores burnt instead.
 func FormatPPS(w io.Writer, rs []PPSResult) {
-	fmt.Fprintf(w, "%-5s %6s %9s %8s %10s %10s %10s %9s %9s %10s %9s\n",
-		"mode", "size", "Mpps", "Gbit/s", "lat p50", "lat p99", "rx_missed", "fwd cpu", "fwd ns/p", "irq/s", "squeeze")
+	if len(rs) > 0 && rs[0].Scenario.Metric == "cpu_share" {
+		formatIdle(w, rs)
+		return
+	}
+	fmt.Fprintf(w, "%-5s %6s %9s %19s %6s %9s %10s %10s %10s %11s %10s\n",
+		"mode", "size", "Mpps", "min..max", "busy", "fwd ns/p", "lat p50", "lat p99", "rx_missed", "sink drops", "irq/s")
 	for _, r := range rs {
 		sc := r.Scenario
 		nsp := "-"
 		if v, ok := sc.Extra["dut_cpu_ns_per_packet"]; ok {
 			nsp = fmt.Sprintf("%.1f", v)
 		}
-		mpps := sc.Extra["mpps_median"]
-		fmt.Fprintf(w, "%-5s %6d %9.3f %8.2f %10v %10v %10d %8.1f%% %9s %10.0f %9d\n",
-			r.Mode, r.Size, mpps, sc.Extra["gbps_median"],
-			roundLatency(r.Latency.Percentile(50)), roundLatency(r.Latency.Percentile(99)),
-			r.RxMissed, 100*sc.Extra["dut_cpu_share"], nsp, sc.Extra["interrupts_per_s"], r.Softnet.TimeSqueeze)
+		fmt.Fprintf(w, "%-5s %6d %9.3f %9.3f..%-9.3f %6.2f %9s %10s %10s %10d %11d %10.0f\n",
+			r.Mode, r.Size, sc.Median/1e6, sc.Min/1e6, sc.Max/1e6, busy(sc), nsp,
+			latency(sc, "lat_p50_us"), latency(sc, "lat_p99_us"), sc.Counters["rx_missed"],
+			sc.Counters["sink_rx_missed"]+sc.Counters["sink_rx_nombuf"], sc.Extra["interrupts_per_s"])
 	}
 	for _, p := range pairModes(rs) {
-		pm, na := p[0].Scenario, p[1].Scenario
-		line := fmt.Sprintf("pmd/napi at %d B:", p[0].Size)
-		if na.Median > 0 {
-			line += fmt.Sprintf(" throughput %.2fx", pm.Median/na.Median)
-		}
+		pm, na := &p[0].Scenario, &p[1].Scenario
+		line := throughputRatio("max rate", p[0].Size, pm, na)
 		if a, b := pm.Extra["dut_cpu_ns_per_packet"], na.Extra["dut_cpu_ns_per_packet"]; a > 0 && b > 0 {
-			line += fmt.Sprintf(", forwarder CPU per packet %.2fx", a/b)
-		}
-		if a, b := pm.Extra["dut_cpu_share"], na.Extra["dut_cpu_share"]; b > 0 {
-			line += fmt.Sprintf(", forwarder CPU share %.0f%% vs %.1f%%", 100*a, 100*b)
-		}
-		if a, b := p[0].Latency.Percentile(99), p[1].Latency.Percentile(99); a > 0 && b > 0 {
-			line += fmt.Sprintf(", p99 latency %v vs %v", roundLatency(a), roundLatency(b))
+			line += fmt.Sprintf("; device CPU per packet %.2fx", a/b)
 		}
 		fmt.Fprintln(w, line)
+	}
+	for _, r := range rs {
+		offCore(w, &r.Scenario, "dut_cpu_share", "")
+	}
+}
+
+// formatIdle prints what waiting costs each mode.
+func formatIdle(w io.Writer, rs []PPSResult) {
+	fmt.Fprintf(w, "%-5s %12s %19s %11s %8s\n", "mode", "cpu (cores)", "min..max", "interrupts", "wakeups")
+	for _, r := range rs {
+		sc := r.Scenario
+		fmt.Fprintf(w, "%-5s %12.4f %9.4f..%-9.4f %11d %8d\n", r.Mode, sc.Median, sc.Min, sc.Max, sc.Counters["interrupts"], sc.Counters["wakeups"])
 	}
 }
 

@@ -22,7 +22,7 @@ func testPPSConfig() PPSConfig {
 func (r *ppsRig) step(gw, fw *engine.Worker, fwd engine.Handler, pkts []engine.Mbuf) int {
 	a := r.genPair.Ports[1]
 	s := r.sinkPair.Ports[1]
-	r.generate(gw, 0)
+	r.tick(gw, 0) // empties the sink (it is empty) and generates
 	n := a.RxBurst(0, pkts[:])
 	fwd(fw, engine.QueueRef{Port: a, Queue: 0}, pkts[:n])
 	fw.FlushTx()
@@ -94,34 +94,68 @@ func TestForwardedFramesHaveSwappedMACs(t *testing.T) {
 }
 
 // TestRunPPSReturnsEveryMbuf runs the real workers; RunPPS closes the ports
-// and pools at the end and fails if any mbuf is not back.
+// and pools at the end and fails if any mbuf is not back. Each result records
+// where and how it was measured, and NAPI's device CPU includes the
+// interrupts.
 func TestRunPPSReturnsEveryMbuf(t *testing.T) {
 	for _, c := range []struct {
 		queues int
 		zc     bool
 		sizes  []int
 		modes  []Mode
+		repeat int
 	}{
-		{1, false, []int{60, 1518}, []Mode{ModePMD, ModeNAPI}},
-		{2, true, []int{64}, []Mode{ModeNAPI, ModePMD}},
-		{4, false, []int{9000}, []Mode{ModeNAPI}},
+		{1, false, []int{60, 1518}, []Mode{ModePMD, ModeNAPI}, 1},
+		{2, true, []int{64}, []Mode{ModeNAPI, ModePMD}, 2},
+		{4, false, []int{9000}, []Mode{ModeNAPI}, 1},
 	} {
 		cfg := testPPSConfig()
-		cfg.Queues, cfg.ZeroCopy, cfg.Sizes, cfg.Modes = c.queues, c.zc, c.sizes, c.modes
+		cfg.Queues, cfg.ZeroCopy, cfg.Sizes, cfg.Modes, cfg.Repeat = c.queues, c.zc, c.sizes, c.modes, c.repeat
+		if c.repeat > 1 {
+			cfg.Duration = 100 * time.Millisecond
+		}
 		rs, err := RunPPS(cfg)
 		if err != nil {
 			t.Fatalf("%+v: %v", c, err)
 		}
 		for _, r := range rs {
 			sc := r.Scenario
-			if len(sc.Samples) == 0 || sc.Median <= 0 || r.Sink.Received == 0 || r.Sink.Malformed != 0 {
+			if len(sc.Samples) != c.repeat || len(r.Runs) != c.repeat || sc.Median <= 0 || r.Sink.Received == 0 || r.Sink.Malformed != 0 {
 				t.Fatalf("%+v size %d: samples %v, sink %+v", c, r.Size, sc.Samples, r.Sink)
 			}
 			if r.Latency.Count() == 0 || r.Latency.Count() > r.Sink.Received {
 				t.Fatalf("latency samples %d, received %d", r.Latency.Count(), r.Sink.Received)
 			}
+			if sc.P99 != nil || sc.Repeat != c.repeat || sc.WarmupS != cfg.Warmup.Seconds() || sc.GOMAXPROCS < 3 ||
+				sc.Roles["dut"] != cfg.FwdCore || sc.Roles["generator"] != cfg.GenCore || sc.Roles["sink"] != cfg.GenCore {
+				t.Fatalf("provenance: p99 %v, repeat %d, warm-up %v, GOMAXPROCS %d, roles %v", sc.P99, sc.Repeat, sc.WarmupS, sc.GOMAXPROCS, sc.Roles)
+			}
+			for _, k := range []string{"mtu", "gro", "tso", "csum", "size", "copy"} {
+				if _, ok := sc.Knobs[k]; !ok {
+					t.Fatalf("knob %s missing: %v", k, sc.Knobs)
+				}
+			}
+			if sc.DUTBusy == nil || *sc.DUTBusy <= 0 || *sc.DUTBusy > 1 {
+				t.Fatalf("dut_busy %v", sc.DUTBusy)
+			}
+			for _, k := range []string{"sink_rx_missed", "sink_rx_nombuf", "rx_missed", "rx_nombuf"} {
+				if _, ok := sc.Counters[k]; !ok {
+					t.Fatalf("counter %s missing", k)
+				}
+			}
 			if r.Mode == ModeNAPI && (r.Interrupts == 0 || r.Softnet.Processed == 0 || sc.Path != "pollnet-napi") {
 				t.Fatalf("napi run: %d interrupts, softnet %+v, path %s", r.Interrupts, r.Softnet, sc.Path)
+			}
+			for _, w := range r.Runs {
+				if w.DUTCPU != w.ThreadCPU+w.IRQTime {
+					t.Fatalf("%s: device CPU %v, thread %v + interrupts %v", r.Mode, w.DUTCPU, w.ThreadCPU, w.IRQTime)
+				}
+				if r.Mode == ModeNAPI && (w.IRQTime <= 0 || sc.Counters["interrupt_cpu_ns"] == 0) {
+					t.Fatalf("napi: %d interrupts charged %v", w.aRx.Interrupts, w.IRQTime)
+				}
+				if r.Mode == ModePMD && w.IRQTime != 0 {
+					t.Fatalf("pmd charged %v of interrupts", w.IRQTime)
+				}
 			}
 		}
 	}
@@ -189,7 +223,7 @@ func TestIdleNAPISleeps(t *testing.T) {
 	if napi > 0.02 || napi >= pmd {
 		t.Fatalf("idle %v s: forwarder CPU %.3f s in pmd mode, %.3f s in napi mode", cfg.Duration.Seconds(), pmd, napi)
 	}
-	if rs[1].Softnet.Processed != 0 || rs[1].Interrupts != 0 || rs[1].Scenario.Metric != "dut_cpu" {
+	if rs[1].Softnet.Processed != 0 || rs[1].Interrupts != 0 || rs[1].Scenario.Metric != "cpu_share" {
 		t.Fatalf("idle napi: %+v", rs[1].Softnet)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -28,7 +27,7 @@ type Options struct {
 	Duration     time.Duration
 	DurationSet  bool
 	Warmup       time.Duration
-	Repeat       int
+	Repeat       int // independent runs per path (0: DefaultRepeat)
 	RingSize     int
 	ZeroCopy     bool
 	Rate         float64
@@ -44,52 +43,132 @@ type Options struct {
 	Live         func(*Live)
 	ProfileDir   string    // CPU and heap profiles per scenario, when set
 	ProfileNotes io.Writer // where the pprof commands are printed
+
+	prof *profiler // set by Plan from ProfileDir
 }
 
 // Job is one scenario of a suite, ready to run.
 type Job struct {
 	Name string
 	run  func() ([]result.Scenario, func(io.Writer), error)
+	// Estimate is how long the job should take, from its count of runs
+	// and trials.
+	Estimate Estimate
+	// windows is whether the job profiles its measured windows itself
+	// (one CPU profile per scenario and path); the others are profiled
+	// whole.
+	windows bool
 }
 
-// Suites are the named suites: quick is `make bench`'s default (about a
-// minute and a half here), full adds sizes, queues, zero-copy, coalescing
-// and the peers: the Linux kernel, gVisor and dpdk-testpmd (about eleven
-// minutes).
+// Estimate is the expected length of a job, counted from its runs and
+// trials: every run costs its warm-up and its measured time, and a
+// zero-loss search its trials.
+type Estimate struct {
+	Runs   int           // independent runs, each with a warm-up
+	Trials int           // zero-loss trials, at most
+	Time   time.Duration // expected, with searches of typicalTrials trials
+	Max    time.Duration // with searches that spend every trial
+	// Unknown is set when the job's length cannot be counted (the peers
+	// depend on what is installed).
+	Unknown bool
+}
+
+func (e Estimate) add(o Estimate) Estimate {
+	return Estimate{Runs: e.Runs + o.Runs, Trials: e.Trials + o.Trials, Time: e.Time + o.Time, Max: e.Max + o.Max,
+		Unknown: e.Unknown || o.Unknown}
+}
+
+// runOverhead is what building and tearing down one run's ports, pools and
+// workers costs, beside its warm-up and measured time.
+const runOverhead = 50 * time.Millisecond
+
+// Expect describes a plan's length, counted from its runs and trials, for
+// printing before it starts.
+func Expect(name string, jobs []Job) string {
+	var total Estimate
+	var parts []string
+	for _, j := range jobs {
+		e := j.Estimate
+		total = total.add(e)
+		switch {
+		case e.Unknown:
+			parts = append(parts, j.Name+" (not counted)")
+		case e.Trials > 0:
+			parts = append(parts, fmt.Sprintf("%s %d runs, at most %d trials", j.Name, e.Runs, e.Trials))
+		default:
+			parts = append(parts, fmt.Sprintf("%s %d runs", j.Name, e.Runs))
+		}
+	}
+	s := fmt.Sprintf("%s: %s; expected about %v (at most %v)", name, strings.Join(parts, ", "),
+		total.Time.Round(time.Second), total.Max.Round(time.Second))
+	if total.Unknown {
+		s += " plus what is not counted"
+	}
+	return s
+}
+
+// Suites are the named suites: quick is `make bench`'s default (about two
+// and a half minutes here; Expect counts it), full sweeps sizes, adds
+// zero-copy, two queues, light load, coalescing, and the peers: the Linux
+// kernel, gVisor and dpdk-testpmd.
 var Suites = []string{"quick", "full"}
 
 // Scenarios are the scenarios that can run on their own.
-var Scenarios = []string{"pps", "lowrate", "idle", "coalesce", "udp", "peers"}
+var Scenarios = []string{"pps", "zero_loss", "load", "lowrate", "idle", "coalesce", "udp", "peers"}
+
+// Suite presets.
+const (
+	// DefaultRepeat is the independent runs per path when --repeat is
+	// not given.
+	DefaultRepeat = 3
+	quickDuration = time.Second
+	fullDuration  = 2 * time.Second
+)
+
+// Frame sizes of the zero-loss search and the equal-load runs: the quick
+// suite at 64 B only, the full suite sweeps.
+var (
+	quickWireSizes = []int{64}
+	fullWireSizes  = []int{64, 512, 1518}
+)
 
 // Plan validates the options and lists the jobs of a suite or of a single
 // scenario.
 func Plan(name string, o Options) ([]Job, error) {
 	if o.Repeat == 0 {
-		o.Repeat = 5
+		o.Repeat = DefaultRepeat
 	}
-	if o.Repeat < 1 || o.Repeat > 1000 {
-		return nil, flagErr("--repeat %d is out of range: use 1..1000", o.Repeat)
+	if o.Repeat < 1 || o.Repeat > MaxRepeat {
+		return nil, flagErr("--repeat %d is out of range: use 1..%d", o.Repeat, MaxRepeat)
 	}
 	full := name == "full"
-	if full && !o.DurationSet {
-		o.Duration = 5 * time.Second
+	if !o.DurationSet {
+		switch name {
+		case "quick":
+			o.Duration = quickDuration
+		case "full":
+			o.Duration = fullDuration
+		}
 	}
 	var names []string
 	switch {
 	case name == "quick":
-		names = []string{"pps", "lowrate", "idle", "udp"}
+		names = []string{"zero_loss", "load", "idle", "udp"}
 	case full:
-		names = []string{"pps", "lowrate", "idle", "coalesce", "udp", "peers"}
+		names = []string{"pps", "zero_loss", "load", "lowrate", "idle", "coalesce", "udp", "peers"}
+	case name == "load":
+		names = []string{"zero_loss", "load"} // load needs the zero-loss rates
 	case slices.Contains(Scenarios, name):
 		names = []string{name}
 	default:
 		return nil, flagErr("unknown suite or scenario %q: the suites are %s; the scenarios %s",
 			name, strings.Join(Suites, ", "), strings.Join(Scenarios, ", "))
 	}
-	single := len(names) == 1
+	o.prof = newProfiler(o.ProfileDir, o.ProfileNotes)
+	p := &planner{o: o, full: full, single: !full && name != "quick", names: names, shared: &wireShared{}}
 	var jobs []Job
 	for _, n := range names {
-		js, err := o.jobs(n, full, single)
+		js, err := p.jobs(n)
 		if err != nil {
 			return nil, err
 		}
@@ -98,23 +177,44 @@ func Plan(name string, o Options) ([]Job, error) {
 	return jobs, nil
 }
 
+// planner holds what the jobs of one plan share.
+type planner struct {
+	o            Options
+	full, single bool
+	names        []string
+	shared       *wireShared
+}
+
+// wireShared carries the zero-loss rates from the zero_loss job to the load
+// job that follows it.
+type wireShared struct {
+	zeroLoss []ZeroLossResult
+	done     bool
+}
+
 // ppsConfig is the packet-rate configuration the options describe.
 func (o Options) ppsConfig(name string) PPSConfig {
 	return PPSConfig{
 		Name: name, Sizes: o.Sizes, Queues: o.Queues, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
 		RingSize: o.RingSize, ZeroCopy: o.ZeroCopy, Rate: o.Rate, GenCore: o.GenCore, FwdCore: o.FwdCore,
 		Idle: o.Idle, Modes: o.Modes, Softirq: o.Softirq, Weight: o.Weight, RxUsecs: o.RxUsecs,
-		RxFrames: o.RxFrames, Progress: o.Progress, Live: o.Live,
+		RxFrames: o.RxFrames, Progress: o.Progress, Live: o.Live, prof: o.prof,
 	}
 }
 
+// runTime is one run's expected length.
+func runTime(c *PPSConfig) time.Duration { return c.Warmup + c.Duration + runOverhead }
+
 func ppsJob(label string, cfgs ...PPSConfig) (Job, error) {
+	var e Estimate
 	for i := range cfgs {
 		if err := cfgs[i].Validate(); err != nil {
 			return Job{}, err
 		}
+		n := len(cfgs[i].Sizes) * len(cfgs[i].Modes) * cfgs[i].repeat()
+		e = e.add(Estimate{Runs: n, Time: time.Duration(n) * runTime(&cfgs[i]), Max: time.Duration(n) * runTime(&cfgs[i])})
 	}
-	return Job{Name: label, run: func() ([]result.Scenario, func(io.Writer), error) {
+	return Job{Name: label, Estimate: e, windows: true, run: func() ([]result.Scenario, func(io.Writer), error) {
 		var all []PPSResult
 		for _, c := range cfgs {
 			rs, err := RunPPS(c)
@@ -131,8 +231,21 @@ func ppsJob(label string, cfgs ...PPSConfig) (Job, error) {
 	}}, nil
 }
 
+// wireSizes are the frame sizes of the zero-loss and load scenarios: the
+// ones given with --size, or the suite's.
+func (p *planner) wireSizes() []int {
+	switch {
+	case p.o.SizesSet:
+		return p.o.Sizes
+	case p.full:
+		return fullWireSizes
+	}
+	return quickWireSizes
+}
+
 // jobs expands one scenario name into jobs with the suite's presets.
-func (o Options) jobs(name string, full, single bool) ([]Job, error) {
+func (p *planner) jobs(name string) ([]Job, error) {
+	o, full, single := p.o, p.full, p.single
 	switch name {
 	case "pps":
 		c := o.ppsConfig("pps")
@@ -141,14 +254,85 @@ func (o Options) jobs(name string, full, single bool) ([]Job, error) {
 		}
 		cfgs := []PPSConfig{c}
 		if full {
+			// Zero-copy and two queues at a few sizes: small, Ethernet's
+			// largest, jumbo.
 			zc := c
 			zc.ZeroCopy = true
 			two := c
 			two.Queues = 2
+			if !o.SizesSet {
+				zc.Sizes, two.Sizes = []int{64, 1518, 9000}, []int{64, 1518, 9000}
+			}
 			cfgs = append(cfgs, zc, two)
 		}
 		j, err := ppsJob("pps", cfgs...)
 		return []Job{j}, err
+	case "zero_loss":
+		c := ZeroLossConfig{PPSConfig: o.ppsConfig("zero_loss")}
+		c.Sizes = p.wireSizes()
+		c.EmitPPS = !slices.Contains(p.names, "pps")
+		c.fill()
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		n := len(c.Sizes) * len(c.Modes) * c.repeat()
+		search := func(trials int) time.Duration {
+			return c.Warmup + runOverhead + c.Trial + time.Duration(trials-1)*(c.Settle+c.Trial)
+		}
+		e := Estimate{Runs: n, Trials: n * c.MaxTrials, Time: time.Duration(n) * search(min(typicalTrials, c.MaxTrials)),
+			Max: time.Duration(n) * search(c.MaxTrials)}
+		shared := p.shared
+		return []Job{{Name: "zero_loss", Estimate: e, windows: true, run: func() ([]result.Scenario, func(io.Writer), error) {
+			rs, err := RunZeroLoss(c)
+			if err != nil {
+				return nil, nil, err
+			}
+			shared.zeroLoss, shared.done = rs, true
+			var scs []result.Scenario
+			for _, r := range rs {
+				scs = append(scs, r.Scenario)
+			}
+			for _, r := range rs {
+				if r.PPS != nil {
+					scs = append(scs, *r.PPS)
+				}
+			}
+			return scs, func(w io.Writer) { FormatZeroLoss(w, rs) }, nil
+		}}}, nil
+	case "load":
+		c := LoadConfig{PPSConfig: o.ppsConfig("load"), Shares: DefaultLoadShares}
+		c.Sizes = p.wireSizes()
+		if err := c.Validate(); err != nil {
+			return nil, err
+		}
+		n := len(c.Sizes) * len(c.Shares) * len(c.Modes) * c.repeat()
+		e := Estimate{Runs: n, Time: time.Duration(n) * runTime(&c.PPSConfig), Max: time.Duration(n) * runTime(&c.PPSConfig)}
+		shared := p.shared
+		return []Job{{Name: "load", Estimate: e, windows: true, run: func() ([]result.Scenario, func(io.Writer), error) {
+			if !shared.done {
+				return nil, nil, fmt.Errorf("load: no zero-loss rates to take the loads from")
+			}
+			c.Reference = ReferenceRates(shared.zeroLoss)
+			rs, err := RunLoad(c)
+			if err != nil {
+				return nil, nil, err
+			}
+			var scs []result.Scenario
+			for _, r := range rs {
+				scs = append(scs, r.Scenario)
+			}
+			for _, size := range c.Sizes {
+				if _, ok := c.Reference[size]; !ok {
+					for _, m := range c.Modes {
+						sc := c.baseScenario("load", m, size)
+						sc.Metric, sc.Unit = "cpu_ns_per_packet", "ns/packet"
+						sc.Skipped = "no zero-loss rate at this size in both modes to take the loads from"
+						scs = append(scs, sc)
+					}
+				}
+			}
+			return scs, func(w io.Writer) { FormatLoad(w, rs) }, nil
+		}}}, nil
 	case "lowrate":
 		c := o.ppsConfig("lowrate")
 		if !o.RateSet {
@@ -195,7 +379,9 @@ func (o Options) jobs(name string, full, single bool) ([]Job, error) {
 		if err := u.Validate(); err != nil {
 			return nil, err
 		}
-		return []Job{{Name: "udp", run: func() ([]result.Scenario, func(io.Writer), error) {
+		n := udpRuns(&u)
+		t := time.Duration(n) * (u.Warmup + u.Duration + runOverhead)
+		return []Job{{Name: "udp", Estimate: Estimate{Runs: n, Time: t, Max: t}, run: func() ([]result.Scenario, func(io.Writer), error) {
 			rs, err := RunUDP(u)
 			if err != nil {
 				return nil, nil, err
@@ -211,6 +397,10 @@ func (o Options) jobs(name string, full, single bool) ([]Job, error) {
 	}
 	return nil, fmt.Errorf("bench: no scenario %q", name)
 }
+
+// udpRuns counts the UDP scenario's runs: both workloads at every size in
+// every mode, each a run of its own (RunUDP).
+func udpRuns(u *UDPConfig) int { return 2 * len(u.Sizes) * len(u.Modes) }
 
 // peerWorkloads are what the peers run beside pollnet's own scenarios:
 // UDP packet rate and request/response, TCP stream and connection rate
@@ -229,7 +419,7 @@ func (o Options) peerWorkloads() []compare.Workload {
 }
 
 func (o Options) peersJob() Job {
-	return Job{Name: "peers", run: func() ([]result.Scenario, func(io.Writer), error) {
+	return Job{Name: "peers", Estimate: Estimate{Unknown: true}, run: func() ([]result.Scenario, func(io.Writer), error) {
 		var all []result.Scenario
 		for _, w := range o.peerWorkloads() {
 			if o.Progress != nil {
@@ -265,19 +455,22 @@ func FormatScenarios(w io.Writer, scs []result.Scenario) {
 	tw.Flush()
 }
 
-// Run runs the job, profiling it into dir when dir is set, and prints its
-// table to out.
+// Run runs the job and prints its table to out. With a profile directory,
+// a job that profiles its measured windows writes one CPU profile per
+// scenario and path (see profiler); any other is profiled whole. Every job
+// leaves a heap profile.
 func (j Job) Run(out io.Writer, o Options) ([]result.Scenario, error) {
-	var stop func()
-	if o.ProfileDir != "" {
+	stop := func() {}
+	if o.ProfileDir != "" && !j.windows {
 		var err error
 		if stop, err = startProfile(o.ProfileDir, j.Name, o.ProfileNotes); err != nil {
 			return nil, err
 		}
 	}
 	scs, table, err := j.run()
-	if stop != nil {
-		stop()
+	stop()
+	if o.ProfileDir != "" {
+		writeHeapProfile(o.ProfileDir, j.Name, o.ProfileNotes)
 	}
 	if err != nil {
 		return nil, err
@@ -287,13 +480,13 @@ func (j Job) Run(out io.Writer, o Options) ([]result.Scenario, error) {
 	return scs, nil
 }
 
-// startProfile starts a CPU profile of one scenario; the returned function
-// stops it and writes a heap profile beside it.
+// startProfile starts a CPU profile of a whole job; the returned function
+// stops it.
 func startProfile(dir, name string, notes io.Writer) (func(), error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("profile directory: %w", err)
 	}
-	cpuPath := filepath.Join(dir, name+".cpu.pprof")
+	cpuPath := filepath.Join(dir, profileName(name)+".cpu.pprof")
 	f, err := os.Create(cpuPath)
 	if err != nil {
 		return nil, err
@@ -305,14 +498,8 @@ func startProfile(dir, name string, notes io.Writer) (func(), error) {
 	return func() {
 		pprof.StopCPUProfile()
 		f.Close()
-		heapPath := filepath.Join(dir, name+".heap.pprof")
-		if h, err := os.Create(heapPath); err == nil {
-			runtime.GC()
-			pprof.WriteHeapProfile(h)
-			h.Close()
-		}
 		if notes != nil {
-			fmt.Fprintf(notes, "profiles of %s: go tool pprof -http=127.0.0.1:0 %s  (heap: %s)\n", name, cpuPath, heapPath)
+			fmt.Fprintf(notes, "profile of %s: go tool pprof -http=127.0.0.1:0 %s\n", name, cpuPath)
 		}
 	}, nil
 }

@@ -3,10 +3,13 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/internal/futex"
 )
@@ -42,7 +45,11 @@ type RxInterrupt struct {
 	timer      *irqTimer
 	timerFires atomic.Uint64
 	armRaised  atomic.Uint64 // raised by Arm because frames were already waiting
-	_          [64]byte
+	// sampledNanos is the CPU time of the sampled interrupts' handlers, in
+	// nanoseconds, and samples how many were sampled (see HandlerTime).
+	sampledNanos atomic.Uint64
+	samples      atomic.Uint64
+	_            [64]byte
 }
 
 // NewRxInterrupt returns an interrupt line for a queue whose frames pending
@@ -106,14 +113,86 @@ func (ri *RxInterrupt) ArmRaised() uint64 { return ri.armRaised.Load() }
 // Armed reports whether the interrupt is unmasked.
 func (ri *RxInterrupt) Armed() bool { return ri.armed.Load() }
 
+// HandlerTime estimates the CPU time spent in this line's interrupt handler
+// (for NAPI: napi_schedule and the wake-up of the softirq), summed over every
+// interrupt raised, on whichever thread raised it (the sender's, for an
+// in-memory port, or the coalescing timer's). It is the hard interrupt work
+// that a NIC's interrupt would make its core do, and a benchmark charges it
+// to the interrupt mode's device under test.
+//
+// One interrupt in irqSampleEvery (the first, then every irqSampleEvery-th)
+// is timed with the raising thread's CPU clock, and the estimate is the mean
+// of those times over the interrupts raised: the count and a measured
+// per-interrupt cost. The CPU clock, unlike the wall clock, does not run while
+// the thread is preempted inside the handler, which on a shared machine
+// would charge the interrupt for someone else's time. Reading it is a system
+// call (about 640 ns on a 2-vCPU EPYC VM, against 25 ns for the vDSO's
+// monotonic clock), too dear for every interrupt; sampled, it costs about
+// 80 ns per interrupt on the raising thread. The clock reads' own cost,
+// measured once per process, is subtracted from each sample. Left out: the
+// mask and the count, one compare-and-swap and one atomic add.
+func (ri *RxInterrupt) HandlerTime() time.Duration {
+	n := ri.samples.Load()
+	if n == 0 {
+		return 0
+	}
+	mean := float64(ri.sampledNanos.Load()) / float64(n)
+	return time.Duration(mean * float64(ri.raised.Load()))
+}
+
+// irqSampleEvery is how often an interrupt's handler is timed (HandlerTime).
+const irqSampleEvery = 16
+
+// threadCPU is the calling thread's CPU time in nanoseconds, 0 if unknown.
+func threadCPU() int64 {
+	var ts unix.Timespec
+	if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts) != nil {
+		return 0
+	}
+	return ts.Nano()
+}
+
+// clockCost is what two back-to-back reads of the thread's CPU clock
+// measure with nothing between them: the reads' own cost, subtracted from
+// every sample. It is the least of a few tries, measured once.
+var clockCost = sync.OnceValue(func() int64 {
+	best := int64(math.MaxInt64)
+	for i := 0; i < 16; i++ {
+		a := threadCPU()
+		b := threadCPU()
+		if a > 0 && b >= a {
+			best = min(best, b-a)
+		}
+	}
+	if best == math.MaxInt64 {
+		return 0
+	}
+	return best
+})
+
 // fire masks the interrupt and calls the handler, once per arming.
 func (ri *RxInterrupt) fire() bool {
 	if !ri.armed.CompareAndSwap(true, false) {
 		return false
 	}
-	ri.raised.Add(1)
-	if h := ri.handler.Load(); h != nil {
+	n := ri.raised.Add(1)
+	h := ri.handler.Load()
+	if h == nil {
+		return true
+	}
+	if n%irqSampleEvery != 1 {
 		(*h)()
+		return true
+	}
+	cost := clockCost()
+	c0 := threadCPU()
+	(*h)()
+	c1 := threadCPU()
+	// The raising goroutine may have moved to another thread between the
+	// reads if it is not locked to one: a negative time is dropped.
+	if c0 > 0 && c1 >= c0 {
+		ri.sampledNanos.Add(uint64(max(c1-c0-cost, 0)))
+		ri.samples.Add(1)
 	}
 	return true
 }

@@ -28,10 +28,15 @@ const usage = `pollnet: a packet engine that measures kernel bypass against the 
 usage:
   pollnet bench [suite|scenario] [flags]   run benchmarks on in-memory ports
     suites:
-      quick     (default; make bench) pps, lowrate, idle and udp in both modes
-      full      more sizes, zero-copy, two queues, coalescing, and the peers
+      quick     (default; make bench) zero_loss, load and idle at 64 B, and udp,
+                in both modes, 3 runs each; prints its expected length first
+      full      sizes swept, max-rate pps, zero-copy, two queues, light load,
+                coalescing, and the peers
     scenarios:
       pps       forward generated frames as fast as they come; Mpps per frame size
+      zero_loss the fastest rate forwarded without loss (binary search, RFC 2544)
+      load      CPU per packet and latency at 10%, 50% and 90% of the lower
+                zero-loss rate of the two modes (runs zero_loss first)
       lowrate   the same at a fixed 10 kpps: CPU and latency when load is light
       idle      no traffic: what waiting costs each mode
       coalesce  napi at 1 Mpps with rx-usecs 0, 50, 200
@@ -117,9 +122,9 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); for udp, UDP payload sizes (16..65507)")
 	modes := fs.String("mode", "pmd,napi", "how the device under test is driven: pmd, napi, or pmd,napi")
 	queues := fs.Int("queues", 1, "queues per port (1..16)")
-	duration := fs.Duration("duration", 3*time.Second, "measured time per run (full suite: 5s)")
-	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each measurement")
-	repeat := fs.Int("repeat", 5, "samples each measurement is split into (median and spread come from them)")
+	duration := fs.Duration("duration", time.Second, "measured time of each run (full suite: 2s); zero-loss trials are 1s")
+	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each run's measurement")
+	repeat := fs.Int("repeat", 0, fmt.Sprintf("independent runs per path, interleaved between the paths (default %d); medians and min..max come from them", bench.DefaultRepeat))
 	ring := fs.Int("ring", 1024, "receive descriptors per lane (a power of two, 32..65536)")
 	zeroCopy := fs.Bool("zero-copy", false, "hand mbufs across the wire instead of copying them into the receiver's pool")
 	rate := fs.Float64("rate", 0, "generator rate in packets per second (0: as fast as it can; lowrate: 10000)")
@@ -181,6 +186,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "live counters: pollnet stat --pid %d\n", os.Getpid())
 	}
 	jobs, _ := bench.Plan(name, opts) // validated above; now with live counters
+	fmt.Fprintln(stderr, bench.Expect(name, jobs))
 	if *pprofAddr != "" {
 		go func() {
 			if err := http.ListenAndServe(*pprofAddr, nil); err != nil {

@@ -766,3 +766,15 @@ func (p *Port) Pending() int {
 // ArmRaised counts the interrupts a receive queue raised at arming time
 // because frames had landed while it was masked.
 func (p *Port) ArmRaised(q int) uint64 { return p.checkRx(q).irq.ArmRaised() }
+
+// InterruptTime is the CPU time spent in the port's receive interrupt
+// handlers, summed over its queues (estimated by sampling, see
+// engine.RxInterrupt.HandlerTime): the hard interrupt work, done on the
+// threads of the port's peer that sent the frames. Read it before Close.
+func (p *Port) InterruptTime() time.Duration {
+	var d time.Duration
+	for _, rq := range p.rxq {
+		d += rq.irq.HandlerTime()
+	}
+	return d
+}

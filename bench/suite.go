@@ -44,6 +44,8 @@ type Options struct {
 	Live         func(*Live)
 	ProfileDir   string    // CPU and heap profiles per scenario, when set
 	ProfileNotes io.Writer // where the pprof commands are printed
+	Port         string    // pps: PortWire (default) or PortNull, see null.go
+	Null         NullOptions
 }
 
 // Job is one scenario of a suite, ready to run.
@@ -85,6 +87,9 @@ func Plan(name string, o Options) ([]Job, error) {
 	default:
 		return nil, flagErr("unknown suite or scenario %q: the suites are %s; the scenarios %s",
 			name, strings.Join(Suites, ", "), strings.Join(Scenarios, ", "))
+	}
+	if (name == "quick" || full) && o.Port != PortNull {
+		names = slices.Insert(names, 1, "pps-null") // the device's own cost, beside testpmd (null.go)
 	}
 	single := len(names) == 1
 	var jobs []Job
@@ -134,7 +139,10 @@ func ppsJob(label string, cfgs ...PPSConfig) (Job, error) {
 // jobs expands one scenario name into jobs with the suite's presets.
 func (o Options) jobs(name string, full, single bool) ([]Job, error) {
 	switch name {
-	case "pps":
+	case "pps", "pps-null":
+		if o.Port == PortNull || name == "pps-null" {
+			return o.nullJobs(full, single)
+		}
 		c := o.ppsConfig("pps")
 		if full && !o.SizesSet {
 			c.Sizes = []int{60, 64, 128, 256, 512, 1024, 1518, 4096, 9000}

@@ -32,6 +32,8 @@ usage:
       full      more sizes, zero-copy, two queues, coalescing, and the peers
     scenarios:
       pps       forward generated frames as fast as they come; Mpps per frame size
+                (--port null: one core forwarding on a null port, beside dpdk-testpmd
+                on net_null doing the same work; ns per packet and their ratio)
       lowrate   the same at a fixed 10 kpps: CPU and latency when load is light
       idle      no traffic: what waiting costs each mode
       coalesce  napi at 1 Mpps with rx-usecs 0, 50, 200
@@ -132,6 +134,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
+	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null)")
+	copyNull := fs.Bool("copy", false, "null port: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -155,12 +159,18 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
 		return exitUsage
 	}
+	portKind, err := bench.ParsePort(*port)
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+		return exitUsage
+	}
 	opts := bench.Options{
 		Sizes: sizes, SizesSet: set["size"], Modes: modeList, Queues: *queues, Duration: *duration,
 		DurationSet: set["duration"], Warmup: *warmup, Repeat: *repeat, RingSize: *ring, ZeroCopy: *zeroCopy,
 		Rate: *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
 		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
 		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
+		Port: portKind, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},
 	}
 	if !*quiet {
 		opts.Progress = stderr

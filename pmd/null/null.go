@@ -72,6 +72,16 @@ type Config struct {
 	MAC      [6]byte // the port's address, the template's destination (default DefaultMAC)
 	// PortIndex is recorded on received mbufs as their port (default 0).
 	PortIndex int
+	// SharedCache promises that one goroutine drives both queue q's
+	// receive and its transmit (run to completion, as a DPDK lcore owns
+	// its queue pair), so that the two share one mbuf cache: a frame sent
+	// is freed into the cache the next receive allocates from, and the
+	// pool's shared ring is not touched in a steady state. net_null gets
+	// this for nothing: it allocates and frees through the calling lcore's
+	// mempool cache. Without the promise, each queue has a cache of its
+	// own, and frames travel from the transmit cache to the receive cache
+	// through the ring.
+	SharedCache bool
 }
 
 func (cfg *Config) setDefaults() error {
@@ -139,7 +149,7 @@ func (c *counter) store(n uint64) { c.v.Store(n) }
 // queues, which other cores drive.
 type rxQueue struct {
 	_      [64]byte
-	cache  *engine.Cache // the queue's cache of the port's pool
+	cache  *engine.Cache // the queue's cache of the port's pool (its transmit queue's, with SharedCache)
 	tmpl   []byte        // the template, copied in on receive (Copy)
 	size   int
 	port   int
@@ -199,8 +209,15 @@ func New(cfg Config) (*Port, error) {
 		return nil, err
 	}
 	for q := 0; q < cfg.Queues; q++ {
-		p.rxq = append(p.rxq, &rxQueue{cache: pool.NewCache(), tmpl: tmpl, size: cfg.Size, port: cfg.PortIndex, queue: q})
-		p.txq = append(p.txq, &txQueue{scratch: make([]byte, cfg.Size)})
+		tq := &txQueue{scratch: make([]byte, cfg.Size)}
+		rq := &rxQueue{tmpl: tmpl, size: cfg.Size, port: cfg.PortIndex, queue: q}
+		if cfg.SharedCache {
+			rq.cache = tq.caches.For(pool)
+		} else {
+			rq.cache = pool.NewCache()
+		}
+		p.rxq = append(p.rxq, rq)
+		p.txq = append(p.txq, tq)
 	}
 	return p, nil
 }

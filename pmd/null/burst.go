@@ -11,13 +11,9 @@ func rxNoCopy(rq *rxQueue, pkts []engine.Mbuf) int {
 	if n == 0 {
 		return 0
 	}
-	if rq.cache.GetBulk(pkts) != nil {
+	if rq.cache.GetBulkReceived(pkts, rq.size, rq.port, rq.queue) != nil {
 		rq.nombuf.add(uint64(n))
 		return 0
-	}
-	for _, m := range pkts {
-		m.SetLen(rq.size) // a fresh mbuf is writable and has room: cannot fail
-		m.SetRxInfo(rq.port, rq.queue)
 	}
 	rq.pkts.add(uint64(n))
 	rq.bytes.add(uint64(n * rq.size))
@@ -30,14 +26,12 @@ func rxCopy(rq *rxQueue, pkts []engine.Mbuf) int {
 	if n == 0 {
 		return 0
 	}
-	if rq.cache.GetBulk(pkts) != nil {
+	if rq.cache.GetBulkReceived(pkts, rq.size, rq.port, rq.queue) != nil {
 		rq.nombuf.add(uint64(n))
 		return 0
 	}
 	for _, m := range pkts {
-		b, _ := m.Append(rq.size) // a fresh mbuf is writable and has room: cannot fail
-		copy(b, rq.tmpl)
-		m.SetRxInfo(rq.port, rq.queue)
+		copy(m.Data(), rq.tmpl)
 	}
 	rq.pkts.add(uint64(n))
 	rq.bytes.add(uint64(n * rq.size))

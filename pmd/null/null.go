@@ -12,7 +12,9 @@
 //     receive hands out an mbuf whose length says Size bytes, and they hold
 //     whatever the buffer held last: the template, or what the previous
 //     holder wrote into it (a forwarder's MAC swap). net_null's frames hold
-//     whatever its buffers held too.
+//     whatever its buffers held too. (The debug build, pollnetdebug,
+//     poisons every buffer it frees, the filled ones included: there the
+//     frames hold the poison.)
 //   - Copy on (copy=1): each receive copies the template into the mbuf, and
 //     each transmit copies the frame out into a scratch buffer before it
 //     frees it, the cost a NIC's DMA would put on memory in both directions.

@@ -162,6 +162,7 @@ func runNullSize(cfg NullConfig, size int) (NullResult, error) {
 	var tpRates []float64
 	var tp testpmd.NullRate // summed over the launches
 	var tpVersion string
+	tpCPU := true // every launch read its forwarding lcore's CPU time
 	for i := 0; i < cfg.Repeat; i++ {
 		if slices.Contains(cfg.Modes, ModePMD) {
 			r, err := runNullOnce(cfg, size, i)
@@ -185,6 +186,8 @@ func runNullSize(cfg NullConfig, size int) (NullResult, error) {
 		tp.RxMissed += r.RxMissed
 		tp.CPUSeconds += r.CPUSeconds
 		tp.ProcessSeconds += r.ProcessSeconds
+		tp.FwdCPUSeconds += r.FwdCPUSeconds
+		tpCPU = tpCPU && r.FwdCPUSeconds > 0
 		tpVersion = r.Version
 	}
 
@@ -267,6 +270,13 @@ func runNullSize(cfg NullConfig, size int) (NullResult, error) {
 			"process_seconds": tp.ProcessSeconds}
 		if tps.Median > 0 {
 			tps.Extra["ns_per_packet"] = 1e9 / tps.Median
+		}
+		if tpCPU && tp.Packets > 0 {
+			// The forwarding lcore's CPU time per packet, read as
+			// pollnet's worker's is, from the kernel's account of the
+			// thread.
+			tps.Extra["dut_cpu_ns_per_packet"] = tp.FwdCPUSeconds * 1e9 / float64(tp.Packets)
+			tps.Extra["dut_cpu_share"] = tp.FwdCPUSeconds / tp.Seconds
 		}
 	}
 	res.Testpmd = tps
@@ -474,8 +484,12 @@ func FormatNull(w io.Writer, rs []NullResult) {
 		if a.Skipped != "" || b.Skipped != "" || b.Median <= 0 {
 			continue
 		}
-		fmt.Fprintf(w, "pollnet/testpmd at %d B copy=%v, macswap on one core: %.2fx (%.2f vs %.2f Mpps; %.1f vs %.1f ns per packet)\n",
+		line := fmt.Sprintf("pollnet/testpmd at %d B copy=%v, macswap on one core: %.2fx (%.2f vs %.2f Mpps; %.1f vs %.1f ns per packet)",
 			r.Size, r.Copy, a.Median/b.Median, a.Median/1e6, b.Median/1e6, a.Extra["ns_per_packet"], b.Extra["ns_per_packet"])
+		if x, y := a.Extra["dut_cpu_ns_per_packet"], b.Extra["dut_cpu_ns_per_packet"]; x > 0 && y > 0 {
+			line += fmt.Sprintf("; CPU per packet %.1f vs %.1f ns, %.2fx", x, y, x/y)
+		}
+		fmt.Fprintln(w, line)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -72,7 +74,13 @@ func (f NullForward) check() error {
 
 // NullRate is what one launch measured.
 type NullRate struct {
-	Window                 // RX-packets gained after the warm-up, and over how long
+	Window // RX-packets gained after the warm-up, and over how long
+	// FwdCPUSeconds is the forwarding lcore's CPU time from the first
+	// statistics request to the last, read from the kernel's account of
+	// its thread (schedstat); 0 when it could not be read. Over the
+	// window's packets it is CPU per packet, which time the machine's
+	// other work took from the core does not inflate.
+	FwdCPUSeconds  float64
 	RxMissed       uint64  // RX-missed in the last print
 	Version        string  // "DPDK 22.11.11"
 	CPUSeconds     float64 // testpmd's user and system time, start to exit (EAL start-up included)
@@ -135,6 +143,8 @@ func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error)
 	var parser Parser
 	var fwdStart, next, stopAt, quitAt time.Time
 	asked := 0 // statistics requests written
+	var cpu0, cpuN time.Duration
+	cpuOK := false
 	var writeErr error
 	send := func(cmds ...string) {
 		if writeErr == nil {
@@ -198,6 +208,13 @@ func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error)
 			fail(now, "dpdk-testpmd did not answer statistics request %d of %d", shows+1, want+1)
 		case asked <= want && !now.Before(next):
 			send("show port stats all")
+			if cpu, ok := fwdThreadCPU(pr.cmd.Process.Pid, p.fwdLcore()); ok {
+				if asked == 0 {
+					cpu0 = cpu
+				} else {
+					cpuN, cpuOK = cpu, cpu0 > 0
+				}
+			}
 			asked++
 			next = next.Add(Interval)
 		case asked > want && shows >= asked:
@@ -212,6 +229,9 @@ func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error)
 	o := parser.Output()
 	r := NullRate{Window: o.Window(time.Time{}), RxMissed: o.RxMissed(), Version: o.Version,
 		ProcessSeconds: time.Since(pr.started).Seconds()}
+	if cpuOK && cpuN >= cpu0 {
+		r.FwdCPUSeconds = (cpuN - cpu0).Seconds()
+	}
 	if st := pr.cmd.ProcessState; st != nil {
 		r.CPUSeconds = (st.UserTime() + st.SystemTime()).Seconds()
 	}
@@ -225,4 +245,103 @@ func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error)
 		return r, fmt.Errorf("dpdk-testpmd gave %d measured intervals, want %d (%s): %s", r.Intervals, want, exitNote(waitErr), gist(o))
 	}
 	return r, nil
+}
+
+// fwdLcore is the forwarding lcore: the second of the peer's lcores (the
+// first is the main lcore).
+func (p *Peer) fwdLcore() int {
+	var cores []int
+	for _, part := range strings.Split(p.lcores(), ",") {
+		lo, hi, isRange := strings.Cut(part, "-")
+		a, err := strconv.Atoi(strings.TrimSpace(lo))
+		if err != nil {
+			return -1
+		}
+		b := a
+		if isRange {
+			if b, err = strconv.Atoi(strings.TrimSpace(hi)); err != nil {
+				return -1
+			}
+		}
+		for c := a; c <= b && len(cores) < 2; c++ {
+			cores = append(cores, c)
+		}
+	}
+	if len(cores) < 2 {
+		return -1
+	}
+	return cores[1]
+}
+
+// fwdThreadCPU reads the CPU time of lcore's thread in the testpmd process
+// that parent (the timeout process) runs: the thread EAL names rte-worker-N
+// (lcore-worker-N in later releases), its time the first field of
+// /proc/PID/task/TID/schedstat, in nanoseconds.
+func fwdThreadCPU(parent, lcore int) (time.Duration, bool) {
+	if lcore < 0 {
+		return 0, false
+	}
+	pid, ok := childOf(parent)
+	if !ok {
+		return 0, false
+	}
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return 0, false
+	}
+	names := []string{fmt.Sprintf("rte-worker-%d", lcore), fmt.Sprintf("lcore-worker-%d", lcore)}
+	for _, t := range tasks {
+		dir := fmt.Sprintf("/proc/%d/task/%s/", pid, t.Name())
+		comm, err := os.ReadFile(dir + "comm")
+		if err != nil || !slices.Contains(names, strings.TrimSpace(string(comm))) {
+			continue
+		}
+		b, err := os.ReadFile(dir + "schedstat")
+		if err != nil {
+			return 0, false
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			return 0, false
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		return time.Duration(ns), err == nil
+	}
+	return 0, false
+}
+
+// childOf finds the one child of parent (timeout runs testpmd, which stdbuf
+// has exec'd into), from the children file where the kernel keeps it, else
+// by the parent field of every process's stat.
+func childOf(parent int) (int, bool) {
+	if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", parent, parent)); err == nil {
+		if f := strings.Fields(string(b)); len(f) > 0 {
+			pid, err := strconv.Atoi(f[0])
+			return pid, err == nil
+		}
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, false
+	}
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command name is in parentheses and may hold spaces: the
+		// fields after its closing one are state, then the parent.
+		rest := string(b)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(parent) {
+			return pid, true
+		}
+	}
+	return 0, false
 }

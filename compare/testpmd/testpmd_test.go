@@ -301,6 +301,14 @@ func TestWindowFallbacks(t *testing.T) {
 	}
 }
 
+func TestFwdLcore(t *testing.T) {
+	for lcores, want := range map[string]int{"": 1, "0-1": 1, "0,1": 1, "1,0": 0, "3,5": 5, "2-7": 3, "4": -1, "x,1": -1} {
+		if got := (&Peer{Lcores: lcores}).fwdLcore(); got != want {
+			t.Errorf("lcores %q: forwarding lcore %d, want %d", lcores, got, want)
+		}
+	}
+}
+
 func TestNullForwardMissingBinary(t *testing.T) {
 	p := &Peer{Binary: "/nonexistent/dpdk-testpmd"}
 	if !strings.Contains(p.Missing(), "apt-get install dpdk-dev") {
@@ -325,10 +333,14 @@ func TestForwardNull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%.2f Mpps over %d intervals (%.3f s), %s, in %v", r.Rate()/1e6, r.Intervals, r.Seconds, r.Version,
-		time.Since(start).Round(time.Millisecond))
+	t.Logf("%.2f Mpps over %d intervals (%.3f s, forwarding lcore %.3f s of CPU), %s, in %v", r.Rate()/1e6, r.Intervals,
+		r.Seconds, r.FwdCPUSeconds, r.Version, time.Since(start).Round(time.Millisecond))
 	if r.Intervals != MinIntervals || r.Seconds < 2 || r.Seconds > 6 || r.Rate() <= 0 || !strings.HasPrefix(r.Version, "DPDK ") {
 		t.Errorf("rate %+v", r)
+	}
+	// The forwarding lcore busy-polls: its CPU time is most of the window.
+	if r.FwdCPUSeconds < r.Seconds/4 || r.FwdCPUSeconds > r.Seconds*1.1 {
+		t.Errorf("forwarding lcore CPU %.3f s over a window of %.3f s", r.FwdCPUSeconds, r.Seconds)
 	}
 	k := p.NullKnobs(f)
 	if k["vdev"] != "net_null0,size=64,copy=1" || k["fwd"] != "macswap" || k["intervals"] != MinIntervals {

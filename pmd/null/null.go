@@ -26,6 +26,8 @@
 // Each receive queue allocates from the port's pool through a cache of its
 // own; each transmit queue frees through its own caches. Neither locks
 // anything: a queue is driven by one goroutine at a time (engine.Port).
+// With Config.SharedCache, one goroutine drives both halves of a queue pair
+// and they share one cache, as a DPDK lcore's mempool cache serves both.
 //
 // What is not there: interrupts (Features.Interrupts is false, so the NAPI
 // mode refuses the port, as net_null offers no receive interrupts), RSS (every

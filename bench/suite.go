@@ -43,6 +43,8 @@ type Options struct {
 	Live         func(*Live)
 	ProfileDir   string    // CPU and heap profiles per scenario, when set
 	ProfileNotes io.Writer // where the pprof commands are printed
+	Port         string    // pps: PortWire (default) or PortNull, see null.go
+	Null         NullOptions
 
 	prof *profiler // set by Plan from ProfileDir
 }
@@ -164,6 +166,9 @@ func Plan(name string, o Options) ([]Job, error) {
 		return nil, flagErr("unknown suite or scenario %q: the suites are %s; the scenarios %s",
 			name, strings.Join(Suites, ", "), strings.Join(Scenarios, ", "))
 	}
+	if (name == "quick" || full) && o.Port != PortNull {
+		names = slices.Insert(names, 1, "pps-null") // the device's own cost, beside testpmd (null.go)
+	}
 	o.prof = newProfiler(o.ProfileDir, o.ProfileNotes)
 	p := &planner{o: o, full: full, single: !full && name != "quick", names: names, shared: &wireShared{}}
 	var jobs []Job
@@ -247,7 +252,10 @@ func (p *planner) wireSizes() []int {
 func (p *planner) jobs(name string) ([]Job, error) {
 	o, full, single := p.o, p.full, p.single
 	switch name {
-	case "pps":
+	case "pps", "pps-null":
+		if o.Port == PortNull || name == "pps-null" {
+			return o.nullJobs(full, single)
+		}
 		c := o.ppsConfig("pps")
 		if full && !o.SizesSet {
 			c.Sizes = []int{60, 64, 128, 256, 512, 1024, 1518, 4096, 9000}

@@ -288,27 +288,59 @@ func (c *Cache) Get() (Mbuf, error) {
 
 // GetBulk fills out with fresh mbufs, all or none.
 func (c *Cache) GetBulk(out []Mbuf) error {
+	if err := c.take(out); err != nil {
+		return err
+	}
+	for _, m := range out {
+		c.pool.reset(m)
+	}
+	return nil
+}
+
+// GetBulkReceived fills out with fresh mbufs, all or none, as GetBulk, each
+// with a header that says it holds n bytes received on port and queue (the
+// data bytes are left as they are). It is what a driver's receive burst
+// makes of the buffers it hands out, written as one store per header where
+// GetBulk, SetLen and SetRxInfo would take three passes. n is at most
+// DataRoom; port and queue are at most 65535.
+func (c *Cache) GetBulkReceived(out []Mbuf, n, port, queue int) error {
+	if n < 0 || n > DataRoom {
+		return ErrNoTailroom
+	}
+	if err := c.take(out); err != nil {
+		return err
+	}
+	h := freshMeta
+	h.dataLen, h.pktLen = uint16(n), uint32(n)
+	h.port, h.queue = uint16(port), uint16(queue)
+	metas := c.pool.meta
+	for _, m := range out {
+		metas[uint32(m)&indexMask] = h
+	}
+	return nil
+}
+
+// take moves len(out) free mbufs into out, all or none, without preparing
+// their headers.
+func (c *Cache) take(out []Mbuf) error {
 	if len(out) > cap(c.objs) {
 		// Larger than the cache can ever hold: straight from the ring.
 		if !c.pool.free.DequeueBulk(out) {
 			c.pool.emptyEvents.Add(1)
 			return ErrPoolEmpty
 		}
-	} else {
+		return nil
+	}
+	if len(c.objs) < len(out) {
+		c.refill(len(out) - len(c.objs))
 		if len(c.objs) < len(out) {
-			c.refill(len(out) - len(c.objs))
-			if len(c.objs) < len(out) {
-				c.pool.emptyEvents.Add(1)
-				return ErrPoolEmpty
-			}
+			c.pool.emptyEvents.Add(1)
+			return ErrPoolEmpty
 		}
-		k := len(c.objs) - len(out)
-		copy(out, c.objs[k:])
-		c.objs = c.objs[:k]
 	}
-	for _, m := range out {
-		c.pool.reset(m)
-	}
+	k := len(c.objs) - len(out)
+	copy(out, c.objs[k:])
+	c.objs = c.objs[:k]
 	return nil
 }
 
@@ -439,13 +471,30 @@ func (cs *Caches) Free(m Mbuf) {
 
 // FreeBulk frees every packet in ms.
 func (cs *Caches) FreeBulk(ms []Mbuf) {
+	if cs == nil {
+		for _, m := range ms {
+			cs.Free(m)
+		}
+		return
+	}
+	// The pool of the previous packet and this goroutine's cache of it
+	// (nil when there is none), looked up once per run of packets from
+	// one pool rather than once per packet.
+	var last *Pool
+	var c *Cache
 	for _, m := range ms {
 		// Fast path: a lone segment that owns its buffer and has one
 		// reference goes straight onto this goroutine's cache.
 		p := pools[m>>poolShift]
 		md := &p.meta[uint32(m)&indexMask]
-		if cs != nil && md.next == NoMbuf && md.direct == NoMbuf && md.flags&flagExternal == 0 && atomic.LoadInt32(&md.refcnt) == 1 {
-			if c := cs.c[p.id]; c != nil && c.pool == p && len(c.objs) < 2*c.size {
+		if md.next == NoMbuf && md.direct == NoMbuf && md.flags&flagExternal == 0 && atomic.LoadInt32(&md.refcnt) == 1 {
+			if p != last {
+				last, c = p, cs.c[p.id]
+				if c != nil && c.pool != p {
+					c = nil
+				}
+			}
+			if c != nil && len(c.objs) < 2*c.size {
 				md.refcnt = 0 // free; the sole owner needs no atomic store
 				if debug {
 					p.debugFreed(m)
@@ -455,6 +504,7 @@ func (cs *Caches) FreeBulk(ms []Mbuf) {
 			}
 		}
 		cs.Free(m)
+		last = nil // Free may have made a cache, or spilled one
 	}
 }
 

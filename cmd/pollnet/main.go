@@ -34,6 +34,8 @@ usage:
                 coalescing, and the peers
     scenarios:
       pps       forward generated frames as fast as they come; Mpps per frame size
+                (--port null: one core forwarding on a null port, beside dpdk-testpmd
+                on net_null doing the same work; ns per packet and their ratio)
       zero_loss the fastest rate forwarded without loss (binary search, RFC 2544)
       load      CPU per packet and latency at 10%, 50% and 90% of the lower
                 zero-loss rate of the two modes (runs zero_loss first)
@@ -140,6 +142,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
+	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null)")
+	copyNull := fs.Bool("copy", false, "null port: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
@@ -163,12 +167,18 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
 		return exitUsage
 	}
+	portKind, err := bench.ParsePort(*port)
+	if err != nil {
+		fmt.Fprintf(stderr, "pollnet bench: %v\n", err)
+		return exitUsage
+	}
 	opts := bench.Options{
 		Sizes: sizes, SizesSet: set["size"], Modes: modeList, Queues: *queues, Duration: *duration,
 		DurationSet: set["duration"], Warmup: *warmup, Repeat: *repeat, RingSize: *ring, ZeroCopy: *zeroCopy,
 		Rate: *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
 		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
 		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
+		Port: portKind, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},
 	}
 	if !*quiet {
 		opts.Progress = stderr

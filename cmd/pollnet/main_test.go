@@ -30,6 +30,8 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{[]string{"bench", "nosuchscenario"}, "unknown suite or scenario"},
 		{[]string{"frobnicate"}, "unknown command"},
 		{[]string{"bench", "--mode", "dpdk"}, "--mode"},
+		{[]string{"bench", "pps", "--port", "nic"}, "--port"},
+		{[]string{"bench", "pps", "--port", "null", "--size", "4000"}, "--size 4000"},
 		{[]string{"bench", "--budget", "-1"}, "--budget"},
 		{[]string{"bench", "--rx-usecs", "-5"}, "--rx-usecs"},
 		{[]string{"bench", "--rx-frames", "8"}, "--rx-usecs"},
@@ -159,5 +161,53 @@ func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
 	}
 	if pm := r.Machine.PacketMemory; pm.Bytes <= 0 || pm.HugeBytes < 0 || pm.HugeBytes > pm.Bytes {
 		t.Errorf("packet_memory %+v: want the bytes mapped and at most as many in huge pages", pm)
+	}
+}
+
+// `bench pps --port null` writes both paths into result.json: pollnet's
+// measured, testpmd's skipped here because the forwarding core is unpinned
+// (a live testpmd run is compare/testpmd's test), NAPI skipped.
+func TestBenchNullWritesBothPaths(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "pps", "--port", "null", "--copy", "--size", "64,128", "--duration", "100ms", "--warmup", "0s",
+		"--repeat", "2", "--fwd-core", "-1", "--quiet", "--out", dir}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Scenarios []struct {
+			Name    string         `json:"name"`
+			Path    string         `json:"path"`
+			Port    string         `json:"port"`
+			Knobs   map[string]any `json:"knobs"`
+			Samples []float64      `json:"samples"`
+			Repeat  int            `json:"repeat"`
+			Skipped string         `json:"skipped"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, sc := range r.Scenarios {
+		paths = append(paths, sc.Path)
+		if sc.Name != "pps" || sc.Port != "null" || sc.Knobs["copy"] != true || sc.Knobs["fwd"] != "macswap" {
+			t.Errorf("%s: %s %s %v", sc.Path, sc.Name, sc.Port, sc.Knobs)
+		}
+		measured := sc.Path == "pollnet-pmd"
+		if measured != (sc.Skipped == "") || measured && (len(sc.Samples) != 2 || sc.Repeat != 2) {
+			t.Errorf("%s: samples %v repeat %d skipped %q", sc.Path, sc.Samples, sc.Repeat, sc.Skipped)
+		}
+	}
+	if got := strings.Join(paths, " "); got != "pollnet-pmd dpdk-testpmd pollnet-napi pollnet-pmd dpdk-testpmd pollnet-napi" {
+		t.Errorf("paths %s", got)
+	}
+	if !strings.Contains(out.String(), "pps-null:") || !strings.Contains(out.String(), "unpinned") {
+		t.Errorf("table:\n%s", out.String())
 	}
 }

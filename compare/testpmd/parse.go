@@ -243,3 +243,75 @@ func (o *Output) RxMissed() uint64 {
 	}
 	return n
 }
+
+// Window is what the ports received over consecutive statistics intervals:
+// the increase of their RX-packets counters, and how long the intervals took.
+type Window struct {
+	Packets   uint64  // RX-packets gained over the intervals, summed over the ports
+	Seconds   float64 // the intervals' length
+	Intervals int     // how many intervals
+}
+
+// Rate is packets per second over the window; 0 for an empty one.
+func (w Window) Rate() float64 {
+	if w.Seconds <= 0 {
+		return 0
+	}
+	return float64(w.Packets) / w.Seconds
+}
+
+// Window sums the counter deltas between consecutive prints whose earlier
+// print came at notBefore or later (a zero notBefore takes them all).
+//
+// An interval's length is taken from testpmd's own clock where it can be:
+// testpmd computes Rx-pps as the RX-packets delta over the nanoseconds
+// between its two reads of the counter, so delta/Rx-pps is that time,
+// free of the jitter of a pipe and a scheduler between testpmd and this
+// reader. Where a port shows no rate, or one that disagrees with the
+// prints' arrival times by more than a factor of two (not the rate of this
+// delta), the arrival times are used. An interval in which a counter went
+// backwards (a statistics reset) is left out.
+func (o *Output) Window(notBefore time.Time) Window {
+	type seen struct {
+		ps PortStats
+		at time.Time
+	}
+	last := map[int]seen{}
+	var w Window
+	for _, show := range o.Shows {
+		var pkts uint64
+		var secs float64
+		ok := true
+		n := 0
+		for _, ps := range show.Ports {
+			prev, had := last[ps.Port]
+			last[ps.Port] = seen{ps, show.At}
+			if !had || prev.at.Before(notBefore) {
+				continue
+			}
+			n++
+			if ps.RxPackets < prev.ps.RxPackets {
+				ok = false
+				continue
+			}
+			d := ps.RxPackets - prev.ps.RxPackets
+			arrival := show.At.Sub(prev.at).Seconds()
+			s := arrival
+			if ps.HasRate && ps.RxPPS > 0 {
+				own := float64(d) / float64(ps.RxPPS)
+				if arrival <= 0 || (own > arrival/2 && own < arrival*2) {
+					s = own
+				}
+			}
+			pkts += d
+			secs = max(secs, s)
+		}
+		if n == 0 || !ok || secs <= 0 {
+			continue
+		}
+		w.Packets += pkts
+		w.Seconds += secs
+		w.Intervals++
+	}
+	return w
+}

@@ -272,52 +272,14 @@ type line struct {
 // measured print is in (testpmd's one-second period stretches to two on a
 // busy VM). It fails, with testpmd's own error lines, when no print came.
 func (p *Peer) runOnce(ctx context.Context, bin string, vdevs, app []string, w workload.Workload) (run, error) {
-	prefix := fmt.Sprintf("pollnet-%d-%d", os.Getpid(), prefixSeq.Add(1))
-	defer removeRuntimeDir(prefix)
-	eal := []string{"--no-pci", "-l", p.lcores(), "--no-huge", "-m", strconv.Itoa(p.memory()),
-		"--file-prefix", prefix, "-v"}
-	for _, v := range vdevs {
-		eal = append(eal, "--vdev="+v)
-	}
-	limit := startupLimit + w.Warmup + w.Duration + statsSlack
-	args := []string{"-k", strconv.Itoa(killAfter), "-s", "INT", strconv.Itoa(int(math.Ceil(limit.Seconds())))}
-	// Line-buffered output lets the prints be timed as they come; without
-	// stdbuf they arrive at exit and the run lasts until its limit.
-	if sb, err := exec.LookPath("stdbuf"); err == nil {
-		args = append(args, sb, "-oL", "-eL")
-	}
-	args = append(append(append(append(args, bin), eal...), "--"), app...)
-	timeoutBin, _ := exec.LookPath("timeout")
-	cmd := exec.Command(timeoutBin, args...)
-	// timeout relays a SIGTERM to testpmd if this process dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	cmd.WaitDelay = exitLimit
-	stdout, err := cmd.StdoutPipe()
+	pr, err := p.start(bin, vdevs, app, startupLimit+w.Warmup+w.Duration+statsSlack, false)
 	if err != nil {
 		return run{}, err
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return run{}, err
-	}
-	if err := cmd.Start(); err != nil {
-		return run{}, fmt.Errorf("start dpdk-testpmd: %w", err)
-	}
-	lines := make(chan line, 256)
-	var readers sync.WaitGroup
-	for _, r := range []io.Reader{stdout, stderr} {
-		readers.Go(func() {
-			sc := bufio.NewScanner(r)
-			sc.Buffer(make([]byte, 64<<10), 1<<20)
-			for sc.Scan() {
-				lines <- line{sc.Text(), time.Now()}
-			}
-		})
-	}
-	go func() { readers.Wait(); close(lines) }()
+	defer removeRuntimeDir(pr.prefix)
+	cmd, lines, started := pr.cmd, pr.lines, pr.started
 
 	var parser Parser
-	started := time.Now()
 	var fwdStart, stopAt time.Time
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
@@ -381,6 +343,73 @@ func (p *Peer) runOnce(ctx context.Context, bin string, vdevs, app []string, w w
 		return r, fmt.Errorf("dpdk-testpmd gave no statistics (%s): %s", exitNote(waitErr), gist(o))
 	}
 	return r, nil
+}
+
+// proc is a running testpmd: its command (the timeout process that runs
+// it), its output a line at a time, and its stdin when interactive.
+type proc struct {
+	cmd     *exec.Cmd
+	stdin   io.WriteCloser // nil unless interactive
+	lines   chan line      // stdout and stderr; closed when both end
+	started time.Time
+	prefix  string // EAL's --file-prefix: the caller removes its runtime directory
+}
+
+// start launches testpmd on the peer's lcores with the given vdevs and
+// application arguments, under `timeout` with the given limit, its output
+// line-buffered so that prints can be timed as they come.
+func (p *Peer) start(bin string, vdevs, app []string, limit time.Duration, interactive bool) (*proc, error) {
+	prefix := fmt.Sprintf("pollnet-%d-%d", os.Getpid(), prefixSeq.Add(1))
+	eal := []string{"--no-pci", "-l", p.lcores(), "--no-huge", "-m", strconv.Itoa(p.memory()),
+		"--file-prefix", prefix, "-v"}
+	for _, v := range vdevs {
+		eal = append(eal, "--vdev="+v)
+	}
+	args := []string{"-k", strconv.Itoa(killAfter), "-s", "INT", strconv.Itoa(int(math.Ceil(limit.Seconds())))}
+	// Line-buffered output lets the prints be timed as they come; without
+	// stdbuf they arrive at exit and the run lasts until its limit.
+	if sb, err := exec.LookPath("stdbuf"); err == nil {
+		args = append(args, sb, "-oL", "-eL")
+	}
+	args = append(append(append(append(args, bin), eal...), "--"), app...)
+	timeoutBin, _ := exec.LookPath("timeout")
+	cmd := exec.Command(timeoutBin, args...)
+	// timeout relays a SIGTERM to testpmd if this process dies.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	cmd.WaitDelay = exitLimit
+	pr := &proc{cmd: cmd, prefix: prefix}
+	if interactive {
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			return nil, err
+		}
+		pr.stdin = in
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start dpdk-testpmd: %w", err)
+	}
+	pr.started = time.Now()
+	pr.lines = make(chan line, 256)
+	var readers sync.WaitGroup
+	for _, r := range []io.Reader{stdout, stderr} {
+		readers.Go(func() {
+			sc := bufio.NewScanner(r)
+			sc.Buffer(make([]byte, 64<<10), 1<<20)
+			for sc.Scan() {
+				pr.lines <- line{sc.Text(), time.Now()}
+			}
+		})
+	}
+	go func() { readers.Wait(); close(pr.lines) }()
+	return pr, nil
 }
 
 // drain empties and abandons a line channel whose writers may never finish

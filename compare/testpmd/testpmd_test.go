@@ -3,6 +3,7 @@ package testpmd
 import (
 	"context"
 	"errors"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -237,5 +238,112 @@ func TestRunEALFailure(t *testing.T) {
 	t.Logf("reason: %s", scs[0].Skipped)
 	if !strings.Contains(scs[0].Skipped, "EAL") {
 		t.Errorf("reason lacks EAL's message: %s", scs[0].Skipped)
+	}
+}
+
+// The window's rate is counter deltas over testpmd's own clock: each
+// interval's RX-packets delta over the time its Rx-pps implies.
+func TestWindowCaptured(t *testing.T) {
+	for _, tc := range []struct {
+		file    string
+		packets uint64
+		seconds float64
+	}{
+		// --stats-period 1 printed every two seconds on this VM.
+		{"null64-macswap-copy0-22.11.out", 124848896 - 447488,
+			float64(62359168-447488)/30949776 + float64(124848896-62359168)/31240426},
+		// Interactive "show port stats 0" a second apart.
+		{"null64-macswap-copy1-interactive-22.11.out", 101173376 - 41759200,
+			float64(72405568-41759200)/30581820 + float64(101173376-72405568)/28663406},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			o := parseFile(t, tc.file)
+			w := o.Window(time.Time{})
+			if w.Intervals != 2 || w.Packets != tc.packets || math.Abs(w.Seconds-tc.seconds) > 1e-9 {
+				t.Errorf("window %+v, want 2 intervals, %d packets in %.6f s", w, tc.packets, tc.seconds)
+			}
+			if r := w.Rate(); r < 28e6 || r > 32e6 {
+				t.Errorf("rate %.0f", r)
+			}
+		})
+	}
+}
+
+// Without a rate the prints' arrival times time the interval; a counter
+// that went backwards drops its interval; prints before notBefore start
+// none.
+func TestWindowFallbacks(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	var p Parser
+	show := func(at time.Time, rx, pps string) {
+		p.Line("  ######################## NIC statistics for port 0  ########################", at)
+		p.Line("  RX-packets: "+rx+"     RX-missed: 0          RX-bytes:  0", at)
+		if pps != "" {
+			p.Line("  Rx-pps:   "+pps+"          Rx-bps:   0", at)
+		}
+	}
+	show(t0, "100", "0")
+	show(t0.Add(2*time.Second), "300", "")         // no rate: 2 s by arrival
+	show(t0.Add(3*time.Second), "50", "1")         // reset: left out
+	show(t0.Add(4*time.Second), "1050", "1000")    // 1 s by testpmd's clock
+	show(t0.Add(5*time.Second), "1060", "10")      // 1 s by testpmd's clock
+	show(t0.Add(7*time.Second), "1070", "1000000") // a rate that is not this delta's: 2 s by arrival
+	w := p.Output().Window(time.Time{})
+	if w.Intervals != 4 || w.Packets != 200+1000+10+10 || w.Seconds != 2+1+1+2 {
+		t.Errorf("window %+v", w)
+	}
+	late := p.Output().Window(t0.Add(3500 * time.Millisecond))
+	if late.Intervals != 2 || late.Packets != 20 {
+		t.Errorf("window after 3.5 s %+v", late)
+	}
+	if (Window{}).Rate() != 0 {
+		t.Error("an empty window has a rate")
+	}
+}
+
+func TestFwdLcore(t *testing.T) {
+	for lcores, want := range map[string]int{"": 1, "0-1": 1, "0,1": 1, "1,0": 0, "3,5": 5, "2-7": 3, "4": -1, "x,1": -1} {
+		if got := (&Peer{Lcores: lcores}).fwdLcore(); got != want {
+			t.Errorf("lcores %q: forwarding lcore %d, want %d", lcores, got, want)
+		}
+	}
+}
+
+func TestNullForwardMissingBinary(t *testing.T) {
+	p := &Peer{Binary: "/nonexistent/dpdk-testpmd"}
+	if !strings.Contains(p.Missing(), "apt-get install dpdk-dev") {
+		t.Errorf("missing %q", p.Missing())
+	}
+	_, err := p.ForwardNull(context.Background(), NullForward{Size: 64, Duration: time.Second})
+	if err == nil || !strings.Contains(err.Error(), "not installed") {
+		t.Errorf("err %v", err)
+	}
+	if _, err := p.ForwardNull(context.Background(), NullForward{}); err == nil {
+		t.Error("size 0 accepted")
+	}
+}
+
+// A live launch: macswap on one net_null port, the rate from three intervals.
+func TestForwardNull(t *testing.T) {
+	needTestpmd(t)
+	p := &Peer{}
+	f := NullForward{Size: 64, Copy: true, Warmup: 200 * time.Millisecond, Duration: time.Second}
+	start := time.Now()
+	r, err := p.ForwardNull(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%.2f Mpps over %d intervals (%.3f s, forwarding lcore %.3f s of CPU), %s, in %v", r.Rate()/1e6, r.Intervals,
+		r.Seconds, r.FwdCPUSeconds, r.Version, time.Since(start).Round(time.Millisecond))
+	if r.Intervals != MinIntervals || r.Seconds < 2 || r.Seconds > 6 || r.Rate() <= 0 || !strings.HasPrefix(r.Version, "DPDK ") {
+		t.Errorf("rate %+v", r)
+	}
+	// The forwarding lcore busy-polls: its CPU time is most of the window.
+	if r.FwdCPUSeconds < r.Seconds/4 || r.FwdCPUSeconds > r.Seconds*1.1 {
+		t.Errorf("forwarding lcore CPU %.3f s over a window of %.3f s", r.FwdCPUSeconds, r.Seconds)
+	}
+	k := p.NullKnobs(f)
+	if k["vdev"] != "net_null0,size=64,copy=1" || k["fwd"] != "macswap" || k["intervals"] != MinIntervals {
+		t.Errorf("knobs %v", k)
 	}
 }

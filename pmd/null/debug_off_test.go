@@ -1,0 +1,5 @@
+//go:build !pollnetdebug
+
+package null
+
+const debugBuild = false

@@ -23,7 +23,7 @@ deps:
 all: build
 
 build:
-	$(GO) build -o $(BIN) ./cmd/pollnet
+	$(GO) build -buildvcs=true -o $(BIN) ./cmd/pollnet
 
 vet:
 	$(GO) vet ./...
@@ -49,6 +49,9 @@ test: deps vet
 # writes result.json and CSV under results/<date>-pps/.
 bench: build
 	./$(BIN) bench $(BENCHFLAGS)
+
+# The build stamps the commit (result.json machine.commit) even where GOFLAGS
+# says -buildvcs=false.
 
 # The committed reference run: the full suite on this machine, its charts,
 # and results/README.md, which shows them.

@@ -22,6 +22,8 @@ deps:
 
 all: build
 
+# The binary carries its commit (result.json machine.commit), even where
+# GOFLAGS says -buildvcs=false.
 build:
 	$(GO) build -buildvcs=true -o $(BIN) ./cmd/pollnet
 
@@ -49,9 +51,6 @@ test: deps vet
 # writes result.json and CSV under results/<date>-pps/.
 bench: build
 	./$(BIN) bench $(BENCHFLAGS)
-
-# The build stamps the commit (result.json machine.commit) even where GOFLAGS
-# says -buildvcs=false.
 
 # The committed reference run: the full suite on this machine, its charts,
 # and results/README.md, which shows them.

@@ -43,9 +43,9 @@ func TestPeers(t *testing.T) {
 }
 
 func TestRunDispatch(t *testing.T) {
-	a := &fakePeer{name: "a", works: []string{"udp_pps", "tcp_stream"}}
+	a := &fakePeer{name: "a", works: []string{"udp_stream", "tcp_stream"}}
 	b := &fakePeer{name: "b", works: []string{"l2_fwd"}}
-	w := Workload{Name: "udp_pps", Duration: time.Second}
+	w := Workload{Name: "udp_stream", Duration: time.Second}
 	scs, err := Run(context.Background(), []Peer{a, b}, w)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ func TestRunDispatch(t *testing.T) {
 	if _, err := Run(context.Background(), []Peer{a, b}, w); !errors.Is(err, ErrUnknownWorkload) {
 		t.Errorf("unknown workload: err %v", err)
 	}
-	if _, err := Run(context.Background(), []Peer{a}, Workload{Name: "udp_pps"}); err == nil {
+	if _, err := Run(context.Background(), []Peer{a}, Workload{Name: "udp_stream"}); err == nil {
 		t.Error("zero duration accepted")
 	}
 }

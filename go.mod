@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/montanaflynn/stats v0.14.0
+	github.com/valyala/bytebufferpool v1.0.0
 	golang.org/x/sys v0.49.0
 	gonum.org/v1/plot v0.17.0
 )

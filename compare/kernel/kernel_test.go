@@ -542,3 +542,18 @@ func TestReapStale(t *testing.T) {
 	reapStale(context.Background())
 	noNetnsLeft(t)
 }
+
+// A veth end counts as ready only once linkwatch has attached its qdisc and
+// set it operationally up (lines as `ip -o link show` prints them).
+func TestLinkReady(t *testing.T) {
+	for line, want := range map[string]bool{
+		"2: veth0@if2: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000":                  false,
+		"2: veth0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noop state UP mode DEFAULT group default qlen 1000":        false,
+		"2: veth0@if2: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 9000 qdisc noqueue state LOWERLAYERDOWN mode DEFAULT group default": false,
+		"2: veth0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noqueue state UP mode DEFAULT group default qlen 1000":     true,
+	} {
+		if got := linkReady(line); got != want {
+			t.Errorf("%q: ready %v, want %v", line, got, want)
+		}
+	}
+}

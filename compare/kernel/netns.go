@@ -154,7 +154,44 @@ func openVeth(ctx context.Context, mtu int) (t *topology, err error) {
 			return nil, skipf("cannot set up the veth pair: %v", err)
 		}
 	}
+	for _, end := range [][2]string{{tx, "veth0"}, {rx, "veth1"}} {
+		if err := waitLinkUp(ctx, end[0], end[1]); err != nil {
+			return nil, skipf("the veth pair did not come up: %v", err)
+		}
+	}
 	return &topology{name: topoVeth, txNS: tx, rxNS: rx, txAddr: vethTxAddr, rxAddr: vethRxAddr, mtu: mtu, close: cleanup}, nil
+}
+
+// linkUpLimit bounds the wait for a veth end to come up.
+const linkUpLimit = 5 * time.Second
+
+// waitLinkUp waits until device dev in namespace ns is up with its queue
+// discipline attached. `ip link set up` returns before that: the kernel's
+// linkwatch work attaches the qdisc and sets the operational state later,
+// and until it has, the device drops everything sent to it (noop qdisc) —
+// on a loaded machine a whole short run's worth.
+func waitLinkUp(ctx context.Context, ns, dev string) error {
+	ctx, cancel := context.WithTimeout(ctx, linkUpLimit)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := exec.CommandContext(ctx, "ip", "-n", ns, "-o", "link", "show", "dev", dev).Output()
+		if err == nil && linkReady(string(out)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s in %s: not up within %v: %s", dev, ns, linkUpLimit, strings.TrimSpace(string(out)))
+		case <-tick.C:
+		}
+	}
+}
+
+// linkReady reports whether a line of `ip -o link show` describes a device
+// that is operationally up and has a real queue discipline.
+func linkReady(line string) bool {
+	return strings.Contains(line, " state UP ") && !strings.Contains(line, " qdisc noop ")
 }
 
 // reapStale deletes namespaces that an earlier process of ours left behind

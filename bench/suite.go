@@ -411,15 +411,16 @@ func (p *planner) jobs(name string) ([]Job, error) {
 func udpRuns(u *UDPConfig) int { return 2 * len(u.Sizes) * len(u.Modes) }
 
 // peerWorkloads are what the peers run beside pollnet's own scenarios:
-// UDP packet rate and request/response, TCP stream and connection rate
-// through the kernel and gVisor, and layer-2 forwarding through testpmd.
+// UDP stream and request/response at the full suite's udp payloads, TCP
+// stream and connection rate through the kernel and gVisor, and layer-2
+// forwarding through testpmd; --repeat independent runs of each.
 func (o Options) peerWorkloads() []compare.Workload {
 	w := func(name string, sizes ...int) compare.Workload {
-		return compare.Workload{Name: name, Sizes: sizes, Duration: o.Duration, Warmup: o.Warmup}
+		return compare.Workload{Name: name, Sizes: sizes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat}
 	}
 	return []compare.Workload{
-		w("udp_pps", 18, 1472),
-		w("udp_rr", 64, 1400),
+		w("udp_stream", 16, 64, 1400, 8000),
+		w("udp_rr", 16, 64, 1400, 8000),
 		w("tcp_stream"),
 		w("connect_rate"),
 		w("l2_fwd", 64, 1514),

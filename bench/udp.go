@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/valyala/bytebufferpool"
+
 	"github.com/pollnet/pollnet/bench/pktgen"
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/internal/result"
@@ -24,13 +26,18 @@ import (
 // each driven on its own core, with a client and a server application on
 // UDP sockets. It measures request/response (netperf's UDP_RR: one datagram
 // each way per transaction, with the round-trip time) and one-way stream
-// throughput at the server's socket.
+// throughput counted as datagrams the server application read — the same
+// work, under the same names, as the kernel and gVisor peers do.
 type UDPConfig struct {
-	Sizes      []int // UDP payload bytes (16..65507)
-	Modes      []Mode
-	Duration   time.Duration
-	Warmup     time.Duration
-	Repeat     int // samples the measured time is split into (default 5)
+	Sizes    []int // UDP payload bytes (16..65507)
+	Modes    []Mode
+	Duration time.Duration // measured time of each run
+	Warmup   time.Duration // unmeasured start of each run
+	// Repeat is the number of independent runs of each (workload, size,
+	// mode), default 5: each builds its own stacks and warms up on its
+	// own, and gives one sample. The modes' runs interleave (pmd, napi,
+	// pmd, napi, ...) so that a drift of the machine touches both alike.
+	Repeat     int
 	ClientCore int
 	ServerCore int
 	Softirq    engine.SoftirqConfig
@@ -42,7 +49,13 @@ type UDPConfig struct {
 const (
 	MinUDPPayload = 16
 	udpServerPort = 7
-	udpBatch      = 32
+	// udpBatch is the datagrams per WriteBatchTo of the stream client:
+	// the "batch" knob, as the kernel peer's sendmmsg batch.
+	udpBatch = 32
+	// udpFrameHeaders are Ethernet + IPv4 + UDP header bytes: payload +
+	// udpFrameHeaders is the frame size the "size" knob reports, as the
+	// peers report it.
+	udpFrameHeaders = 14 + 20 + 8
 )
 
 // Validate refuses values the scenario cannot run with.
@@ -182,7 +195,9 @@ func stamp(b []byte, seq uint64, now int64) {
 
 func stampTime(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b[8:])) }
 
-// RunUDP runs request/response and stream for every size in every mode.
+// RunUDP runs request/response and stream for every size in every mode:
+// for each (workload, size), Repeat rounds of one independent run per mode,
+// the modes interleaved, then one result per mode pooling its runs.
 func RunUDP(cfg UDPConfig) ([]UDPResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -190,11 +205,25 @@ func RunUDP(cfg UDPConfig) ([]UDPResult, error) {
 	if runtime.GOMAXPROCS(0) < 4 {
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4)) // two stack workers, apps, sampler
 	}
+	repeat := cfg.Repeat
+	if repeat <= 0 {
+		repeat = 5
+	}
 	var out []UDPResult
 	for _, workload := range []string{"udp_rr", "udp_stream"} {
 		for _, size := range cfg.Sizes {
-			for _, mode := range cfg.Modes {
-				res, err := runUDP(cfg, workload, mode, size)
+			pooled := make([]udpRuns, len(cfg.Modes))
+			for i := range repeat {
+				for m, mode := range cfg.Modes {
+					run, err := runUDP(cfg, workload, mode, size, fmt.Sprintf("%d/%d", i+1, repeat))
+					if err != nil {
+						return out, fmt.Errorf("%s %s %d bytes, run %d: %w", workload, mode, size, i+1, err)
+					}
+					pooled[m].add(run)
+				}
+			}
+			for m, mode := range cfg.Modes {
+				res, err := pooled[m].result(cfg, workload, mode, size)
 				if err != nil {
 					return out, fmt.Errorf("%s %s %d bytes: %w", workload, mode, size, err)
 				}
@@ -203,6 +232,28 @@ func RunUDP(cfg UDPConfig) ([]UDPResult, error) {
 		}
 	}
 	return out, nil
+}
+
+// Request and response payloads, and the buffers the applications read
+// into, come from pools (DESIGN.md names bytebufferpool for the harness's
+// reused buffers): with independent runs the bench builds its applications
+// Repeat times per scenario, and they need not allocate again each time.
+// Two pools, because a pool calibrates to one typical size: payloads are
+// the run's size, read buffers the largest datagram.
+var (
+	udpPayloadPool bytebufferpool.Pool
+	udpReadPool    bytebufferpool.Pool
+)
+
+// udpReadBuf is the size of the applications' read buffers: any datagram.
+const udpReadBuf = 65536
+
+// poolBuf takes a zeroed buffer of n bytes from pool.
+func poolBuf(pool *bytebufferpool.Pool, n int) *bytebufferpool.ByteBuffer {
+	b := pool.Get()
+	b.B = slices.Grow(b.B[:0], n)[:n]
+	clear(b.B)
+	return b
 }
 
 // udpApp is the client and server applications of one run and what they
@@ -216,7 +267,7 @@ type udpApp struct {
 	timeouts atomic.Uint64 // requests given up on
 	mu       sync.Mutex    // guards lat: written by the client, read at the end
 	lat      pktgen.Histogram
-	resetLat atomic.Bool // forget the warm-up's round trips
+	inWindow atomic.Bool // round trips count only while the window is open
 
 	// The poll-mode client's one request in flight; its tick and its read
 	// handler both run on the client stack's worker.
@@ -226,24 +277,51 @@ type udpApp struct {
 	payload     []byte
 	bufs        [udpBatch][]byte
 	reply       []byte
+	serverBuf   []byte // the server's read buffer, in either mode
+
+	// pooled are the buffers above, given back by release.
+	pooled []pooledBuf
+}
+
+type pooledBuf struct {
+	pool *bytebufferpool.Pool
+	b    *bytebufferpool.ByteBuffer
 }
 
 func newUDPApp(workload string, size int, r *udpRig) *udpApp {
-	a := &udpApp{workload: workload, size: size, r: r, payload: make([]byte, size), reply: make([]byte, 65536)}
-	for i := range a.bufs {
-		a.bufs[i] = make([]byte, size)
+	a := &udpApp{workload: workload, size: size, r: r}
+	take := func(pool *bytebufferpool.Pool, n int) []byte {
+		b := poolBuf(pool, n)
+		a.pooled = append(a.pooled, pooledBuf{pool, b})
+		return b.B
 	}
+	a.payload = take(&udpPayloadPool, size)
+	for i := range a.bufs {
+		a.bufs[i] = take(&udpPayloadPool, size)
+	}
+	a.reply = take(&udpReadPool, udpReadBuf)
+	a.serverBuf = take(&udpReadPool, udpReadBuf)
 	return a
 }
 
-// record notes a completed round trip whose request carried the stamp.
-func (a *udpApp) record(reply []byte) {
-	a.mu.Lock()
-	if a.resetLat.Swap(false) {
-		a.lat.Reset()
+// release gives the buffers back to their pools. Only once nothing runs
+// the applications any more: the stacks closed, the goroutines returned.
+func (a *udpApp) release() {
+	for _, p := range a.pooled {
+		p.pool.Put(p.b)
 	}
-	a.lat.Record(engine.Nanotime() - stampTime(reply))
-	a.mu.Unlock()
+	a.pooled = nil
+	a.payload, a.reply, a.serverBuf, a.bufs = nil, nil, nil, [udpBatch][]byte{}
+}
+
+// record notes a completed round trip whose request carried the stamp;
+// its time is kept if it completed inside the measured window.
+func (a *udpApp) record(reply []byte) {
+	if a.inWindow.Load() {
+		a.mu.Lock()
+		a.lat.Record(engine.Nanotime() - stampTime(reply))
+		a.mu.Unlock()
+	}
 	a.count.Add(1)
 }
 
@@ -307,7 +385,7 @@ func (a *udpApp) stampBatch(now int64) {
 
 // napiServer is the interrupt-mode server: a goroutine parked on its socket.
 func (a *udpApp) napiServer() {
-	buf := make([]byte, 65536)
+	buf := a.serverBuf
 	for {
 		n, from, err := a.r.ss.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -362,20 +440,61 @@ func (a *udpApp) napiClient(stop chan struct{}) {
 	}
 }
 
-func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, error) {
+// udpRun is what one run measured over its measured window.
+type udpRun struct {
+	rate       float64 // transactions or datagrams per second: the run's sample
+	total      uint64  // transactions or datagrams over the window
+	cpu        time.Duration
+	wall       time.Duration
+	counters   map[string]uint64 // over the window only
+	lat        pktgen.Histogram  // round trips completed in the window, for udp_rr
+	mtu        int
+	gomaxprocs int
+}
+
+// udpCounters are the run's counters, read as the window opens and as it
+// closes. Over the window:
+//
+//   - timeouts: the number of requests the client gave up on (udp_rr);
+//   - rcvbuf_drops: the number of datagrams the server's socket dropped on a
+//     full receive queue (Linux's UDP_MIB_RCVBUFERRORS);
+//   - parks, wakeups, spins: the number of times the two applications
+//     parked on a socket, were woken, and spun before parking.
+func (a *udpApp) udpCounters() map[string]uint64 {
+	cc, sc := a.r.client.SocketCounters(), a.r.server.SocketCounters()
+	return map[string]uint64{
+		"timeouts":     a.timeouts.Load(),
+		"rcvbuf_drops": a.r.ss.Drops(),
+		"parks":        cc.Parks.Load() + sc.Parks.Load(),
+		"wakeups":      cc.Wakeups.Load() + sc.Wakeups.Load(),
+		"spins":        cc.Spins.Load() + sc.Spins.Load(),
+	}
+}
+
+// runUDP is one independent run: fresh stacks and applications, a warm-up,
+// one measured window, everything torn down.
+func runUDP(cfg UDPConfig, workload string, mode Mode, size int, label string) (udpRun, error) {
 	r, err := newUDPRig(cfg, mode)
 	if err != nil {
-		return UDPResult{}, err
+		return udpRun{}, err
 	}
-	defer r.close()
 	a := newUDPApp(workload, size, r)
+	run, err := a.run(cfg, mode, label)
+	if cerr := r.close(); cerr != nil && err == nil {
+		err = fmt.Errorf("after the run: %w", cerr)
+	}
+	a.release() // the stacks are closed and the goroutines gone
+	return run, err
+}
+
+func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
+	r, workload, size := a.r, a.workload, a.size
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	switch mode {
 	case ModePMD:
 		// Both applications live in their stacks' poll loops.
-		sbuf := make([]byte, 65536)
-		r.ss.SetReadHandler(func(c *stack.UDPConn) { a.serve(c, sbuf) })
+		r.ss.SetReadHandler(func(c *stack.UDPConn) { a.serve(c, a.serverBuf) })
 		if workload == "udp_rr" {
 			r.cs.SetReadHandler(a.pollReply)
 		}
@@ -392,14 +511,14 @@ func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, err
 		cfg.Live(r.live(size))
 	}
 	var cpu0 time.Duration
-	var dropped0 uint64
+	var before map[string]uint64
 	sm := sampling{
-		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB", workload, mode, size),
-		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: cfg.Repeat, Count: a.count.Load,
+		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB %s", workload, mode, size, label),
+		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: 1, Count: a.count.Load,
 		Measuring: func() {
 			cpu0 = CPUTime()
-			dropped0 = r.ss.Drops()
-			a.resetLat.Store(true)
+			before = a.udpCounters()
+			a.inWindow.Store(true)
 		},
 		Status: func(rate, _ float64) string {
 			if workload == "udp_rr" {
@@ -408,8 +527,15 @@ func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, err
 			return fmt.Sprintf("%.3f M datagrams/s", rate/1e6)
 		},
 	}.run()
-	cpu := CPUTime() - cpu0
-	dropped := r.ss.Drops() - dropped0
+	a.inWindow.Store(false)
+	run := udpRun{cpu: CPUTime() - cpu0, wall: sm.Wall, total: sm.Total, mtu: r.wire.Ports[0].Info().MTU,
+		gomaxprocs: runtime.GOMAXPROCS(0), counters: a.udpCounters()}
+	for k, v := range run.counters {
+		run.counters[k] = v - min(v, before[k])
+	}
+	if len(sm.Rates) > 0 {
+		run.rate = sm.Rates[0]
+	}
 	close(stop)
 	r.tick.Store(nil)
 	r.cs.SetReadHandler(nil)
@@ -421,18 +547,63 @@ func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, err
 		cfg.Live(nil)
 	}
 	a.mu.Lock()
-	lat := a.lat
+	run.lat = a.lat
 	a.mu.Unlock()
-	cc, sc0 := r.client.SocketCounters(), r.server.SocketCounters()
-	sc := result.Scenario{
-		Name: workload, Path: "pollnet-" + string(mode), Port: "wire",
-		Knobs:   map[string]any{"payload": size, "mode": string(mode), "duration_s": cfg.Duration.Seconds()},
-		Samples: sm.Rates, CPUSeconds: cpu.Seconds(),
-		Counters: map[string]uint64{"total": sm.Total, "timeouts": a.timeouts.Load(), "rcvbuf_drops": dropped,
-			"parks":   cc.Parks.Load() + sc0.Parks.Load(),
-			"wakeups": cc.Wakeups.Load() + sc0.Wakeups.Load(),
-			"spins":   cc.Spins.Load() + sc0.Spins.Load()},
+	if sm.Bar != nil {
+		sm.Bar.Done(fmt.Sprintf("%.0f/s", run.rate))
 	}
+	return run, nil
+}
+
+// udpRuns pools one (workload, size, mode)'s independent runs.
+type udpRuns struct {
+	samples    []float64
+	total      uint64
+	cpu        time.Duration
+	wall       time.Duration
+	counters   map[string]uint64
+	lat        pktgen.Histogram
+	mtu        int
+	gomaxprocs int
+}
+
+func (p *udpRuns) add(r udpRun) {
+	p.samples = append(p.samples, r.rate)
+	p.total += r.total
+	p.cpu += r.cpu
+	p.wall += r.wall
+	if p.counters == nil {
+		p.counters = map[string]uint64{}
+	}
+	for k, v := range r.counters {
+		p.counters[k] += v
+	}
+	p.lat.Merge(&r.lat)
+	p.mtu = r.mtu
+	p.gomaxprocs = max(p.gomaxprocs, r.gomaxprocs)
+}
+
+// result is the scenario of the pooled runs: one sample per run; counters,
+// CPU and round trips summed over their measured windows.
+func (p *udpRuns) result(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, error) {
+	batch := 1 // udp_rr: one request at a time
+	if workload == "udp_stream" {
+		batch = udpBatch
+	}
+	knobs := map[string]any{
+		"payload": size, "size": size + udpFrameHeaders, "mode": string(mode), "mtu": p.mtu,
+		"batch": batch, "duration_s": cfg.Duration.Seconds(),
+	}
+	if workload == "udp_stream" {
+		knobs["rx_batch"] = 1 // the server reads one datagram per call
+	}
+	sc := result.Scenario{
+		Name: workload, Path: "pollnet-" + string(mode), Port: "wire", Knobs: knobs,
+		Samples: p.samples, CPUSeconds: p.cpu.Seconds(), Counters: p.counters,
+		Roles:      map[string]int{"client": cfg.ClientCore, "server": cfg.ServerCore},
+		GOMAXPROCS: p.gomaxprocs, WarmupS: cfg.Warmup.Seconds(), Repeat: len(p.samples),
+	}
+	sc.Counters["total"] = p.total
 	if workload == "udp_rr" {
 		sc.Metric, sc.Unit = "transactions_per_s", "transactions/s"
 	} else {
@@ -441,31 +612,28 @@ func runUDP(cfg UDPConfig, workload string, mode Mode, size int) (UDPResult, err
 	if err := sc.Summarise(); err != nil {
 		return UDPResult{}, err
 	}
-	sc.Extra = map[string]float64{"wall_seconds": sm.Wall.Seconds()}
-	if sm.Total > 0 {
-		sc.Extra["cpu_ns_per_op"] = cpu.Seconds() * 1e9 / float64(sm.Total)
+	sc.Extra = map[string]float64{"wall_seconds": p.wall.Seconds()}
+	if p.total > 0 {
+		sc.Extra["cpu_ns_per_op"] = p.cpu.Seconds() * 1e9 / float64(p.total)
 	}
-	if workload == "udp_rr" && lat.Count() > 0 {
-		sc.Extra["latency_p50_ns"] = float64(lat.Percentile(50))
-		sc.Extra["latency_p99_ns"] = float64(lat.Percentile(99))
-		sc.Extra["latency_p999_ns"] = float64(lat.Percentile(99.9))
-		sc.Extra["latency_max_ns"] = float64(lat.Max())
+	if workload == "udp_rr" && p.lat.Count() > 0 {
+		sc.Extra["latency_p50_ns"] = float64(p.lat.Percentile(50))
+		sc.Extra["latency_p99_ns"] = float64(p.lat.Percentile(99))
+		sc.Extra["latency_p999_ns"] = float64(p.lat.Percentile(99.9))
+		sc.Extra["latency_max_ns"] = float64(p.lat.Max())
+		sc.Extra["latency_samples"] = float64(p.lat.Count())
 	} else if workload == "udp_stream" {
 		sc.Extra["gbps_median"] = sc.Median * float64(size) * 8 / 1e9 // payload only
 	}
-	if sm.Bar != nil {
-		sm.Bar.Done(fmt.Sprintf("%.0f/s", sc.Median))
-	}
-	if err := r.close(); err != nil {
-		return UDPResult{}, fmt.Errorf("after the run: %w", err)
-	}
+	lat := p.lat
 	return UDPResult{Workload: workload, Mode: mode, Size: size, Scenario: sc, Latency: &lat}, nil
 }
 
-// FormatUDP prints the results as a table, then the pmd/napi ratios.
+// FormatUDP prints the results as a table (the median rate of the runs and
+// their spread), then the pmd/napi ratios.
 func FormatUDP(w io.Writer, rs []UDPResult) {
-	fmt.Fprintf(w, "%-10s %-5s %6s %14s %10s %10s %10s %12s %8s %8s\n",
-		"workload", "mode", "size", "rate/s", "rtt p50", "rtt p99", "drops", "cpu ns/op", "parks", "wakeups")
+	fmt.Fprintf(w, "%-10s %-5s %6s %4s %14s %21s %10s %10s %10s %12s %8s %8s\n",
+		"workload", "mode", "size", "runs", "rate/s", "min..max", "rtt p50", "rtt p99", "drops", "cpu ns/op", "parks", "wakeups")
 	for _, r := range rs {
 		sc := r.Scenario
 		p50, p99 := "-", "-"
@@ -473,8 +641,9 @@ func FormatUDP(w io.Writer, rs []UDPResult) {
 			p50 = roundLatency(time.Duration(v)).String()
 			p99 = roundLatency(time.Duration(sc.Extra["latency_p99_ns"])).String()
 		}
-		fmt.Fprintf(w, "%-10s %-5s %6d %14.0f %10s %10s %10d %12.0f %8d %8d\n", r.Workload, r.Mode, r.Size, sc.Median,
-			p50, p99, sc.Counters["rcvbuf_drops"], sc.Extra["cpu_ns_per_op"], sc.Counters["parks"], sc.Counters["wakeups"])
+		spread := fmt.Sprintf("%.0f..%.0f", sc.Min, sc.Max)
+		fmt.Fprintf(w, "%-10s %-5s %6d %4d %14.0f %21s %10s %10s %10d %12.0f %8d %8d\n", r.Workload, r.Mode, r.Size, len(sc.Samples),
+			sc.Median, spread, p50, p99, sc.Counters["rcvbuf_drops"], sc.Extra["cpu_ns_per_op"], sc.Counters["parks"], sc.Counters["wakeups"])
 	}
 	for i, a := range rs {
 		if a.Mode != ModePMD {

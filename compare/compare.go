@@ -1,7 +1,13 @@
 // Package compare runs the peers that pollnet is measured against — the
-// Linux kernel's own stack, iperf3 over it, and dpdk-testpmd — and returns
-// their figures in the same result format as pollnet's own suites, so one
-// chart or `pollnet compare` can put them side by side.
+// Linux kernel's own stack, iperf3 over it, gVisor's netstack and
+// dpdk-testpmd — and returns their figures in the same result format as
+// pollnet's own suites, so one chart or `pollnet compare` can put them side
+// by side. The peers run the same work as pollnet under the same names:
+// udp_rr and udp_stream over the same payloads and MTU, with the batching
+// recorded in the "batch" knob, and tcp_stream counted as goodput read by
+// the receiving application (rx_bps) with the congestion control in "cc".
+// A workload's Repeat is that many independent runs per scenario, each with
+// its own warm-up, each giving one sample.
 //
 // A peer that cannot run on this machine (a tool missing, no root for
 // network namespaces, an EAL that will not start) still returns its
@@ -23,6 +29,10 @@ import (
 // Workload is what to run, at which sizes and for how long. It lives in
 // package workload so the peers can use it without importing compare.
 type Workload = workload.Workload
+
+// DefaultMTU is the MTU of the links the peers create unless a workload
+// names another: pollnet's wire MTU.
+const DefaultMTU = workload.DefaultMTU
 
 // ErrUnknownWorkload is wrapped by Run when a peer is asked for a workload it
 // does not offer.

@@ -3,6 +3,7 @@ package compare
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -43,9 +44,9 @@ func TestPeers(t *testing.T) {
 }
 
 func TestRunDispatch(t *testing.T) {
-	a := &fakePeer{name: "a", works: []string{"udp_pps", "tcp_stream"}}
+	a := &fakePeer{name: "a", works: []string{"udp_stream", "tcp_stream"}}
 	b := &fakePeer{name: "b", works: []string{"l2_fwd"}}
-	w := Workload{Name: "udp_pps", Duration: time.Second}
+	w := Workload{Name: "udp_stream", Duration: time.Second}
 	scs, err := Run(context.Background(), []Peer{a, b}, w)
 	if err != nil {
 		t.Fatal(err)
@@ -57,7 +58,55 @@ func TestRunDispatch(t *testing.T) {
 	if _, err := Run(context.Background(), []Peer{a, b}, w); !errors.Is(err, ErrUnknownWorkload) {
 		t.Errorf("unknown workload: err %v", err)
 	}
-	if _, err := Run(context.Background(), []Peer{a}, Workload{Name: "udp_pps"}); err == nil {
+	if _, err := Run(context.Background(), []Peer{a}, Workload{Name: "udp_stream"}); err == nil {
 		t.Error("zero duration accepted")
+	}
+}
+
+// The gVisor peer, built and run as the suite runs it, reports the UDP
+// workloads under the names every path uses, and TCP as goodput read by
+// the receiver, with the MTU and batching in the knobs.
+func TestGVisor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gVisor peer")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command: the gVisor peer builds from source")
+	}
+	g := &GVisor{}
+	want := map[string]string{"udp_rr": "transactions_per_s", "udp_stream": "rx_pps", "tcp_stream": "rx_bps"}
+	for _, name := range g.Workloads() {
+		w := Workload{Name: name, Sizes: []int{64}, Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Repeat: 2}
+		scs, err := g.Run(context.Background(), w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(scs) != 1 {
+			t.Fatalf("%s: %d scenarios", name, len(scs))
+		}
+		sc := scs[0]
+		if sc.Skipped != "" {
+			t.Fatalf("%s skipped: %s", name, sc.Skipped)
+		}
+		t.Logf("%s %v: median %.4g %s, samples %v", name, sc.Knobs, sc.Median, sc.Unit, sc.Samples)
+		if sc.Name != name || sc.Path != "gvisor" || sc.Metric != want[name] || len(sc.Samples) != 2 || sc.Median <= 0 {
+			t.Errorf("%s: name %s path %s metric %s samples %v", name, sc.Name, sc.Path, sc.Metric, sc.Samples)
+		}
+		// JSON numbers come back as float64.
+		if sc.Knobs["mtu"] != float64(DefaultMTU) {
+			t.Errorf("%s: mtu knob %v, want %d", name, sc.Knobs["mtu"], DefaultMTU)
+		}
+		if name != "tcp_stream" && (sc.Knobs["batch"] != 1.0 || sc.Knobs["payload"] != 64.0) {
+			t.Errorf("%s: knobs %v, want batch 1 and payload 64", name, sc.Knobs)
+		}
+		if name == "tcp_stream" && sc.Knobs["cc"] != "cubic" {
+			t.Errorf("tcp_stream: cc %v", sc.Knobs["cc"])
+		}
+		if sc.Repeat != 2 || sc.WarmupS != 0.05 || sc.GOMAXPROCS < 1 || sc.Roles["client"] != -1 || sc.P99 != nil {
+			t.Errorf("%s: repeat %d warmup %v gomaxprocs %d roles %v p99 %v", name, sc.Repeat, sc.WarmupS, sc.GOMAXPROCS, sc.Roles, sc.P99)
+		}
+		if sc.Knobs["gvisor"] == "unknown" || sc.Knobs["gvisor"] == nil {
+			t.Errorf("%s: gvisor version knob %v", name, sc.Knobs["gvisor"])
+		}
 	}
 }

@@ -8,17 +8,24 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
+	"github.com/pollnet/pollnet/compare/kernel"
 	"github.com/pollnet/pollnet/internal/result"
 )
 
 // GVisor is gVisor's netstack as a peer. It lives in the nested module
 // compare/gvisor so that the main module never depends on gVisor; this peer
-// runs that module's program with `go run` and reads the scenarios it prints.
+// builds that module's program (`go build` in the module's directory, into a
+// temporary directory), runs the binary and reads the scenarios it prints.
+// The binary is run directly, not under `go run`, so the one process this
+// peer starts is the one it kills when the time is up, and it dies with
+// this process.
 type GVisor struct {
 	// Dir is the nested module's directory; empty means look for
 	// compare/gvisor upwards from the working directory.
@@ -29,7 +36,7 @@ type GVisor struct {
 func (g *GVisor) Name() string { return "gvisor" }
 
 // Workloads lists what the gVisor program measures.
-func (g *GVisor) Workloads() []string { return []string{"udp_pps", "udp_rr", "tcp_stream"} }
+func (g *GVisor) Workloads() []string { return []string{"udp_rr", "udp_stream", "tcp_stream"} }
 
 // moduleDir finds the nested module.
 func (g *GVisor) moduleDir() (string, error) {
@@ -61,7 +68,9 @@ func (g *GVisor) Run(ctx context.Context, w Workload) ([]result.Scenario, error)
 		return nil, fmt.Errorf("%w: gvisor has no %q", ErrUnknownWorkload, w.Name)
 	}
 	skip := func(reason string) []result.Scenario {
-		return []result.Scenario{{Name: w.Name, Path: g.Name(), Port: "channel", Knobs: map[string]any{}, Skipped: reason}}
+		return []result.Scenario{{Name: w.Name, Path: g.Name(), Port: "channel", Knobs: map[string]any{"mtu": w.MTUOr()},
+			Roles: map[string]int{"client": -1, "server": -1}, GOMAXPROCS: runtime.GOMAXPROCS(0),
+			WarmupS: w.Warmup.Seconds(), Repeat: w.Runs(), Skipped: reason}}
 	}
 	dir, err := g.moduleDir()
 	if err != nil {
@@ -71,38 +80,51 @@ func (g *GVisor) Run(ctx context.Context, w Workload) ([]result.Scenario, error)
 	if err != nil {
 		return skip("no go command on PATH: the gVisor peer builds from source"), nil
 	}
-	samples := 5
-	if w.Duration < time.Second {
-		samples = 1
+	tmp, err := os.MkdirTemp("", "pollnet-gvisorpeer-")
+	if err != nil {
+		return nil, fmt.Errorf("gvisor: %w", err)
 	}
-	args := []string{"run", "./cmd/gvisorpeer", "-workload", w.Name,
-		"-duration", w.Duration.String(), "-warmup", w.Warmup.String(), "-repeat", strconv.Itoa(samples)}
-	if len(w.Sizes) > 0 {
-		var s []string
-		for _, n := range w.Sizes {
-			s = append(s, strconv.Itoa(n))
-		}
-		args = append(args, "-sizes", strings.Join(s, ","))
-	}
-	// Building gVisor the first time takes a while: allow for it on top
-	// of the runs themselves.
-	limit := 3*time.Minute + time.Duration(max(1, len(w.Sizes)))*(3*w.Duration+w.Warmup+10*time.Second)
-	cctx, cancel := context.WithTimeout(ctx, limit)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, goBin, args...)
-	cmd.Dir = dir
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
+	defer os.RemoveAll(tmp)
+	bin := filepath.Join(tmp, "gvisorpeer")
+	// Building gVisor the first time takes a while; later builds come
+	// from the build cache.
+	bctx, bcancel := context.WithTimeout(ctx, gvisorBuildLimit)
+	build := exec.CommandContext(bctx, goBin, "build", "-o", bin, "./cmd/gvisorpeer")
+	build.Dir = dir
+	out, err := build.CombinedOutput()
+	bcancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		msg := strings.TrimSpace(stderr.String())
-		if len(msg) > 300 {
-			msg = msg[:300] + "…"
+		return skip(fmt.Sprintf("gvisor peer did not build (%v): %s", err, brief(string(out)))), nil
+	}
+
+	sizes := w.SizesOr(gvisorPayloads...)
+	args := []string{"-workload", w.Name, "-duration", w.Duration.String(), "-warmup", w.Warmup.String(),
+		"-repeat", strconv.Itoa(w.Runs()), "-mtu", strconv.Itoa(w.MTUOr()), "-cc", gvisorCC,
+		"-sizes", joinInts(sizes)}
+	// Each run may take warm-up + 3 × duration + 5 s before the program
+	// gives up on it; allow that for every run of every scenario.
+	scenarios := 1
+	if w.Name != "tcp_stream" {
+		scenarios = len(sizes)
+	}
+	limit := time.Duration(scenarios*w.Runs())*(w.Warmup+3*w.Duration+5*time.Second) + 15*time.Second
+	cctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, bin, args...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.WaitDelay = 2 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err = cmd.Output()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
-		return skip(fmt.Sprintf("gvisor peer failed (%v): %s", err, msg)), nil
+		return skip(fmt.Sprintf("gvisor peer failed (%v): %s", err, brief(stderr.String()))), nil
 	}
 	var scs []result.Scenario
 	if err := json.Unmarshal(out, &scs); err != nil {
@@ -116,6 +138,33 @@ func (g *GVisor) Run(ctx context.Context, w Workload) ([]result.Scenario, error)
 		scs[i].Knobs["gvisor"] = version
 	}
 	return scs, nil
+}
+
+// Settings of the gVisor peer's runs.
+const (
+	gvisorBuildLimit = 3 * time.Minute
+	gvisorCC         = kernel.DefaultCC // the same congestion control as the kernel's
+)
+
+// gvisorPayloads are the UDP payloads every path runs (the kernel peer's
+// defaults).
+var gvisorPayloads = kernel.DefaultUDPPayloads
+
+// brief trims a program's error output to what fits in a Skipped reason.
+func brief(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, n := range v {
+		s[i] = strconv.Itoa(n)
+	}
+	return strings.Join(s, ",")
 }
 
 // gvisorVersion is the gVisor version the nested module pins, from its go.mod.

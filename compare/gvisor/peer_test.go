@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,18 +20,29 @@ import (
 var fields = []string{
 	"name", "path", "port", "knobs", "metric", "unit", "samples", "median", "p99",
 	"stddev", "mean", "min", "max", "cpu_seconds", "counters", "extra", "skipped",
+	"roles", "gomaxprocs", "warmup_s", "repeat",
 }
 
+// short is two independent runs of 150 ms each.
 func short(workload string) peer.Config {
 	return peer.Config{
 		Workloads: []string{workload}, Sizes: []int{64},
-		Duration: 300 * time.Millisecond, Repeat: 3, Warmup: 50 * time.Millisecond, CC: "cubic",
+		Duration: 150 * time.Millisecond, Repeat: 2, Warmup: 50 * time.Millisecond, CC: "cubic", MTU: peer.DefaultMTU,
 	}
 }
 
+// metrics are the metric and unit each workload reports, as every path
+// reports them.
+var metrics = map[string][2]string{
+	"udp_rr":     {"transactions_per_s", "transactions/s"},
+	"udp_stream": {"rx_pps", "datagrams/s"},
+	"tcp_stream": {"rx_bps", "bits/s"},
+}
+
 // checkJSON decodes a JSON array of scenarios and checks that each ran,
-// carries every field, and has positive samples.
-func checkJSON(t *testing.T, out []byte, want int) []map[string]any {
+// carries every field and the names every path uses, and has one positive
+// sample per run.
+func checkJSON(t *testing.T, out []byte, want, runs int) []map[string]any {
 	t.Helper()
 	var got []map[string]any
 	if err := json.Unmarshal(out, &got); err != nil {
@@ -52,16 +64,40 @@ func checkJSON(t *testing.T, out []byte, want int) []map[string]any {
 		if sc["path"] != "gvisor" || sc["port"] != "channel" {
 			t.Errorf("scenario %v: path %v port %v, want gvisor channel", sc["name"], sc["path"], sc["port"])
 		}
+		name, _ := sc["name"].(string)
+		if m, ok := metrics[name]; !ok || sc["metric"] != m[0] || sc["unit"] != m[1] {
+			t.Errorf("scenario %q: metric %v unit %v, want %v", name, sc["metric"], sc["unit"], m)
+		}
+		knobs, _ := sc["knobs"].(map[string]any)
+		if knobs["mtu"] != float64(peer.DefaultMTU) {
+			t.Errorf("scenario %v: knob mtu %v, want %d", name, knobs["mtu"], peer.DefaultMTU)
+		}
+		if name != "tcp_stream" && (knobs["batch"] != 1.0 || knobs["payload"] == nil) {
+			t.Errorf("scenario %v: knobs batch %v payload %v, want batch 1 and a payload", name, knobs["batch"], knobs["payload"])
+		}
+		if name == "tcp_stream" && knobs["cc"] != "cubic" {
+			t.Errorf("tcp_stream: knob cc %v", knobs["cc"])
+		}
+		roles, _ := sc["roles"].(map[string]any)
+		if roles["client"] != -1.0 || roles["server"] != -1.0 {
+			t.Errorf("scenario %v: roles %v, want client and server unpinned", name, roles)
+		}
+		if g, _ := sc["gomaxprocs"].(float64); g < 1 || sc["repeat"] != float64(runs) || sc["warmup_s"] != 0.05 {
+			t.Errorf("scenario %v: gomaxprocs %v repeat %v warmup_s %v", name, sc["gomaxprocs"], sc["repeat"], sc["warmup_s"])
+		}
+		if sc["p99"] != nil {
+			t.Errorf("scenario %v: p99 %v over %d runs; want null", name, sc["p99"], runs)
+		}
 		samples, _ := sc["samples"].([]any)
-		if len(samples) != 3 {
-			t.Errorf("scenario %v: %d samples, want 3", sc["name"], len(samples))
+		if len(samples) != runs {
+			t.Errorf("scenario %v: %d samples, want one per run (%d)", name, len(samples), runs)
 		}
 		for i, s := range samples {
 			if v, _ := s.(float64); v <= 0 {
 				t.Errorf("scenario %v: sample %d is %v, want > 0", sc["name"], i, s)
 			}
 		}
-		for _, f := range []string{"median", "p99", "mean", "min", "max", "cpu_seconds"} {
+		for _, f := range []string{"median", "mean", "min", "max", "cpu_seconds"} {
 			if v, _ := sc[f].(float64); v <= 0 {
 				t.Errorf("scenario %v: %s is %v, want > 0", sc["name"], f, sc[f])
 			}
@@ -74,42 +110,70 @@ func checkJSON(t *testing.T, out []byte, want int) []map[string]any {
 }
 
 func TestWorkloads(t *testing.T) {
-	for _, w := range []string{peer.UDPPPS, peer.UDPRR, peer.TCPStream} {
+	for _, w := range []string{peer.UDPStream, peer.UDPRR, peer.TCPStream} {
 		t.Run(w, func(t *testing.T) {
-			out, err := json.Marshal(peer.Run(short(w)))
+			cfg := short(w)
+			out, err := json.Marshal(peer.Run(cfg))
 			if err != nil {
 				t.Fatal(err)
 			}
-			sc := checkJSON(t, out, 1)[0]
+			sc := checkJSON(t, out, 1, cfg.Repeat)[0]
 			extra, _ := sc["extra"].(map[string]any)
+			counters, _ := sc["counters"].(map[string]any)
 			var want []string
+			var count string // the counter the metric counts, over the measured windows
 			switch w {
-			case peer.UDPPPS:
-				want = []string{"cpu_ns_per_packet", "loss_ratio"}
+			case peer.UDPStream:
+				want, count = []string{"cpu_ns_per_packet", "mpps_median"}, "received"
+				if _, ok := extra["loss_ratio"]; !ok {
+					t.Errorf("no loss_ratio")
+				}
 			case peer.UDPRR:
-				want = []string{"latency_p50_ns", "latency_p99_ns", "cpu_ns_per_packet"}
+				want, count = []string{"latency_p50_ns", "latency_p99_ns", "cpu_ns_per_packet"}, "transactions"
 			case peer.TCPStream:
-				want = []string{"cpu_ns_per_byte", "gbps_median"}
+				want, count = []string{"cpu_ns_per_byte", "gbps_median"}, "bytes_read"
 			}
 			for _, k := range want {
 				if v, _ := extra[k].(float64); v <= 0 {
 					t.Errorf("extra %s is %v, want > 0", k, extra[k])
 				}
 			}
+			// The metric is what the receiving application got over the
+			// measured time: the pooled counter over the pooled time is a
+			// weighted mean of the runs' samples, so it lies between the
+			// least and the greatest (not so if it took in the warm-up).
+			n, _ := counters[count].(float64)
+			secs, _ := extra["measured_seconds"].(float64)
+			scale := 1.0
+			if w == peer.TCPStream {
+				scale = 8
+			}
+			lo, hi := sc["min"].(float64), sc["max"].(float64)
+			if pooled := n * scale / secs; n == 0 || pooled < 0.99*lo || pooled > 1.01*hi {
+				t.Errorf("counter %s is %v over %vs: %v, outside the runs' %v..%v", count, n, secs, pooled, lo, hi)
+			}
 		})
 	}
 }
 
 func TestParseArgs(t *testing.T) {
-	cfg, err := peer.ParseArgs([]string{"-workload", "udp_pps,tcp_stream", "-sizes", "64,1400", "-duration", "2s", "-repeat", "4"}, io.Discard)
+	cfg, err := peer.ParseArgs([]string{"-workload", "udp_stream,tcp_stream", "-sizes", "64,1400", "-duration", "2s", "-repeat", "4", "-mtu", "1500"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Workloads) != 2 || len(cfg.Sizes) != 2 || cfg.Duration != 2*time.Second || cfg.Repeat != 4 || cfg.Scenarios() != 3 {
+	if len(cfg.Workloads) != 2 || len(cfg.Sizes) != 2 || cfg.Duration != 2*time.Second || cfg.Repeat != 4 || cfg.Scenarios() != 3 || cfg.MTU != 1500 {
 		t.Errorf("parsed %+v", cfg)
 	}
+	def, err := peer.ParseArgs(nil, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(def.Sizes, []int{16, 64, 1400, 8000}) || def.MTU != 9000 || def.CC != "cubic" {
+		t.Errorf("defaults %+v: want the payloads, MTU and cc every path uses", def)
+	}
 	for flag, args := range map[string][]string{
-		"-workload": {"-workload", "udp_pps,bogus"},
+		"-workload": {"-workload", "udp_pps"},
+		"-mtu":      {"-mtu", "100"},
 		"-sizes":    {"-sizes", "64,0"},
 		"-duration": {"-duration", "-1s"},
 		"-repeat":   {"-repeat", "0"},
@@ -134,12 +198,12 @@ func TestCommand(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	var stdout, stderr bytes.Buffer
-	cmd := exec.Command(bin, "-workload", "udp_rr,udp_pps", "-sizes", "100", "-duration", "300ms", "-repeat", "3", "-warmup", "50ms")
+	cmd := exec.Command(bin, "-workload", "udp_rr,udp_stream", "-sizes", "100", "-duration", "150ms", "-repeat", "2", "-warmup", "50ms")
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("run: %v\n%s", err, stderr.Bytes())
 	}
-	checkJSON(t, stdout.Bytes(), 2)
+	checkJSON(t, stdout.Bytes(), 2, 2)
 
 	stderr.Reset()
 	cmd = exec.Command(bin, "-sizes", "abc")

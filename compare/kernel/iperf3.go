@@ -70,40 +70,43 @@ func omitSeconds(d time.Duration) int {
 }
 
 func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Workload, cc, skip string) ([]result.Scenario, error) {
-	knobs := map[string]any{
-		"topology": topo.name, "cc": cc, "streams": 1, "tool": "iperf3",
-		"duration_s": float64(iperfSeconds(w.Duration)), "warmup_s": float64(omitSeconds(w.Warmup)),
-	}
+	s := spec{name: TCPStream, path: IperfPath, port: topo.name, metric: "rx_bps", unit: "bits/s",
+		knobs: map[string]any{
+			"topology": topo.name, "cc": cc, "mtu": topo.mtu, "streams": 1, "tool": "iperf3",
+			"duration_s": float64(iperfSeconds(w.Duration)),
+		}}
 	if skip == "" {
 		if _, err := exec.LookPath("iperf3"); err != nil {
 			skip = "iperf3 not installed: apt-get install iperf3"
 		}
 	}
 	if skip != "" {
-		return []result.Scenario{skipped(TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s", skip)}, nil
+		return []result.Scenario{s.skipped(w, skip)}, nil
 	}
+	// iperf3's -O takes whole seconds: the warm-up it really had.
+	w.Warmup = time.Duration(omitSeconds(w.Warmup)) * time.Second
 	var last *iperfReport
-	sc, _, err := measure(ctx, w.Runs(), TCPStream, IperfPath, topo.name, knobs, "tx_bps", "bits/s",
-		func() (window, map[string]uint64, error) {
-			rep, cpu, err := runIperf(ctx, topo, w, cc)
-			if err != nil {
-				return window{}, nil, err
-			}
-			last = rep
-			// What iperf3 reports replaces what was asked for.
-			if rep.End.SenderCC != "" {
-				knobs["cc"] = rep.End.SenderCC
-				knobs["cc_receiver"] = rep.End.ReceiverCC
-			}
-			knobs["tool"] = rep.Start.Version
-			return window{samples: rep.samples(), events: uint64(rep.End.SumSent.Bytes) * 8,
-					span: time.Duration(rep.End.SumSent.Seconds * float64(time.Second)), cpu: cpu},
-				map[string]uint64{
-					"bytes_sent":     uint64(rep.End.SumSent.Bytes),
-					"bytes_received": uint64(rep.End.SumReceived.Bytes),
-					"retransmits":    uint64(rep.End.SumSent.Retransmits),
-				}, nil
-		})
+	sc, _, err := measure(ctx, w, s, func() (window, error) {
+		rep, cpu, err := runIperf(ctx, topo, w, cc)
+		if err != nil {
+			return window{}, err
+		}
+		last = rep
+		// What iperf3 reports replaces what was asked for.
+		if rep.End.SenderCC != "" {
+			s.knobs["cc"] = rep.End.SenderCC
+			s.knobs["cc_receiver"] = rep.End.ReceiverCC
+		}
+		s.knobs["tool"] = rep.Start.Version
+		recv := rep.End.SumReceived
+		return window{rate: recv.BitsPerSecond, events: uint64(recv.Bytes),
+			span: time.Duration(recv.Seconds * float64(time.Second)), cpu: cpu,
+			counters: map[string]uint64{
+				"bytes_sent":     uint64(rep.End.SumSent.Bytes),
+				"bytes_received": uint64(recv.Bytes),
+				"retransmits":    uint64(rep.End.SumSent.Retransmits),
+			}}, nil
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -276,9 +279,6 @@ type iperfReport struct {
 	Start struct {
 		Version string `json:"version"`
 	} `json:"start"`
-	Intervals []struct {
-		Sum iperfSum `json:"sum"`
-	} `json:"intervals"`
 	End struct {
 		SumSent     iperfSum `json:"sum_sent"`
 		SumReceived iperfSum `json:"sum_received"`
@@ -301,7 +301,15 @@ type iperfSum struct {
 }
 
 // parseIperf3 reads iperf3's JSON report. A report with an "error" field, or
-// without intervals, is an error: iperf3 -J writes one even when it fails.
+// without a receiver's figure, is an error: iperf3 -J writes one even when
+// it fails.
+//
+// The figure a run yields is end.sum_received.bits_per_second: the bytes
+// the receiving iperf3 read over the measured time (the -O warm-up left
+// out), which is goodput as the kernel peer's own tcp_stream and gVisor's
+// count it. end.sum_sent is what the sender's kernel accepted, higher by
+// whatever was still in flight or in buffers at the end; the per-second
+// "intervals" of the client's report are sender-side too.
 func parseIperf3(data []byte) (*iperfReport, error) {
 	var rep iperfReport
 	if err := json.Unmarshal(data, &rep); err != nil {
@@ -310,24 +318,10 @@ func parseIperf3(data []byte) (*iperfReport, error) {
 	if rep.Error != "" {
 		return nil, fmt.Errorf("iperf3: %s", rep.Error)
 	}
-	if len(rep.samples()) == 0 {
-		return nil, errors.New("iperf3: no measured interval in the report")
+	if r := rep.End.SumReceived; !(r.BitsPerSecond > 0 && r.Seconds > 0 && r.Bytes > 0) {
+		return nil, errors.New("iperf3: no receiver figure (end.sum_received) in the report")
 	}
 	return &rep, nil
-}
-
-// samples are the bits per second of each measured interval, without the
-// -O warm-up ones and without a trailing sliver shorter than half a second
-// whose rate is mostly timer noise.
-func (r *iperfReport) samples() []float64 {
-	var out []float64
-	for _, iv := range r.Intervals {
-		if iv.Sum.Omitted || (iv.Sum.Seconds < 0.5 && len(r.Intervals) > 1) {
-			continue
-		}
-		out = append(out, iv.Sum.BitsPerSecond)
-	}
-	return out
 }
 
 // tailBuffer keeps the last few kilobytes a process writes: enough for an

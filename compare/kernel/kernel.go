@@ -1,15 +1,24 @@
 // Package kernel measures the Linux kernel's own network stack from this
 // process, in the result format pollnet's suites use, so the kernel stands
-// beside pollnet's poll and interrupt modes in one chart:
+// beside pollnet's poll and interrupt modes in one chart, on the same work:
 //
-//   - udp_pps: one-way UDP packets per second, sendmmsg to recvmmsg;
-//   - tcp_stream: TCP bulk throughput with a named congestion control;
+//   - udp_rr: UDP request/response, one request outstanding, write/read,
+//     the server echoing (netperf's UDP_RR);
+//   - udp_stream: one-way UDP, sendmmsg to recvmmsg, counted as datagrams
+//     the receiving application read;
+//   - tcp_stream: TCP bulk transfer with a named congestion control,
+//     counted as goodput the receiving application read;
 //   - connect_rate: TCP connect + accept + close per second.
 //
 // Each runs over loopback (127.0.0.1, any user) and, where it applies, over a
 // veth pair between two network namespaces the package creates and deletes
-// (198.18.0.1 and 198.18.0.2, root only). Iperf3 runs tcp_stream as a second
+// (198.18.0.1 and 198.18.0.2, root only), with pollnet's wire MTU (9000)
+// unless the workload names another. Iperf3 runs tcp_stream as a second
 // opinion under the path "kernel-iperf3".
+//
+// Every scenario is Repeat independent runs, each with its own sockets (and
+// namespaces) and its own warm-up; each run gives one sample, its events
+// over its measured time, and every counter covers measured time only.
 //
 // Syscalls are slow on small VMs (DESIGN.md: about 270 ns each, 5-6 µs per
 // UDP send): compare the kernel with pollnet as ratios taken in one run.
@@ -26,7 +35,8 @@ import (
 
 // Workload names the kernel peers offer.
 const (
-	UDPPPS      = "udp_pps"
+	UDPRR       = "udp_rr"
+	UDPStream   = "udp_stream"
 	TCPStream   = "tcp_stream"
 	ConnectRate = "connect_rate"
 )
@@ -34,27 +44,29 @@ const (
 // Path is the result Path of the kernel peer's scenarios.
 const Path = "kernel"
 
-// DefaultBatch is the number of datagrams per sendmmsg and recvmmsg: the
-// burst size pollnet and DPDK use, so the kernel gets batching too and the
-// comparison is against its best syscall interface, not its worst.
+// DefaultBatch is the number of datagrams per sendmmsg and recvmmsg in
+// udp_stream: the burst size pollnet and DPDK use, so the kernel gets
+// batching too and the comparison is against its best syscall interface,
+// not its worst. The "batch" knob records it; udp_rr is always 1.
 const DefaultBatch = 32
 
 // DefaultCC is the congestion control both ends of a TCP stream use.
 const DefaultCC = "cubic"
 
-// DefaultUDPPayloads are the UDP payloads that make 64- and 1514-byte
-// Ethernet frames (18 + 8 UDP + 20 IP + 14 Ethernet + 4 FCS = 64;
-// 1472 + 42 = 1514 without FCS).
-var DefaultUDPPayloads = []int{18, 1472}
+// DefaultUDPPayloads are the UDP payloads every path runs (pollnet's udp
+// scenario, gVisor and the kernel alike): a bare request, a small message,
+// a full 1500-MTU frame's worth and a jumbo one that needs the 9000 MTU.
+var DefaultUDPPayloads = []int{16, 64, 1400, 8000}
 
 // Peer is the kernel's stack driven with raw socket system calls. The zero
 // value runs every workload on both topologies with the defaults above.
 type Peer struct {
-	// Topologies to run udp_pps and tcp_stream on: "loopback", "veth".
-	// Empty means both. connect_rate runs on loopback only.
+	// Topologies to run udp_rr, udp_stream and tcp_stream on:
+	// "loopback", "veth". Empty means both. connect_rate runs on loopback
+	// only.
 	Topologies []string
-	// Batch is datagrams per sendmmsg/recvmmsg; 1 uses write/read, one
-	// syscall per packet. 0 means DefaultBatch.
+	// Batch is datagrams per sendmmsg/recvmmsg in udp_stream; 1 uses
+	// write/read, one syscall per datagram. 0 means DefaultBatch.
 	Batch int
 	// CC is the TCP congestion control for tcp_stream; "" means DefaultCC.
 	CC string
@@ -64,10 +76,10 @@ type Peer struct {
 func (p *Peer) Name() string { return Path }
 
 // Workloads lists what Run accepts.
-func (p *Peer) Workloads() []string { return []string{UDPPPS, TCPStream, ConnectRate} }
+func (p *Peer) Workloads() []string { return []string{UDPRR, UDPStream, TCPStream, ConnectRate} }
 
 // Run measures workload w and returns one scenario per topology (and per
-// size for udp_pps). A topology this machine cannot give (veth without root)
+// payload for the UDP workloads). A topology this machine cannot give (veth without root)
 // yields skipped scenarios with the reason; a run that fails yields a
 // skipped scenario starting "failed:". The error is for a bad workload, an
 // ended context, or namespaces that could not be deleted.
@@ -76,8 +88,10 @@ func (p *Peer) Run(ctx context.Context, w workload.Workload) ([]result.Scenario,
 		return nil, err
 	}
 	switch w.Name {
-	case UDPPPS:
-		return p.eachTopology(ctx, w, p.topologies(), p.udpScenarios)
+	case UDPRR:
+		return p.eachTopology(ctx, w, p.topologies(), p.udpRRScenarios)
+	case UDPStream:
+		return p.eachTopology(ctx, w, p.topologies(), p.udpStreamScenarios)
 	case TCPStream:
 		return p.eachTopology(ctx, w, p.topologies(), p.tcpScenarios)
 	case ConnectRate:
@@ -119,12 +133,18 @@ func (p *Peer) eachTopology(ctx context.Context, w workload.Workload, topos []st
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		topo, err := openTopology(ctx, name)
+		topo, err := openTopology(ctx, name, w.MTUOr())
 		if err != nil {
 			if ctx.Err() != nil {
 				return out, ctx.Err()
 			}
-			scs, ferr := fn(ctx, &topology{name: name}, w, skipReason(err))
+			// The skipped scenarios still say what they would have run
+			// with, the MTU included.
+			mtu := w.MTUOr()
+			if name == topoLoopback {
+				mtu = loopbackMTU()
+			}
+			scs, ferr := fn(ctx, &topology{name: name, mtu: mtu}, w, skipReason(err))
 			out = append(out, scs...)
 			if ferr != nil {
 				return out, ferr

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,7 +17,7 @@ import (
 	"github.com/pollnet/pollnet/internal/result"
 )
 
-// short is a workload brief enough for a unit test: one 300 ms sample.
+// short is a workload brief enough for a unit test: one 300 ms run.
 func short(name string, sizes ...int) workload.Workload {
 	return workload.Workload{Name: name, Sizes: sizes, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond}
 }
@@ -79,10 +82,45 @@ func noNetnsLeft(t *testing.T) {
 	}
 }
 
-func TestUDPPPS(t *testing.T) {
+// provenance checks the fields every scenario must carry, run or skipped.
+func provenance(t *testing.T, sc result.Scenario, w workload.Workload) {
+	t.Helper()
+	if sc.Roles["client"] != -1 || sc.Roles["server"] != -1 || len(sc.Roles) != 2 {
+		t.Errorf("%s %s %s: roles %v, want client and server unpinned (-1)", sc.Path, sc.Name, sc.Port, sc.Roles)
+	}
+	if sc.GOMAXPROCS < 1 || sc.WarmupS != w.Warmup.Seconds() || sc.Repeat != w.Runs() {
+		t.Errorf("%s %s %s: gomaxprocs %d warmup_s %v repeat %d, want >0, %v, %d",
+			sc.Path, sc.Name, sc.Port, sc.GOMAXPROCS, sc.WarmupS, sc.Repeat, w.Warmup.Seconds(), w.Runs())
+	}
+	if sc.Skipped == "" && len(sc.Samples) != w.Runs() {
+		t.Errorf("%s %s %s: %d samples from %d runs; want one per run", sc.Path, sc.Name, sc.Port, len(sc.Samples), w.Runs())
+	}
+}
+
+// wantMTU is the MTU a topology's scenarios must record: pollnet's wire MTU
+// on the veth pair, loopback's own on loopback.
+func wantMTU(topo string) int {
+	if topo == topoVeth {
+		return workload.DefaultMTU
+	}
+	return loopbackMTU()
+}
+
+// udpKnobsOK checks the knobs every UDP scenario carries on every path.
+func udpKnobsOK(t *testing.T, sc result.Scenario, payload, batch int) {
+	t.Helper()
+	k := sc.Knobs
+	if k["payload"] != payload || k["size"] != payload+udpHeaders || k["batch"] != batch || k["mtu"] != wantMTU(sc.Port) {
+		t.Errorf("%s %s: knobs %v, want payload %d, size %d, batch %d, mtu %d", sc.Name, sc.Port, k, payload, payload+udpHeaders, batch, wantMTU(sc.Port))
+	}
+}
+
+func TestUDPStream(t *testing.T) {
 	topos := topologiesHere(t)
 	p := &Peer{Topologies: topos}
-	scs, err := p.Run(context.Background(), short(UDPPPS, 18))
+	w := short(UDPStream, 16)
+	w.Repeat = 2
+	scs, err := p.Run(context.Background(), w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,15 +129,27 @@ func TestUDPPPS(t *testing.T) {
 	}
 	for i, sc := range scs {
 		ranOK(t, sc)
-		if sc.Metric != "rx_pps" || sc.Unit != "packets/s" || sc.Path != Path || sc.Knobs["topology"] != topos[i] {
+		provenance(t, sc, w)
+		if sc.Metric != "rx_pps" || sc.Unit != "datagrams/s" || sc.Path != Path || sc.Knobs["topology"] != topos[i] {
 			t.Errorf("scenario labels: %+v", sc)
 		}
-		if sc.Knobs["batch"] != DefaultBatch || sc.Knobs["size"] != 60 {
-			t.Errorf("knobs %v", sc.Knobs)
+		udpKnobsOK(t, sc, 16, DefaultBatch)
+		if sc.Knobs["rx_batch"] != DefaultBatch {
+			t.Errorf("rx_batch %v", sc.Knobs["rx_batch"])
 		}
 		c := sc.Counters
-		if c["received"] == 0 || c["sent"] < c["received"] || c["drops"] != c["sent"]-c["received"] {
+		if c["received"] == 0 || c["sent"] == 0 {
 			t.Errorf("counters %v", c)
+		}
+		if _, ok := c["rcvbuf_drops"]; !ok {
+			t.Errorf("no rcvbuf_drops counter: %v", c)
+		}
+		// The samples are datagrams read per second of measured time: the
+		// pooled count over the pooled time, a weighted mean of them, lies
+		// between the least and the greatest (not so if the count took in
+		// the warm-up).
+		if pooled := float64(c["received"]) / sc.Extra["measured_seconds"]; pooled < 0.99*sc.Min || pooled > 1.01*sc.Max {
+			t.Errorf("received %d over %vs is %v/s, outside the runs' %v..%v", c["received"], sc.Extra["measured_seconds"], pooled, sc.Min, sc.Max)
 		}
 		if sc.Extra["mpps_median"] <= 0 || sc.Extra["cpu_ns_per_packet"] <= 0 {
 			t.Errorf("extra %v", sc.Extra)
@@ -110,23 +160,102 @@ func TestUDPPPS(t *testing.T) {
 	}
 }
 
-// One syscall per packet is the unbatched baseline; it must work too.
-func TestUDPPPSUnbatched(t *testing.T) {
+// One syscall per datagram is the unbatched baseline; it must work too.
+func TestUDPStreamUnbatched(t *testing.T) {
 	p := &Peer{Topologies: []string{topoLoopback}, Batch: 1}
-	scs, err := p.Run(context.Background(), short(UDPPPS, 1472))
+	scs, err := p.Run(context.Background(), short(UDPStream, 1472))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ranOK(t, scs[0])
+	udpKnobsOK(t, scs[0], 1472, 1)
 	if scs[0].Knobs["syscalls"] != "write/read" || scs[0].Knobs["size"] != 1514 {
 		t.Errorf("knobs %v", scs[0].Knobs)
 	}
 }
 
+// udpRRChecks checks udp_rr scenarios: transactions, round-trip times over
+// at least one transaction and in order, and the knobs.
+func udpRRChecks(t *testing.T, scs []result.Scenario, w workload.Workload) {
+	t.Helper()
+	for _, sc := range scs {
+		ranOK(t, sc)
+		provenance(t, sc, w)
+		if sc.Metric != "transactions_per_s" || sc.Unit != "transactions/s" || sc.Name != UDPRR {
+			t.Errorf("labels %s %s %s", sc.Name, sc.Metric, sc.Unit)
+		}
+		udpKnobsOK(t, sc, sc.Knobs["payload"].(int), 1)
+		if sc.Counters["transactions"] == 0 {
+			t.Errorf("counters %v", sc.Counters)
+		}
+		e := sc.Extra
+		p50, p99, mx := e["latency_p50_ns"], e["latency_p99_ns"], e["latency_max_ns"]
+		if !(p50 > 0 && p50 <= p99 && p99 <= mx) || e["latency_samples"] < 1 {
+			t.Errorf("latencies p50 %v p99 %v max %v over %v", p50, p99, mx, e["latency_samples"])
+		}
+		// One outstanding request: a transaction takes at least the
+		// median round trip, so the rate cannot beat 1/p50 by much.
+		if sc.Median > 2e9/p50 {
+			t.Errorf("%v transactions/s with a median round trip of %vns", sc.Median, p50)
+		}
+		if e["latency_samples"] > float64(sc.Counters["transactions"])+float64(w.Runs()) {
+			t.Errorf("%v round trips kept for %d measured transactions", e["latency_samples"], sc.Counters["transactions"])
+		}
+	}
+}
+
+// udp_rr between two namespaces joined by a veth pair with pollnet's MTU:
+// the kernel's request/response beside pollnet's.
+func TestUDPRRVeth(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces; TestUDPRRLoopback runs udp_rr without them")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip not installed (apt-get install iproute2); TestUDPRRLoopback runs udp_rr without it")
+	}
+	w := short(UDPRR, 16, 8000)
+	w.Repeat = 2
+	scs, err := (&Peer{Topologies: []string{topoVeth}}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 2 || scs[0].Port != topoVeth || scs[1].Knobs["payload"] != 8000 {
+		t.Fatalf("want two veth scenarios, 16 and 8000 bytes: %+v", scs)
+	}
+	udpRRChecks(t, scs, w)
+	noNetnsLeft(t)
+}
+
+func TestUDPRRLoopback(t *testing.T) {
+	w := short(UDPRR, 64)
+	scs, err := (&Peer{Topologies: []string{topoLoopback}}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 1 {
+		t.Fatalf("%d scenarios", len(scs))
+	}
+	udpRRChecks(t, scs, w)
+}
+
+// A payload too short for the sequence number is skipped with the reason.
+func TestUDPRRShortPayload(t *testing.T) {
+	w := short(UDPRR, 4)
+	scs, err := (&Peer{Topologies: []string{topoLoopback}}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 1 || !strings.Contains(scs[0].Skipped, "sequence number") {
+		t.Fatalf("want one skipped scenario naming the sequence number: %+v", scs)
+	}
+	provenance(t, scs[0], w)
+}
+
 func TestTCPStream(t *testing.T) {
 	topos := topologiesHere(t)
 	p := &Peer{Topologies: topos}
-	scs, err := p.Run(context.Background(), short(TCPStream))
+	w := short(TCPStream)
+	scs, err := p.Run(context.Background(), w)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,11 +265,17 @@ func TestTCPStream(t *testing.T) {
 	for _, sc := range scs {
 		skipWithoutCC(t, sc)
 		ranOK(t, sc)
-		if sc.Metric != "tx_bps" || sc.Knobs["cc"] != DefaultCC {
+		provenance(t, sc, w)
+		if sc.Metric != "rx_bps" || sc.Unit != "bits/s" || sc.Knobs["cc"] != DefaultCC || sc.Knobs["mtu"] != wantMTU(sc.Port) {
 			t.Errorf("labels %s %v", sc.Metric, sc.Knobs)
 		}
-		if sc.Counters["bytes_sent"] == 0 || sc.Counters["bytes_received"] != sc.Counters["bytes_sent"] {
-			t.Errorf("counters %v: the receiver should read every byte written", sc.Counters)
+		c := sc.Counters
+		if c["bytes_sent"] == 0 || c["bytes_received"] == 0 {
+			t.Errorf("counters %v", c)
+		}
+		// The metric is what the receiver read, not what the sender wrote.
+		if got, want := sc.Median, float64(c["bytes_received"])*8/sc.Extra["measured_seconds"]; math.Abs(got-want) > 0.01*want {
+			t.Errorf("rx_bps %v, but %d bytes read over %vs is %v", got, c["bytes_received"], sc.Extra["measured_seconds"], want)
 		}
 	}
 	if len(topos) > 1 {
@@ -159,7 +294,9 @@ func TestConnectRate(t *testing.T) {
 	}
 	sc := scs[0]
 	ranOK(t, sc)
-	if sc.Metric != "conn_per_s" || sc.Counters["connections"] == 0 || sc.Counters["accepted"] < sc.Counters["connections"] {
+	// The two counters are read one after the other at each edge of the
+	// window: a connection may fall on either side of it.
+	if sc.Metric != "conn_per_s" || sc.Counters["connections"] == 0 || sc.Counters["accepted"]+1 < sc.Counters["connections"] {
 		t.Errorf("metric %s counters %v", sc.Metric, sc.Counters)
 	}
 }
@@ -180,7 +317,7 @@ func TestIperf3(t *testing.T) {
 	for _, sc := range scs {
 		skipWithoutCC(t, sc)
 		ranOK(t, sc)
-		if sc.Path != IperfPath || sc.Knobs["cc"] != DefaultCC || sc.Knobs["cc_receiver"] != DefaultCC {
+		if sc.Path != IperfPath || sc.Metric != "rx_bps" || sc.Knobs["cc"] != DefaultCC || sc.Knobs["cc_receiver"] != DefaultCC {
 			t.Errorf("path %s knobs %v", sc.Path, sc.Knobs)
 		}
 	}
@@ -218,13 +355,16 @@ func TestVethSkippedWithoutRoot(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("running as root: the no-root reason cannot be provoked")
 	}
-	scs, err := (&Peer{Topologies: []string{topoVeth}}).Run(context.Background(), short(UDPPPS, 18, 1472))
+	scs, err := (&Peer{Topologies: []string{topoVeth}}).Run(context.Background(), short(UDPRR, 18, 1472))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, sc := range scs {
 		if sc.Skipped != "needs root for network namespaces" {
 			t.Errorf("reason %q", sc.Skipped)
+		}
+		if sc.Knobs["mtu"] != workload.DefaultMTU || sc.Knobs["batch"] != 1 {
+			t.Errorf("a skipped scenario still says what it would have run with: %v", sc.Knobs)
 		}
 	}
 }
@@ -238,7 +378,7 @@ func TestUnknownWorkload(t *testing.T) {
 			t.Errorf("%T: err %v, want ErrUnknown", p, err)
 		}
 	}
-	if _, err := (&Peer{}).Run(context.Background(), workload.Workload{Name: UDPPPS}); err == nil {
+	if _, err := (&Peer{}).Run(context.Background(), workload.Workload{Name: UDPStream}); err == nil {
 		t.Error("a zero duration was accepted")
 	}
 }
@@ -247,7 +387,7 @@ func TestUnknownWorkload(t *testing.T) {
 func TestCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
-	w := workload.Workload{Name: UDPPPS, Sizes: []int{18}, Duration: 30 * time.Second}
+	w := workload.Workload{Name: UDPStream, Sizes: []int{18}, Duration: 30 * time.Second}
 	start := time.Now()
 	_, err := (&Peer{Topologies: []string{topoLoopback}}).Run(ctx, w)
 	if !errors.Is(err, context.DeadlineExceeded) {
@@ -258,27 +398,44 @@ func TestCancel(t *testing.T) {
 	}
 }
 
+// The figure of an iperf3 run is the receiver's: end.sum_received, not
+// sum_sent and not the sender-side intervals.
 func TestParseIperf3(t *testing.T) {
-	data, err := os.ReadFile("testdata/iperf3-3.12-loopback-cubic.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep, err := parseIperf3(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := rep.samples()
-	if len(s) != 2 || s[0] != 45713075388.11018 || s[1] != 51913230212.20207 {
-		t.Errorf("samples %v", s)
-	}
-	if rep.End.SenderCC != "cubic" || rep.End.ReceiverCC != "cubic" || rep.Start.Version != "iperf 3.12" {
-		t.Errorf("cc %q/%q version %q", rep.End.SenderCC, rep.End.ReceiverCC, rep.Start.Version)
-	}
-	if rep.End.SumSent.Bytes != 6102581248 || rep.End.SumSent.Retransmits != 8 {
-		t.Errorf("sum_sent %+v", rep.End.SumSent)
+	for _, tc := range []struct {
+		file             string
+		rxBPS, rxBytes   float64
+		txBytes, retrans float64
+		omittedIntervals int
+	}{
+		{"iperf3-3.12-loopback-cubic.json", 48790936303.790985, 6102581248, 6102581248, 8, 0},
+		// With -O 1: the first interval is the warm-up; the receiver
+		// read more than the sender wrote after the warm-up.
+		{"iperf3-3.12-loopback-cubic-omit1.json", 26573462006.28802, 3333292032, 3327918080, 9, 1},
+	} {
+		data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := parseIperf3(data)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.file, err)
+		}
+		r := rep.End.SumReceived
+		if r.BitsPerSecond != tc.rxBPS || r.Bytes != tc.rxBytes {
+			t.Errorf("%s: sum_received %+v, want %v bits/s over %v bytes", tc.file, r, tc.rxBPS, tc.rxBytes)
+		}
+		if rep.End.SumSent.BitsPerSecond == r.BitsPerSecond {
+			t.Errorf("%s: golden sample cannot tell sender from receiver", tc.file)
+		}
+		if rep.End.SumSent.Bytes != tc.txBytes || rep.End.SumSent.Retransmits != tc.retrans {
+			t.Errorf("%s: sum_sent %+v", tc.file, rep.End.SumSent)
+		}
+		if rep.End.SenderCC != "cubic" || rep.End.ReceiverCC != "cubic" || rep.Start.Version != "iperf 3.12" {
+			t.Errorf("%s: cc %q/%q version %q", tc.file, rep.End.SenderCC, rep.End.ReceiverCC, rep.Start.Version)
+		}
 	}
 
-	data, err = os.ReadFile("testdata/iperf3-3.12-refused.json")
+	data, err := os.ReadFile("testdata/iperf3-3.12-refused.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,17 +445,80 @@ func TestParseIperf3(t *testing.T) {
 	if _, err := parseIperf3([]byte("iperf3: error - unable to start")); err == nil {
 		t.Error("non-JSON output accepted")
 	}
+	if _, err := parseIperf3([]byte(`{"end":{"sum_sent":{"bytes":10,"seconds":1,"bits_per_second":80}}}`)); err == nil {
+		t.Error("a report without the receiver's figure accepted")
+	}
 }
 
-func TestSampleRatesShortDuration(t *testing.T) {
-	var n uint64
-	w := workload.Workload{Name: "x", Duration: 50 * time.Millisecond}
-	win, err := sampleRates(context.Background(), w, func() uint64 { n += 10; return n })
+// One run is one sample: its events over its measured window, the warm-up
+// and its counters left out.
+func TestMeasureWindow(t *testing.T) {
+	var n atomic.Uint64
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				n.Add(1)
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}()
+	w := workload.Workload{Name: "x", Duration: 100 * time.Millisecond, Warmup: 50 * time.Millisecond}
+	var on []bool
+	win, err := measureWindow(context.Background(), w, probe{
+		count:     n.Load,
+		snap:      func() map[string]uint64 { return map[string]uint64{"n": n.Load()} },
+		measuring: func(b bool) { on = append(on, b) },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(win.samples) != 1 || win.events != 10 || win.span < 50*time.Millisecond {
-		t.Errorf("window %+v", win)
+	if win.span < w.Duration || win.events == 0 || win.counters["n"] < win.events || win.counters["n"] >= n.Load() {
+		t.Errorf("window %+v: the counter delta should cover the window only (total now %d)", win, n.Load())
+	}
+	if len(on) != 2 || !on[0] || on[1] {
+		t.Errorf("measuring calls %v, want [true false]", on)
+	}
+	var rs runs
+	rs.add(win, 8)
+	if want := float64(win.events) * 8 / win.span.Seconds(); rs.samples[0] != want {
+		t.Errorf("sample %v, want %v", rs.samples[0], want)
+	}
+	rs.add(window{rate: 42, events: 1, span: time.Second}, 8)
+	if rs.samples[1] != 42 {
+		t.Errorf("a tool's own figure was replaced: %v", rs.samples)
+	}
+}
+
+func TestSnmpField(t *testing.T) {
+	const snmp = `Ip: Forwarding DefaultTTL
+Ip: 1 64
+Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors
+Udp: 100 2 3 400 17 0
+UdpLite: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors SndbufErrors
+UdpLite: 0 0 0 0 99 0
+`
+	if v := snmpField(snmp, "Udp", "RcvbufErrors"); v != 17 {
+		t.Errorf("Udp RcvbufErrors %d, want 17", v)
+	}
+	if v := snmpField(snmp, "Udp", "Nothing"); v != 0 {
+		t.Errorf("missing field %d", v)
+	}
+	if v := udpRcvbufErrors(""); v > 1<<62 {
+		t.Errorf("this namespace's RcvbufErrors %d", v)
+	}
+}
+
+func TestNearestRank(t *testing.T) {
+	s := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for p, want := range map[float64]int64{50: 5, 99: 10, 10: 1, 11: 2, 100: 10} {
+		if got := nearestRank(s, p); got != want {
+			t.Errorf("p%v = %d, want %d", p, got, want)
+		}
 	}
 }
 
@@ -321,4 +541,19 @@ func TestReapStale(t *testing.T) {
 	t.Cleanup(func() { _ = runIP(context.Background(), "netns", "del", name) })
 	reapStale(context.Background())
 	noNetnsLeft(t)
+}
+
+// A veth end counts as ready only once linkwatch has attached its qdisc and
+// set it operationally up (lines as `ip -o link show` prints them).
+func TestLinkReady(t *testing.T) {
+	for line, want := range map[string]bool{
+		"2: veth0@if2: <BROADCAST,MULTICAST> mtu 1500 qdisc noop state DOWN mode DEFAULT group default qlen 1000":                  false,
+		"2: veth0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noop state UP mode DEFAULT group default qlen 1000":        false,
+		"2: veth0@if2: <NO-CARRIER,BROADCAST,MULTICAST,UP> mtu 9000 qdisc noqueue state LOWERLAYERDOWN mode DEFAULT group default": false,
+		"2: veth0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 9000 qdisc noqueue state UP mode DEFAULT group default qlen 1000":     true,
+	} {
+		if got := linkReady(line); got != want {
+			t.Errorf("%q: ready %v, want %v", line, got, want)
+		}
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -41,6 +42,7 @@ type topology struct {
 	name           string
 	txNS, rxNS     string // namespace names for `ip netns exec`; "" is our own
 	txAddr, rxAddr [4]byte
+	mtu            int // the MTU of the interfaces between the two ends
 	close          func() error
 }
 
@@ -72,25 +74,38 @@ func skipReason(err error) string {
 	return "failed: " + err.Error()
 }
 
-// openTopology sets up the named topology. The returned topology must be
-// closed; on error nothing is left behind.
-func openTopology(ctx context.Context, name string) (*topology, error) {
+// openTopology sets up the named topology, the veth pair at the given MTU
+// (loopback keeps its own). The returned topology must be closed; on error
+// nothing is left behind.
+func openTopology(ctx context.Context, name string, mtu int) (*topology, error) {
 	switch name {
 	case topoLoopback:
-		return &topology{name: name, txAddr: loopAddr, rxAddr: loopAddr}, nil
+		return &topology{name: name, txAddr: loopAddr, rxAddr: loopAddr, mtu: loopbackMTU()}, nil
 	case topoVeth:
-		return openVeth(ctx)
+		return openVeth(ctx, mtu)
 	}
 	return nil, fmt.Errorf("unknown topology %q (use %s or %s)", name, topoLoopback, topoVeth)
 }
 
 var netnsSeq atomic.Uint64
 
-// openVeth creates two network namespaces joined by a veth pair,
-// 198.18.0.1/24 in the sender's and 198.18.0.2/24 in the receiver's. It uses
-// iproute2 rather than netlink by hand because `ip netns add` also makes the
-// bind mount that `ip netns exec` (for iperf3) needs.
-func openVeth(ctx context.Context) (t *topology, err error) {
+// loopbackMTU is the MTU of this namespace's loopback device (65536 on
+// Linux): the loopback topology cannot be given pollnet's MTU without
+// changing the host's lo, which this package never does, so its scenarios
+// record the MTU they really had.
+func loopbackMTU() int {
+	ifc, err := net.InterfaceByName("lo")
+	if err != nil {
+		return 0
+	}
+	return ifc.MTU
+}
+
+// openVeth creates two network namespaces joined by a veth pair with the
+// given MTU, 198.18.0.1/24 in the sender's and 198.18.0.2/24 in the
+// receiver's. It uses iproute2 rather than netlink by hand because `ip netns
+// add` also makes the bind mount that `ip netns exec` (for iperf3) needs.
+func openVeth(ctx context.Context, mtu int) (t *topology, err error) {
 	if os.Geteuid() != 0 {
 		return nil, skipf("needs root for network namespaces")
 	}
@@ -127,6 +142,8 @@ func openVeth(ctx context.Context) (t *topology, err error) {
 		{"link", "add", "veth0", "netns", tx, "type", "veth", "peer", "name", "veth1", "netns", rx},
 		{"-n", tx, "addr", "add", addrString(vethTxAddr) + "/24", "dev", "veth0"},
 		{"-n", rx, "addr", "add", addrString(vethRxAddr) + "/24", "dev", "veth1"},
+		{"-n", tx, "link", "set", "veth0", "mtu", strconv.Itoa(mtu)},
+		{"-n", rx, "link", "set", "veth1", "mtu", strconv.Itoa(mtu)},
 		{"-n", tx, "link", "set", "lo", "up"},
 		{"-n", rx, "link", "set", "lo", "up"},
 		{"-n", tx, "link", "set", "veth0", "up"},
@@ -137,7 +154,44 @@ func openVeth(ctx context.Context) (t *topology, err error) {
 			return nil, skipf("cannot set up the veth pair: %v", err)
 		}
 	}
-	return &topology{name: topoVeth, txNS: tx, rxNS: rx, txAddr: vethTxAddr, rxAddr: vethRxAddr, close: cleanup}, nil
+	for _, end := range [][2]string{{tx, "veth0"}, {rx, "veth1"}} {
+		if err := waitLinkUp(ctx, end[0], end[1]); err != nil {
+			return nil, skipf("the veth pair did not come up: %v", err)
+		}
+	}
+	return &topology{name: topoVeth, txNS: tx, rxNS: rx, txAddr: vethTxAddr, rxAddr: vethRxAddr, mtu: mtu, close: cleanup}, nil
+}
+
+// linkUpLimit bounds the wait for a veth end to come up.
+const linkUpLimit = 5 * time.Second
+
+// waitLinkUp waits until device dev in namespace ns is up with its queue
+// discipline attached. `ip link set up` returns before that: the kernel's
+// linkwatch work attaches the qdisc and sets the operational state later,
+// and until it has, the device drops everything sent to it (noop qdisc) —
+// on a loaded machine a whole short run's worth.
+func waitLinkUp(ctx context.Context, ns, dev string) error {
+	ctx, cancel := context.WithTimeout(ctx, linkUpLimit)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		out, err := exec.CommandContext(ctx, "ip", "-n", ns, "-o", "link", "show", "dev", dev).Output()
+		if err == nil && linkReady(string(out)) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s in %s: not up within %v: %s", dev, ns, linkUpLimit, strings.TrimSpace(string(out)))
+		case <-tick.C:
+		}
+	}
+}
+
+// linkReady reports whether a line of `ip -o link show` describes a device
+// that is operationally up and has a real queue discipline.
+func linkReady(line string) bool {
+	return strings.Contains(line, " state UP ") && !strings.Contains(line, " qdisc noop ")
 }
 
 // reapStale deletes namespaces that an earlier process of ours left behind

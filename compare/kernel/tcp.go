@@ -26,17 +26,17 @@ const (
 	connMaxErrors = 1000
 )
 
-// tcpScenarios runs tcp_stream once (per repeat) on one topology.
+// tcpScenarios runs tcp_stream (Repeat independent runs) on one topology.
 func (p *Peer) tcpScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
-	knobs := map[string]any{
-		"topology": topo.name, "cc": p.cc(), "write_bytes": tcpWriteSize, "streams": 1,
-		"syscalls": "write/read", "duration_s": w.Duration.Seconds(), "warmup_s": w.Warmup.Seconds(),
-	}
+	s := spec{name: TCPStream, path: Path, port: topo.name, metric: "rx_bps", unit: "bits/s", scale: 8,
+		knobs: map[string]any{
+			"topology": topo.name, "cc": p.cc(), "mtu": topo.mtu, "write_bytes": tcpWriteSize, "streams": 1,
+			"syscalls": "write/read", "duration_s": w.Duration.Seconds(),
+		}}
 	if skip != "" {
-		return []result.Scenario{skipped(TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s", skip)}, nil
+		return []result.Scenario{s.skipped(w, skip)}, nil
 	}
-	sc, rs, err := measure(ctx, w.Runs(), TCPStream, Path, topo.name, knobs, "tx_bps", "bits/s",
-		func() (window, map[string]uint64, error) { return p.tcpOnce(ctx, topo, w) })
+	sc, rs, err := measure(ctx, w, s, func() (window, error) { return p.tcpOnce(ctx, topo, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -44,17 +44,24 @@ func (p *Peer) tcpScenarios(ctx context.Context, topo *topology, w workload.Work
 		return []result.Scenario{sc}, nil
 	}
 	sc.Extra["gbps_median"] = sc.Median / 1e9
-	if bytes := rs.events / 8; bytes > 0 {
-		sc.Extra["cpu_ns_per_kib"] = float64(rs.cpu.Nanoseconds()) / (float64(bytes) / 1024)
+	if rs.events > 0 { // bytes the receiver read
+		sc.Extra["cpu_ns_per_kib"] = float64(rs.cpu.Nanoseconds()) / (float64(rs.events) / 1024)
 	}
 	return []result.Scenario{sc}, nil
 }
 
 // tcpOnce is one tcp_stream run: a listener in the receive namespace, a
 // client in the transmit namespace, both with the congestion control named,
-// one goroutine writing and one reading, and bits written sampled per
-// interval.
-func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload) (window, map[string]uint64, error) {
+// one goroutine writing and one reading. The events are the bytes the
+// receiving application read over the measured window: goodput, as iperf3's
+// receiver reports it, not bytes the sender's kernel accepted. Its
+// counters, over the window only:
+//
+//   - bytes_sent: the number of bytes the sender's writes handed the kernel;
+//   - bytes_received: the number of bytes the receiving application read;
+//   - retransmits: the number of segments the sender retransmitted
+//     (tcpi_total_retrans of TCP_INFO).
+func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload) (window, error) {
 	cc := p.cc()
 	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
 		if err := setCongestion(fd, cc); err != nil {
@@ -69,12 +76,12 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload)
 		return unix.Listen(fd, 1)
 	})
 	if err != nil {
-		return window{}, nil, fmt.Errorf("listener: %w", err)
+		return window{}, fmt.Errorf("listener: %w", err)
 	}
 	defer unix.Close(ln)
 	port, err := boundPort(ln)
 	if err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	cl, err := socket(topo.txNS, unix.SOCK_STREAM, func(fd int) error {
 		if err := setCongestion(fd, cc); err != nil {
@@ -89,23 +96,23 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload)
 		return setTimeout(fd, unix.SO_SNDTIMEO, tcpPollEvery)
 	})
 	if err != nil {
-		return window{}, nil, fmt.Errorf("client: %w", err)
+		return window{}, fmt.Errorf("client: %w", err)
 	}
 	defer unix.Close(cl)
 	srv, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
 	if err != nil {
-		return window{}, nil, fmt.Errorf("accept: %w", err)
+		return window{}, fmt.Errorf("accept: %w", err)
 	}
 	defer unix.Close(srv)
 	if err := setCongestion(srv, cc); err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	if err := setTimeout(srv, unix.SO_RCVTIMEO, tcpPollEvery); err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	for _, fd := range []int{cl, srv} {
 		if got, err := congestion(fd); err != nil || got != cc {
-			return window{}, nil, fmt.Errorf("congestion control is %q, want %q (%v)", got, cc, err)
+			return window{}, fmt.Errorf("congestion control is %q, want %q (%v)", got, cc, err)
 		}
 	}
 
@@ -130,7 +137,13 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload)
 			cancel(fmt.Errorf("sender: %w", sendErr))
 		}
 	})
-	win, err := sampleRates(loadCtx, w, func() uint64 { return sent.Load() * 8 })
+	win, err := measureWindow(loadCtx, w, probe{count: received.Load, snap: func() map[string]uint64 {
+		c := map[string]uint64{"bytes_sent": sent.Load(), "bytes_received": received.Load()}
+		if info, err := unix.GetsockoptTCPInfo(cl, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+			c["retransmits"] = uint64(info.Total_retrans)
+		}
+		return c
+	}})
 	stopSend.Store(true)
 	sendWG.Wait()
 	// The half-close lets the receiver read to the end of the stream.
@@ -138,19 +151,15 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload)
 	stopRecv.Store(true)
 	recvWG.Wait()
 	if err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	if err := errors.Join(sendErr, recvErr); err != nil {
-		return window{}, nil, err
-	}
-	counters := map[string]uint64{"bytes_sent": sent.Load(), "bytes_received": received.Load()}
-	if info, err := unix.GetsockoptTCPInfo(cl, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-		counters["retransmits"] = uint64(info.Total_retrans)
+		return window{}, err
 	}
 	if win.events == 0 {
-		return window{}, nil, fmt.Errorf("no byte sent in %v", win.span)
+		return window{}, fmt.Errorf("no byte read in %v", win.span)
 	}
-	return win, counters, nil
+	return win, nil
 }
 
 // tcpSend writes until stop is set, the deadline passes or limit bytes are
@@ -195,18 +204,18 @@ func tcpReceive(fd int, received *atomic.Uint64, stop *atomic.Bool, deadline tim
 	return nil
 }
 
-// connectScenarios runs connect_rate (per repeat) on loopback.
+// connectScenarios runs connect_rate (Repeat independent runs) on loopback.
 func (p *Peer) connectScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
-	knobs := map[string]any{
-		"topology": topo.name, "clients": 1, "close": "server first, client reads EOF",
-		"syscalls":   "socket/setsockopt/connect/read/close, accept4/close",
-		"duration_s": w.Duration.Seconds(), "warmup_s": w.Warmup.Seconds(),
-	}
+	s := spec{name: ConnectRate, path: Path, port: topo.name, metric: "conn_per_s", unit: "connections/s",
+		knobs: map[string]any{
+			"topology": topo.name, "mtu": topo.mtu, "clients": 1, "close": "server first, client reads EOF",
+			"syscalls":   "socket/setsockopt/connect/read/close, accept4/close",
+			"duration_s": w.Duration.Seconds(),
+		}}
 	if skip != "" {
-		return []result.Scenario{skipped(ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s", skip)}, nil
+		return []result.Scenario{s.skipped(w, skip)}, nil
 	}
-	sc, rs, err := measure(ctx, w.Runs(), ConnectRate, Path, topo.name, knobs, "conn_per_s", "connections/s",
-		func() (window, map[string]uint64, error) { return connectOnce(ctx, topo, w) })
+	sc, rs, err := measure(ctx, w, s, func() (window, error) { return connectOnce(ctx, topo, w) })
 	if err != nil {
 		return nil, err
 	}
@@ -222,9 +231,12 @@ func (p *Peer) connectScenarios(ctx context.Context, topo *topology, w workload.
 // connectOnce is one connect_rate run: one client goroutine opens a
 // connection, waits for the server's close (read returns end of stream) and
 // closes its own end; one acceptor goroutine accepts and closes at once.
+// Its counters, over the measured window only: connections (the number of
+// connections the client completed), accepted (the number the acceptor
+// took) and connect_errors (the number of connects that failed).
 // The server closing first leaves TIME_WAIT on the server's side, so the
 // client does not run out of ephemeral ports over repeated runs.
-func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (window, map[string]uint64, error) {
+func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (window, error) {
 	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
 		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 			return err
@@ -238,12 +250,12 @@ func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (wind
 		return unix.Listen(fd, connBacklog)
 	})
 	if err != nil {
-		return window{}, nil, fmt.Errorf("listener: %w", err)
+		return window{}, fmt.Errorf("listener: %w", err)
 	}
 	defer unix.Close(ln)
 	port, err := boundPort(ln)
 	if err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	addr := &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}
 
@@ -268,22 +280,23 @@ func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (wind
 			cancel(fmt.Errorf("client: %w", clientErr))
 		}
 	})
-	win, err := sampleRates(loadCtx, w, conns.Load)
+	win, err := measureWindow(loadCtx, w, probe{count: conns.Load, snap: func() map[string]uint64 {
+		return map[string]uint64{"connections": conns.Load(), "accepted": accepted.Load(), "connect_errors": failures.Load()}
+	}})
 	stopClient.Store(true)
 	clientWG.Wait()
 	stopAccept.Store(true)
 	acceptWG.Wait()
 	if err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	if err := errors.Join(clientErr, acceptErr); err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
-	counters := map[string]uint64{"connections": conns.Load(), "accepted": accepted.Load(), "connect_errors": failures.Load()}
 	if win.events == 0 {
-		return window{}, nil, fmt.Errorf("no connection completed in %v (%d connect errors)", win.span, failures.Load())
+		return window{}, fmt.Errorf("no connection completed in %v (%d connect errors)", win.span, failures.Load())
 	}
-	return win, counters, nil
+	return win, nil
 }
 
 // connectLoop opens and closes connections to addr one after another until

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,25 +30,43 @@ const (
 	udpPollEvery = 50 * time.Millisecond // SO_RCVTIMEO/SO_SNDTIMEO: how soon a loop sees its stop flag
 )
 
-// udpScenarios runs udp_pps for each payload size on one topology.
-func (p *Peer) udpScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
+// udpKnobs are the knobs of every UDP scenario of the kernel peer: the
+// same names, for the same things, as pollnet's and gVisor's.
+func udpKnobs(topo *topology, w workload.Workload, payload, batch int, syscalls string) map[string]any {
+	return map[string]any{
+		"topology": topo.name, "payload": payload, "size": payload + udpHeaders, "mtu": topo.mtu,
+		"batch": batch, "syscalls": syscalls, "duration_s": w.Duration.Seconds(),
+	}
+}
+
+// payloadReason is why a payload cannot run, or "".
+func payloadReason(payload, least int) string {
+	switch {
+	case payload > 65507:
+		return fmt.Sprintf("payload %d over the UDP maximum 65507", payload)
+	case payload < least:
+		return fmt.Sprintf("payload %d under %d bytes: too short for the sequence number", payload, least)
+	}
+	return ""
+}
+
+// udpStreamScenarios runs udp_stream for each payload on one topology.
+func (p *Peer) udpStreamScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
 	var out []result.Scenario
 	for _, payload := range w.SizesOr(DefaultUDPPayloads...) {
-		knobs := map[string]any{
-			"topology": topo.name, "payload": payload, "size": payload + udpHeaders,
-			"batch": p.batch(), "syscalls": p.syscalls(), "senders": 1,
-			"duration_s": w.Duration.Seconds(), "warmup_s": w.Warmup.Seconds(),
-		}
+		s := spec{name: UDPStream, path: Path, port: topo.name, metric: "rx_pps", unit: "datagrams/s",
+			knobs: udpKnobs(topo, w, payload, p.batch(), p.syscalls())}
+		s.knobs["rx_batch"] = p.batch()
+		s.knobs["senders"] = 1
 		reason := skip
-		if reason == "" && payload > 65507 {
-			reason = fmt.Sprintf("payload %d over the UDP maximum 65507", payload)
+		if reason == "" {
+			reason = payloadReason(payload, 1)
 		}
 		if reason != "" {
-			out = append(out, skipped(UDPPPS, Path, topo.name, knobs, "rx_pps", "packets/s", reason))
+			out = append(out, s.skipped(w, reason))
 			continue
 		}
-		sc, rs, err := measure(ctx, w.Runs(), UDPPPS, Path, topo.name, knobs, "rx_pps", "packets/s",
-			func() (window, map[string]uint64, error) { return p.udpOnce(ctx, topo, w, payload) })
+		sc, rs, err := measure(ctx, w, s, func() (window, error) { return p.udpStreamOnce(ctx, topo, w, payload) })
 		if err != nil {
 			return out, err
 		}
@@ -58,7 +79,7 @@ func (p *Peer) udpScenarios(ctx context.Context, topo *topology, w workload.Work
 			sc.Extra["cpu_ns_per_packet"] = float64(rs.cpu.Nanoseconds()) / float64(rs.events)
 		}
 		if sent := sc.Counters["sent"]; sent > 0 {
-			sc.Extra["loss_ratio"] = float64(sc.Counters["drops"]) / float64(sent)
+			sc.Extra["loss_ratio"] = float64(sc.Counters["rcvbuf_drops"]) / float64(sent)
 		}
 		out = append(out, sc)
 	}
@@ -72,12 +93,17 @@ func (p *Peer) syscalls() string {
 	return "sendmmsg/recvmmsg"
 }
 
-// udpOnce is one udp_pps run: a receiver socket in the topology's receive
-// namespace, a connected sender in its transmit namespace, each driven by
-// its own goroutine, and received packets sampled per interval. Drops are
-// what the sender handed the kernel and the receiver never read (socket
-// buffer overflows, mostly).
-func (p *Peer) udpOnce(ctx context.Context, topo *topology, w workload.Workload, payload int) (window, map[string]uint64, error) {
+// udpStreamOnce is one udp_stream run: a receiver socket in the topology's
+// receive namespace, a connected sender in its transmit namespace, each
+// driven by its own goroutine, and the datagrams the receiver read over the
+// measured window counted. Its counters, over the window only:
+//
+//   - sent: the number of datagrams the sender handed the kernel;
+//   - received: the number of datagrams the receiving application read;
+//   - rcvbuf_drops: the number of datagrams the receive namespace dropped
+//     on a full socket buffer (UDP_MIB_RCVBUFERRORS, RcvbufErrors in
+//     /proc/net/snmp; on loopback the host's whole count).
+func (p *Peer) udpStreamOnce(ctx context.Context, topo *topology, w workload.Workload, payload int) (window, error) {
 	rx, err := socket(topo.rxNS, unix.SOCK_DGRAM, func(fd int) error {
 		setBuffer(fd, unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, udpSockBuf)
 		if err := setTimeout(fd, unix.SO_RCVTIMEO, udpPollEvery); err != nil {
@@ -86,12 +112,12 @@ func (p *Peer) udpOnce(ctx context.Context, topo *topology, w workload.Workload,
 		return unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr})
 	})
 	if err != nil {
-		return window{}, nil, fmt.Errorf("receiver: %w", err)
+		return window{}, fmt.Errorf("receiver: %w", err)
 	}
 	defer unix.Close(rx)
 	port, err := boundPort(rx)
 	if err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	tx, err := socket(topo.txNS, unix.SOCK_DGRAM, func(fd int) error {
 		setBuffer(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, udpSockBuf)
@@ -104,7 +130,7 @@ func (p *Peer) udpOnce(ctx context.Context, topo *topology, w workload.Workload,
 		return unix.Connect(fd, &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port})
 	})
 	if err != nil {
-		return window{}, nil, fmt.Errorf("sender: %w", err)
+		return window{}, fmt.Errorf("sender: %w", err)
 	}
 	defer unix.Close(tx)
 
@@ -131,23 +157,62 @@ func (p *Peer) udpOnce(ctx context.Context, topo *topology, w workload.Workload,
 			cancel(fmt.Errorf("sender: %w", sendErr))
 		}
 	})
-	win, err := sampleRates(loadCtx, w, received.Load)
+	win, err := measureWindow(loadCtx, w, probe{count: received.Load, snap: func() map[string]uint64 {
+		return map[string]uint64{"sent": sent.Load(), "received": received.Load(), "rcvbuf_drops": udpRcvbufErrors(topo.rxNS)}
+	}})
 	stopSend.Store(true)
 	sendWG.Wait()
 	stopRecv.Store(true) // the receiver drains what is queued, then returns
 	wg.Wait()
 	if err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
 	if err := errors.Join(sendErr, recvErr); err != nil {
-		return window{}, nil, err
+		return window{}, err
 	}
-	s, r := sent.Load(), received.Load()
-	counters := map[string]uint64{"sent": s, "received": r, "drops": s - min(s, r)}
 	if win.events == 0 {
-		return window{}, nil, fmt.Errorf("no packet arrived in %v (sent %d)", win.span, s)
+		return window{}, fmt.Errorf("no datagram arrived in %v (sent %d)", win.span, win.counters["sent"])
 	}
-	return win, counters, nil
+	return win, nil
+}
+
+// udpRcvbufErrors is RcvbufErrors from the Udp line of /proc/net/snmp as
+// namespace ns sees it; 0 when it cannot be read.
+func udpRcvbufErrors(ns string) uint64 {
+	var v uint64
+	_ = inNetns(ns, func() error {
+		b, err := os.ReadFile("/proc/thread-self/net/snmp")
+		if err != nil {
+			return err
+		}
+		v = snmpField(string(b), "Udp", "RcvbufErrors")
+		return nil
+	})
+	return v
+}
+
+// snmpField reads one field of /proc/net/snmp, where each protocol has a
+// line of names and then a line of values, both starting "Proto:".
+func snmpField(text, proto, field string) uint64 {
+	var names []string
+	for line := range strings.Lines(text) {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != proto+":" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == field && i < len(f) {
+				v, _ := strconv.ParseUint(f[i], 10, 64)
+				return v
+			}
+		}
+		return 0
+	}
+	return 0
 }
 
 // udpSend sends payload as fast as the socket takes it, batch datagrams a

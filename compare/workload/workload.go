@@ -10,23 +10,43 @@ import (
 	"time"
 )
 
-// Workload names a traffic pattern a peer knows (udp_pps, tcp_stream,
-// connect_rate, l2_fwd) and how long and at which sizes to run it.
+// Workload names a traffic pattern a peer knows (udp_rr, udp_stream,
+// tcp_stream, connect_rate, l2_fwd) and how long and at which sizes to run
+// it.
 type Workload struct {
 	Name string
-	// Sizes are UDP payload bytes for udp_pps and frame bytes (without FCS)
-	// for l2_fwd; workloads that have no size ignore them. Empty means the
-	// peer's defaults.
+	// Sizes are UDP payload bytes for udp_rr and udp_stream and frame
+	// bytes (without FCS) for l2_fwd; workloads that have no size ignore
+	// them. Empty means the peer's defaults.
 	Sizes []int
-	// Duration is the measured time of one run; samples are rates over
-	// one-second windows of it (one window of Duration when it is shorter).
+	// Duration is the measured time of one run. The UDP and TCP peers
+	// turn each run into one sample: its events over its measured time.
 	Duration time.Duration
-	// Warmup runs before the measured time and is not counted: caches,
-	// ARP, congestion windows and buffer autotuning settle in it.
+	// Warmup runs before the measured time of every run and is not
+	// counted: caches, ARP, congestion windows and buffer autotuning
+	// settle in it.
 	Warmup time.Duration
-	// Repeat runs each scenario this many times and pools the samples;
-	// 0 or 1 is one run.
+	// Repeat is the number of independent runs of each scenario, each
+	// with its own set-up and warm-up; the scenario's samples come from
+	// them. 0 or 1 is one run.
 	Repeat int
+	// MTU is the largest IP packet on the links a peer creates (the veth
+	// pair, gVisor's channel link); 0 means DefaultMTU. Loopback keeps
+	// its own, and the scenario's "mtu" knob says which applied.
+	MTU int
+}
+
+// DefaultMTU is the MTU peers give the links they create: pollnet's wire
+// port default (pmd/wire.DefaultMTU), so that an 8000-byte payload travels
+// unfragmented on every path, as it does through pollnet.
+const DefaultMTU = 9000
+
+// MTUOr is the workload's MTU, or DefaultMTU when it names none.
+func (w Workload) MTUOr() int {
+	if w.MTU > 0 {
+		return w.MTU
+	}
+	return DefaultMTU
 }
 
 // MaxDuration bounds Duration and Warmup: every load loop in the peers stops
@@ -46,6 +66,8 @@ func (w Workload) Check() error {
 		return fmt.Errorf("workload %s: warmup %v is negative", w.Name, w.Warmup)
 	case w.Repeat < 0:
 		return fmt.Errorf("workload %s: repeat %d is negative", w.Name, w.Repeat)
+	case w.MTU != 0 && (w.MTU < 576 || w.MTU > 65535):
+		return fmt.Errorf("workload %s: MTU %d out of range 576..65535", w.Name, w.MTU)
 	}
 	for _, s := range w.Sizes {
 		if s <= 0 {

@@ -3,6 +3,8 @@ package workload
 import (
 	"testing"
 	"time"
+
+	"github.com/pollnet/pollnet/pmd/wire"
 )
 
 func TestCheck(t *testing.T) {
@@ -48,5 +50,22 @@ func TestWindows(t *testing.T) {
 	}
 	if s := (Workload{Sizes: []int{7}}).SizesOr(1, 2); len(s) != 1 || s[0] != 7 {
 		t.Errorf("SizesOr %v", s)
+	}
+}
+
+// The peers' links carry pollnet's wire MTU unless told otherwise, so a
+// payload that travels whole through pollnet travels whole through them.
+func TestMTU(t *testing.T) {
+	if DefaultMTU != wire.DefaultMTU {
+		t.Errorf("DefaultMTU %d, pollnet's wire port %d", DefaultMTU, wire.DefaultMTU)
+	}
+	if (Workload{}).MTUOr() != DefaultMTU || (Workload{MTU: 1500}).MTUOr() != 1500 {
+		t.Error("MTUOr")
+	}
+	for mtu, ok := range map[int]bool{0: true, 1500: true, 9000: true, 575: false, 65536: false} {
+		w := Workload{Name: "x", Duration: time.Second, MTU: mtu}
+		if err := w.Check(); (err == nil) != ok {
+			t.Errorf("MTU %d: err %v", mtu, err)
+		}
 	}
 }

@@ -14,11 +14,10 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/transport/udp"
 )
 
-// Link parameters: an Ethernet-sized MTU like pollnet's wire port, and a
-// transmit queue of this many packets per direction. The link carries bare
-// IPv4 packets (no link-layer header), so no ARP runs.
+// Link parameters: a transmit queue of this many packets per direction
+// (the MTU is the run's, pollnet's wire MTU by default). The link carries
+// bare IPv4 packets (no link-layer header), so no ARP runs.
 const (
-	linkMTU   = 1500
 	linkQueue = 1024
 	nicID     = tcpip.NICID(1)
 	linkKind  = "channel pair, no link-layer header (no ARP)"
@@ -41,12 +40,12 @@ type pair struct {
 	wg     sync.WaitGroup
 }
 
-// newPair builds both stacks and starts the link. cc names the TCP
-// congestion control both stacks use.
-func newPair(cc string) (*pair, error) {
+// newPair builds both stacks with links of the given MTU and starts the
+// link. cc names the TCP congestion control both stacks use.
+func newPair(cc string, mtu int) (*pair, error) {
 	p := &pair{
-		la: &queueLink{Endpoint: channel.New(linkQueue, linkMTU, "")},
-		lb: &queueLink{Endpoint: channel.New(linkQueue, linkMTU, "")},
+		la: &queueLink{Endpoint: channel.New(linkQueue, uint32(mtu), "")},
+		lb: &queueLink{Endpoint: channel.New(linkQueue, uint32(mtu), "")},
 	}
 	var err error
 	if p.a, err = newStack(p.la, addrA, cc); err != nil {

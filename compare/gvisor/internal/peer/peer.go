@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,26 +22,37 @@ const (
 	Path = "gvisor"  // the scenario path
 	Port = "channel" // the port kind: gVisor's channel link endpoints
 
-	UDPPPS    = "udp_pps"
 	UDPRR     = "udp_rr"
+	UDPStream = "udp_stream"
 	TCPStream = "tcp_stream"
 )
 
 // Bounds on the flags: every load loop stops by itself.
 const (
 	maxDuration   = 10 * time.Minute
+	maxRepeat     = 1000
 	maxUDPPayload = 65507
 	tcpWriteSize  = 64 << 10
+	minMTU        = 576
+	maxMTU        = 65535
 )
+
+// DefaultMTU is the link MTU: pollnet's wire port default, so an
+// 8000-byte payload crosses in one packet here as it does there.
+const DefaultMTU = 9000
 
 // Config is what to run.
 type Config struct {
 	Workloads []string
 	Sizes     []int // UDP payload bytes
 	Duration  time.Duration
-	Repeat    int // samples the duration is split into
-	Warmup    time.Duration
-	CC        string // TCP congestion control: reno or cubic
+	// Repeat is the number of independent runs of each scenario: each
+	// builds its own pair of stacks and has its own warm-up, and gives
+	// one sample.
+	Repeat int
+	Warmup time.Duration
+	CC     string // TCP congestion control: reno or cubic
+	MTU    int    // link MTU
 }
 
 // ErrUsage marks a bad command line; the message names the flag.
@@ -50,12 +62,13 @@ var ErrUsage = errors.New("usage")
 func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("gvisorpeer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	workloads := fs.String("workload", UDPPPS, "comma list of workloads: udp_pps, udp_rr, tcp_stream")
-	sizes := fs.String("sizes", "64,1400", "comma list of UDP payload sizes in bytes (tcp_stream writes 64 KiB and ignores them)")
-	duration := fs.Duration("duration", 3*time.Second, "measured time of each scenario")
-	repeat := fs.Int("repeat", 5, "number of samples the duration is split into")
-	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each scenario's samples")
+	workloads := fs.String("workload", UDPStream, "comma list of workloads: udp_rr, udp_stream, tcp_stream")
+	sizes := fs.String("sizes", "16,64,1400,8000", "comma list of UDP payload sizes in bytes (tcp_stream writes 64 KiB and ignores them)")
+	duration := fs.Duration("duration", 3*time.Second, "measured time of each run")
+	repeat := fs.Int("repeat", 5, "independent runs of each scenario, each with its own stacks and warm-up")
+	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time at the start of each run")
 	cc := fs.String("cc", "cubic", "TCP congestion control of both stacks: reno or cubic")
+	mtu := fs.Int("mtu", DefaultMTU, "link MTU in bytes")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
@@ -65,13 +78,13 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	if fs.NArg() > 0 {
 		return bad("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := Config{Duration: *duration, Repeat: *repeat, Warmup: *warmup, CC: *cc}
+	cfg := Config{Duration: *duration, Repeat: *repeat, Warmup: *warmup, CC: *cc, MTU: *mtu}
 	for _, w := range strings.Split(*workloads, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case UDPPPS, UDPRR, TCPStream:
+		case UDPRR, UDPStream, TCPStream:
 			cfg.Workloads = append(cfg.Workloads, w)
 		default:
-			return bad("-workload: unknown workload %q (want udp_pps, udp_rr or tcp_stream)", w)
+			return bad("-workload: unknown workload %q (want udp_rr, udp_stream or tcp_stream)", w)
 		}
 	}
 	for _, s := range strings.Split(*sizes, ",") {
@@ -86,21 +99,26 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 		return bad("-duration: %v must be positive and at most %v", cfg.Duration, maxDuration)
 	case cfg.Warmup < 0 || cfg.Warmup > maxDuration:
 		return bad("-warmup: %v must be from 0 to %v", cfg.Warmup, maxDuration)
-	case cfg.Repeat < 1 || cfg.Repeat > 10000:
-		return bad("-repeat: %d must be from 1 to 10000", cfg.Repeat)
-	case cfg.Duration/time.Duration(cfg.Repeat) < time.Millisecond:
-		return bad("-repeat: %d samples leave under 1ms each of -duration %v", cfg.Repeat, cfg.Duration)
+	case cfg.Repeat < 1 || cfg.Repeat > maxRepeat:
+		return bad("-repeat: %d must be from 1 to %d", cfg.Repeat, maxRepeat)
 	case cfg.CC != "reno" && cfg.CC != "cubic":
 		return bad("-cc: %q is not reno or cubic", cfg.CC)
+	case cfg.MTU < minMTU || cfg.MTU > maxMTU:
+		return bad("-mtu: %d must be from %d to %d", cfg.MTU, minMTU, maxMTU)
 	}
 	return cfg, nil
 }
 
-// Limit is the longest one scenario may take, warm-up and set-up included:
+// RunLimit is the longest one run may take, warm-up and set-up included:
 // its hard deadline. Loops stop at the measured time; this only catches a
 // stall.
-func (c Config) Limit() time.Duration {
+func (c Config) RunLimit() time.Duration {
 	return c.Warmup + 3*c.Duration + 5*time.Second
+}
+
+// Limit is the longest one scenario (all its runs) may take.
+func (c Config) Limit() time.Duration {
+	return time.Duration(c.Repeat) * c.RunLimit()
 }
 
 // Scenarios is the number of scenarios Run produces.
@@ -122,66 +140,100 @@ func Run(cfg Config) []Scenario {
 	var out []Scenario
 	for _, w := range cfg.Workloads {
 		switch w {
-		case UDPPPS, UDPRR:
+		case UDPRR, UDPStream:
 			for _, size := range cfg.Sizes {
-				out = append(out, runOne(cfg, w, size))
+				out = append(out, runScenario(cfg, w, size))
 			}
 		case TCPStream:
-			out = append(out, runOne(cfg, w, 0))
+			out = append(out, runScenario(cfg, w, 0))
 		}
 	}
 	return out
 }
 
-func runOne(cfg Config, workload string, payload int) Scenario {
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Limit())
-	defer cancel()
+// onceFunc is one independent run of a workload: it builds its stacks,
+// warms up, measures one window and tears the stacks down. It may add the
+// knobs that describe it to knobs.
+type onceFunc func(ctx context.Context, cfg Config, payload int, knobs map[string]any) (window, error)
+
+// runScenario runs cfg.Repeat independent runs of one workload and pools
+// them into a scenario, one sample per run.
+func runScenario(cfg Config, workload string, payload int) Scenario {
 	sc := Scenario{
 		Name: workload, Path: Path, Port: Port,
 		Knobs: map[string]any{
-			"link": linkKind, "mtu": linkMTU, "link_queue": linkQueue,
-			"duration_s": cfg.Duration.Seconds(), "warmup_s": cfg.Warmup.Seconds(),
-			"repeat": cfg.Repeat, "gomaxprocs": runtime.GOMAXPROCS(0),
-			"api": "gonet", "cpu_scope": "process: both stacks, link and application goroutines",
+			"link": linkKind, "mtu": cfg.MTU, "link_queue": linkQueue,
+			"duration_s": cfg.Duration.Seconds(),
+			"api":        "gonet", "cpu_scope": "process: both stacks, link and application goroutines",
 		},
-		Counters: map[string]uint64{},
-		Extra:    map[string]float64{},
+		// The applications and the link are goroutines Go schedules on
+		// any core.
+		Roles:      map[string]int{"client": -1, "server": -1},
+		GOMAXPROCS: runtime.GOMAXPROCS(0),
+		WarmupS:    cfg.Warmup.Seconds(),
+		Repeat:     cfg.Repeat,
+		Counters:   map[string]uint64{},
+		Extra:      map[string]float64{},
 	}
-	var err error
+	var once onceFunc
+	scale := 1.0
 	switch workload {
-	case UDPPPS:
-		sc.Metric, sc.Unit = "rx_pps", "packets/s"
-		err = udpPPS(ctx, cfg, payload, &sc)
 	case UDPRR:
 		sc.Metric, sc.Unit = "transactions_per_s", "transactions/s"
-		err = udpRR(ctx, cfg, payload, &sc)
+		udpKnobs(sc.Knobs, payload)
+		once = udpRROnce
+	case UDPStream:
+		sc.Metric, sc.Unit = "rx_pps", "datagrams/s"
+		udpKnobs(sc.Knobs, payload)
+		once = udpStreamOnce
 	case TCPStream:
-		sc.Metric, sc.Unit = "tx_bps", "bits/s"
-		err = tcpStream(ctx, cfg, &sc)
+		sc.Metric, sc.Unit = "rx_bps", "bits/s"
+		once, scale = tcpStreamOnce, 8 // bytes read, reported as bits
 	}
-	if err != nil {
-		sc.Samples, sc.Extra, sc.CPUSeconds = nil, nil, 0
-		sc.Skipped = err.Error()
-		return sc
+	var rs runs
+	for range cfg.Repeat {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.RunLimit())
+		w, err := once(ctx, cfg, payload, sc.Knobs)
+		cancel()
+		if err != nil {
+			sc.Skipped = err.Error()
+			sc.Counters, sc.Extra = map[string]uint64{}, nil
+			return sc
+		}
+		rs.add(w, scale)
 	}
+	sc.Samples, sc.CPUSeconds = rs.samples, rs.cpu.Seconds()
+	for k, v := range rs.counters {
+		sc.Counters[k] = v
+	}
+	sc.Extra["measured_seconds"] = rs.span.Seconds()
 	sc.summarise()
+	rs.extras(workload, &sc)
 	return sc
 }
 
-// window is what measure saw: the samples, and the events and CPU time over
-// the whole measured span.
+// window is what one run measured over its measured span, the warm-up
+// left out.
 type window struct {
-	samples []float64
-	events  uint64
-	cpu     time.Duration
-	span    time.Duration
+	events   uint64            // events counted over the span
+	cpu      time.Duration     // the process's CPU time over the span
+	span     time.Duration     // the measured span
+	counters map[string]uint64 // the run's counters, over the span only
+	lat      []time.Duration   // round-trip times, for udp_rr
 }
 
-// measure waits out the warm-up, then takes cfg.Repeat samples of equal
-// length of the rate of count (events per second, times scale), and the
-// process's CPU time over them. measuring, when not nil, is called with
-// true as the measured span starts and false as it ends.
-func measure(ctx context.Context, cfg Config, count func() uint64, scale float64, measuring func(bool)) (window, error) {
+// probe is what measure reads of a run.
+type probe struct {
+	count     func() uint64            // the events the metric counts
+	snap      func() map[string]uint64 // the run's counters; nil for none
+	measuring func(bool)               // told when the window opens and closes; may be nil
+}
+
+// measure waits out the warm-up, then reads the probe at the start and at
+// the end of cfg.Duration: one run's measured window. A workload that has
+// moved nothing by the end of the warm-up gets a moment more, within the
+// run's deadline.
+func measure(ctx context.Context, cfg Config, pr probe) (window, error) {
 	sleep := func(d time.Duration) error {
 		t := time.NewTimer(d)
 		defer t.Stop()
@@ -189,39 +241,112 @@ func measure(ctx context.Context, cfg Config, count func() uint64, scale float64
 		case <-t.C:
 			return nil
 		case <-ctx.Done():
-			return fmt.Errorf("hard deadline %v passed", cfg.Limit())
+			return fmt.Errorf("hard deadline %v passed", cfg.RunLimit())
 		}
 	}
 	if err := sleep(cfg.Warmup); err != nil {
 		return window{}, err
 	}
-	if count() == 0 {
-		// Nothing crossed during the warm-up (or no warm-up): give the
-		// workload a moment to start, within the deadline.
-		for count() == 0 {
-			if err := sleep(time.Millisecond); err != nil {
-				return window{}, fmt.Errorf("no traffic: %w", err)
-			}
+	for pr.count() == 0 {
+		if err := sleep(time.Millisecond); err != nil {
+			return window{}, fmt.Errorf("no traffic: %w", err)
 		}
 	}
-	period := cfg.Duration / time.Duration(cfg.Repeat)
-	if measuring != nil {
-		measuring(true)
+	var before map[string]uint64
+	if pr.snap != nil {
+		before = pr.snap()
 	}
-	cpu0, c0, t0 := cpuTime(), count(), time.Now()
-	prevC, prevT := c0, t0
-	var w window
-	for range cfg.Repeat {
-		if err := sleep(period); err != nil {
-			return window{}, err
+	if pr.measuring != nil {
+		pr.measuring(true)
+	}
+	cpu0, c0, t0 := cpuTime(), pr.count(), time.Now()
+	err := sleep(cfg.Duration)
+	cpu1, c1, t1 := cpuTime(), pr.count(), time.Now()
+	if pr.measuring != nil {
+		pr.measuring(false)
+	}
+	if err != nil {
+		return window{}, err
+	}
+	w := window{events: c1 - c0, cpu: cpu1 - cpu0, span: t1.Sub(t0)}
+	if pr.snap != nil {
+		after := pr.snap()
+		w.counters = make(map[string]uint64, len(after))
+		for k, v := range after {
+			w.counters[k] = v - min(v, before[k])
 		}
-		c, t := count(), time.Now()
-		w.samples = append(w.samples, float64(c-prevC)*scale/t.Sub(prevT).Seconds())
-		prevC, prevT = c, t
-	}
-	w.cpu, w.events, w.span = cpuTime()-cpu0, prevC-c0, prevT.Sub(t0)
-	if measuring != nil {
-		measuring(false)
 	}
 	return w, nil
+}
+
+// maxLatencies bounds the round-trip times one scenario keeps over all its
+// runs (8 MiB of them); the percentiles then cover the first this many.
+const maxLatencies = 1 << 20
+
+// runs pools a scenario's runs.
+type runs struct {
+	samples  []float64
+	events   uint64
+	cpu      time.Duration
+	span     time.Duration
+	counters map[string]uint64
+	lat      []time.Duration
+}
+
+// add pools one run: its sample is its events over its span, times scale.
+func (r *runs) add(w window, scale float64) {
+	r.samples = append(r.samples, float64(w.events)*scale/w.span.Seconds())
+	r.events += w.events
+	r.cpu += w.cpu
+	r.span += w.span
+	if r.counters == nil {
+		r.counters = map[string]uint64{}
+	}
+	for k, v := range w.counters {
+		r.counters[k] += v
+	}
+	if room := maxLatencies - len(r.lat); room > 0 {
+		r.lat = append(r.lat, w.lat[:min(room, len(w.lat))]...)
+	}
+}
+
+// extras are the figures derived from the pooled runs: CPU per event, loss,
+// latency percentiles.
+func (r *runs) extras(workload string, sc *Scenario) {
+	cpuNs := float64(r.cpu.Nanoseconds())
+	switch workload {
+	case UDPStream:
+		sc.Extra["mpps_median"] = sc.Median / 1e6
+		if r.events > 0 {
+			sc.Extra["cpu_ns_per_packet"] = cpuNs / float64(r.events)
+		}
+		if s := sc.Counters["sent"]; s > 0 {
+			lost := sc.Counters["link_drops"] + sc.Counters["rcvbuf_drops"]
+			sc.Extra["loss_ratio"] = float64(lost) / float64(s)
+		}
+	case UDPRR:
+		if r.events > 0 {
+			sc.Extra["cpu_ns_per_transaction"] = cpuNs / float64(r.events)
+			sc.Extra["cpu_ns_per_packet"] = cpuNs / float64(2*r.events)
+		}
+		if len(r.lat) > 0 {
+			lat := slices.Clone(r.lat)
+			slices.Sort(lat)
+			f := make([]float64, len(lat))
+			for i, l := range lat {
+				f[i] = float64(l.Nanoseconds())
+			}
+			sc.Extra["latency_p50_ns"] = nearestRank(f, 50)
+			sc.Extra["latency_p99_ns"] = nearestRank(f, 99)
+			sc.Extra["latency_p999_ns"] = nearestRank(f, 99.9)
+			sc.Extra["latency_max_ns"] = f[len(f)-1]
+			sc.Extra["latency_samples"] = float64(len(f))
+		}
+	case TCPStream:
+		sc.Extra["gbps_median"] = sc.Median / 1e9
+		if r.events > 0 { // bytes read
+			sc.Extra["cpu_ns_per_byte"] = cpuNs / float64(r.events)
+			sc.Extra["cpu_ns_per_kib"] = cpuNs / (float64(r.events) / 1024)
+		}
+	}
 }

@@ -22,16 +22,24 @@ type Scenario struct {
 	Unit       string             `json:"unit"`
 	Samples    []float64          `json:"samples"`
 	Median     float64            `json:"median"`
-	P99        float64            `json:"p99"`
+	P99        *float64           `json:"p99"` // only over at least minP99Samples samples
 	Stddev     float64            `json:"stddev"`
 	Mean       float64            `json:"mean"`
 	Min        float64            `json:"min"`
 	Max        float64            `json:"max"`
 	CPUSeconds float64            `json:"cpu_seconds"`
 	Counters   map[string]uint64  `json:"counters"`
+	Roles      map[string]int     `json:"roles,omitempty"` // core per role, -1 unpinned
+	GOMAXPROCS int                `json:"gomaxprocs,omitempty"`
+	WarmupS    float64            `json:"warmup_s"` // warm-up of each run, seconds
+	Repeat     int                `json:"repeat"`   // independent runs the samples come from
 	Extra      map[string]float64 `json:"extra,omitempty"`
 	Skipped    string             `json:"skipped"`
 }
+
+// minP99Samples is the fewest samples a p99 is quoted over, as in the main
+// module: below it the "p99" would be just the largest sample.
+const minP99Samples = 100
 
 // MarshalJSON writes nil maps and slices as {} and [], as the main module's
 // reader expects, and refuses numbers JSON cannot hold.
@@ -47,7 +55,10 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 	if p.Counters == nil {
 		p.Counters = map[string]uint64{}
 	}
-	nums := append([]float64{p.Median, p.P99, p.Stddev, p.Mean, p.Min, p.Max, p.CPUSeconds}, p.Samples...)
+	nums := append([]float64{p.Median, p.Stddev, p.Mean, p.Min, p.Max, p.CPUSeconds, p.WarmupS}, p.Samples...)
+	if p.P99 != nil {
+		nums = append(nums, *p.P99)
+	}
 	for _, v := range p.Extra {
 		nums = append(nums, v)
 	}
@@ -60,8 +71,9 @@ func (s Scenario) MarshalJSON() ([]byte, error) {
 }
 
 // summarise fills the summary fields from Samples: median, nearest-rank
-// p99 (always one of the samples), sample (n-1) standard deviation, mean,
-// min and max, as internal/result.Summarise does.
+// p99 (always one of the samples, and only over at least minP99Samples),
+// sample (n-1) standard deviation, mean, min and max, as
+// internal/result.Summarise does.
 func (s *Scenario) summarise() {
 	n := len(s.Samples)
 	if n == 0 {
@@ -75,7 +87,11 @@ func (s *Scenario) summarise() {
 	} else {
 		s.Median = (sorted[n/2-1] + sorted[n/2]) / 2
 	}
-	s.P99 = nearestRank(sorted, 99)
+	s.P99 = nil
+	if n >= minP99Samples {
+		p := nearestRank(sorted, 99)
+		s.P99 = &p
+	}
 	var sum float64
 	for _, v := range sorted {
 		sum += v

@@ -17,26 +17,34 @@ const (
 	tcpSetupLimit = 2 * time.Second
 )
 
-// tcpStream: one connection from A to B; a writer on A sends 64 KiB
-// writes, a reader on B counts bytes. Samples are bits per second that
-// reached the reader.
-func tcpStream(ctx context.Context, cfg Config, sc *Scenario) error {
-	sc.Knobs["cc"] = cfg.CC
-	sc.Knobs["write_bytes"] = tcpWriteSize
-	sc.Knobs["streams"] = 1
-	sc.Knobs["sack"] = true
-	sc.Knobs["moderate_rcvbuf"] = true
-	sc.Knobs["gso"] = false
-	p, err := newPair(cfg.CC)
+// tcpStreamOnce is one tcp_stream run on a fresh pair of stacks: one
+// connection from A to B; a writer on A sends 64 KiB writes, a reader on B
+// reads. The events are the bytes the receiving application read (goodput,
+// reported as bits/s), as the kernel peer and iperf3's receiver count them.
+// Its counters, over the measured window only:
+//
+//   - bytes_written: the number of bytes A's writes accepted;
+//   - bytes_read: the number of bytes B's reader read;
+//   - segments_sent, retransmits: the number of TCP segments A sent and
+//     retransmitted (gVisor's TCP SegmentsSent and Retransmits);
+//   - link_drops: the number of packets a full link queue dropped.
+func tcpStreamOnce(ctx context.Context, cfg Config, _ int, knobs map[string]any) (window, error) {
+	knobs["cc"] = cfg.CC
+	knobs["write_bytes"] = tcpWriteSize
+	knobs["streams"] = 1
+	knobs["sack"] = true
+	knobs["moderate_rcvbuf"] = true
+	knobs["gso"] = false
+	p, err := newPair(cfg.CC, cfg.MTU)
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer p.close()
 	deadline, _ := ctx.Deadline()
 
 	ln, err := gonet.ListenTCP(p.b, tcpip.FullAddress{NIC: nicID, Addr: addrB, Port: portTCP}, ipv4.ProtocolNumber)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		return window{}, fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
 	type accepted struct {
@@ -58,20 +66,20 @@ func tcpStream(ctx context.Context, cfg Config, sc *Scenario) error {
 	if err != nil {
 		ln.Close()
 		<-acc
-		return fmt.Errorf("connect: %w", err)
+		return window{}, fmt.Errorf("connect: %w", err)
 	}
 	defer cli.Close()
 	var srv *gonet.TCPConn
 	select {
 	case a := <-acc:
 		if a.err != nil {
-			return fmt.Errorf("accept: %w", a.err)
+			return window{}, fmt.Errorf("accept: %w", a.err)
 		}
 		srv = a.c
 	case <-time.After(tcpSetupLimit):
 		ln.Close()
 		<-acc
-		return fmt.Errorf("accept: nothing within %v", tcpSetupLimit)
+		return window{}, fmt.Errorf("accept: nothing within %v", tcpSetupLimit)
 	}
 	defer srv.Close()
 	cli.SetDeadline(deadline)
@@ -104,27 +112,17 @@ func tcpStream(ctx context.Context, cfg Config, sc *Scenario) error {
 		}
 	}()
 
-	w, err := measure(ctx, cfg, read.Load, 8, nil)
+	st := p.a.Stats().TCP
+	w, err := measure(ctx, cfg, probe{count: read.Load, snap: func() map[string]uint64 {
+		return map[string]uint64{
+			"bytes_written": written.Load(), "bytes_read": read.Load(),
+			"segments_sent": st.SegmentsSent.Value(), "retransmits": st.Retransmits.Value(),
+			"link_drops": p.linkDrops(),
+		}
+	}})
 	stop.Store(true)
 	cli.SetDeadline(time.Now())
 	srv.SetDeadline(time.Now())
 	wg.Wait()
-	if err != nil {
-		return err
-	}
-	sc.Samples, sc.CPUSeconds = w.samples, w.cpu.Seconds()
-	st := p.a.Stats().TCP
-	sc.Counters["bytes_written"] = written.Load()
-	sc.Counters["bytes_read"] = read.Load()
-	sc.Counters["segments_sent"] = st.SegmentsSent.Value()
-	sc.Counters["retransmits"] = st.Retransmits.Value()
-	sc.Counters["link_drops"] = p.linkDrops()
-	sc.Extra["measured_seconds"] = w.span.Seconds()
-	sc.summarise()
-	sc.Extra["gbps_median"] = sc.Median / 1e9
-	if bytes := w.events; bytes > 0 { // count is bytes read; samples scale it to bits
-		sc.Extra["cpu_ns_per_byte"] = float64(w.cpu.Nanoseconds()) / float64(bytes)
-		sc.Extra["cpu_ns_per_kib"] = float64(w.cpu.Nanoseconds()) / (float64(bytes) / 1024)
-	}
-	return nil
+	return w, err
 }

@@ -3,7 +3,6 @@ package peer
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,11 +20,10 @@ import (
 // (the "size" knob pollnet's suites report; this link itself carries no
 // Ethernet header).
 const (
-	udpSockBuf  = 4 << 20
-	udpHeaders  = 14 + 20 + 8
-	portServer  = 9000
-	portClient  = 9001
-	maxLatStore = 1 << 22 // latencies kept per udp_rr scenario
+	udpSockBuf = 4 << 20
+	udpHeaders = 14 + 20 + 8
+	portServer = 9000
+	portClient = 9001
 )
 
 // udpConn opens a UDP endpoint on s bound to local and, when remote is not
@@ -52,34 +50,44 @@ func udpConn(s *stack.Stack, local tcpip.Address, port uint16, remote *tcpip.Ful
 	return gonet.NewUDPConn(&wq, ep), nil
 }
 
-func udpKnobs(sc *Scenario, payload int) {
-	sc.Knobs["payload"] = payload
-	sc.Knobs["size"] = payload + udpHeaders
-	sc.Knobs["sockbuf"] = udpSockBuf
-	sc.Knobs["batch"] = 1 // gVisor's endpoint Write sends one datagram per call
+// udpKnobs are the knobs every UDP scenario carries, on every path.
+// gVisor's endpoint Write sends one datagram per call and Read returns one,
+// so batch (and rx_batch for the stream) is 1.
+func udpKnobs(k map[string]any, payload int) {
+	k["payload"] = payload
+	k["size"] = payload + udpHeaders
+	k["sockbuf"] = udpSockBuf
+	k["batch"] = 1
 }
 
-// udpPPS: one sender on stack A writes datagrams to stack B as fast as it
-// can, one receiver on B reads and counts them; samples are packets
-// received per second. Drops are datagrams the sender wrote that the
-// receiver never read: link-queue overflow or receive-buffer overflow.
-func udpPPS(ctx context.Context, cfg Config, payload int, sc *Scenario) error {
-	udpKnobs(sc, payload)
-	sc.Knobs["senders"] = 1
-	p, err := newPair(cfg.CC)
+// udpStreamOnce is one udp_stream run on a fresh pair of stacks: one sender
+// on stack A writes datagrams to stack B as fast as it can, one receiver on
+// B reads them; the events are datagrams read by the receiving application.
+// Its counters, over the measured window only:
+//
+//   - sent: the number of datagrams the sender's writes accepted;
+//   - received: the number of datagrams the receiver read;
+//   - send_errors: the number of writes that failed;
+//   - link_drops: the number of packets a full link queue dropped;
+//   - rcvbuf_drops: the number of datagrams B dropped on a full receive
+//     buffer (gVisor's UDP ReceiveBufferErrors).
+func udpStreamOnce(ctx context.Context, cfg Config, payload int, knobs map[string]any) (window, error) {
+	knobs["senders"] = 1
+	knobs["rx_batch"] = 1
+	p, err := newPair(cfg.CC, cfg.MTU)
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer p.close()
 	deadline, _ := ctx.Deadline()
 	rx, err := udpConn(p.b, addrB, portServer, nil)
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer rx.Close()
 	tx, err := udpConn(p.a, addrA, portClient, &tcpip.FullAddress{NIC: nicID, Addr: addrB, Port: portServer})
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer tx.Close()
 	rx.SetReadDeadline(deadline)
@@ -102,76 +110,57 @@ func udpPPS(ctx context.Context, cfg Config, payload int, sc *Scenario) error {
 	go func() { // sender
 		defer wg.Done()
 		msg := make([]byte, payload)
-		var n, errs uint64
 		for !stop.Load() {
 			for range 64 {
 				if _, err := tx.Write(msg); err != nil {
 					if !stop.Load() { // errors after stop are the deadline that ends the loop
-						errs++
+						sendErrors.Add(1)
 					}
 					continue
 				}
-				n++
+				sent.Add(1)
 			}
-			sent.Store(n)
-			sendErrors.Store(errs)
 			if time.Now().After(deadline) {
 				return
 			}
 		}
 	}()
 
-	w, err := measure(ctx, cfg, received.Load, 1, nil)
+	w, err := measure(ctx, cfg, probe{count: received.Load, snap: func() map[string]uint64 {
+		return map[string]uint64{
+			"sent": sent.Load(), "received": received.Load(), "send_errors": sendErrors.Load(),
+			"link_drops": p.linkDrops(), "rcvbuf_drops": p.b.Stats().UDP.ReceiveBufferErrors.Value(),
+		}
+	}})
 	stop.Store(true)
 	tx.SetWriteDeadline(time.Now())
-	// Let what is in flight land before the receiver stops.
-	time.Sleep(20 * time.Millisecond)
 	rx.SetReadDeadline(time.Now())
 	wg.Wait()
-	if err != nil {
-		return err
-	}
-	sc.Samples, sc.CPUSeconds = w.samples, w.cpu.Seconds()
-	s, r := sent.Load(), received.Load()
-	sc.Counters["sent"] = s
-	sc.Counters["received"] = r
-	sc.Counters["drops"] = s - min(s, r)
-	sc.Counters["send_errors"] = sendErrors.Load()
-	sc.Counters["link_drops"] = p.linkDrops()
-	sc.Counters["rcvbuf_drops"] = p.b.Stats().UDP.ReceiveBufferErrors.Value()
-	sc.Extra["measured_seconds"] = w.span.Seconds()
-	sc.summarise()
-	sc.Extra["mpps_median"] = sc.Median / 1e6
-	if w.events > 0 {
-		sc.Extra["cpu_ns_per_packet"] = float64(w.cpu.Nanoseconds()) / float64(w.events)
-	}
-	if s > 0 {
-		sc.Extra["loss_ratio"] = float64(sc.Counters["drops"]) / float64(s)
-	}
-	return nil
+	return w, err
 }
 
-// udpRR: a client on A sends a request of the payload size to a server on
-// B that echoes it back, one request outstanding at a time; samples are
-// transactions per second, and the latency of each measured transaction
-// gives latency_p50_ns and latency_p99_ns.
-func udpRR(ctx context.Context, cfg Config, payload int, sc *Scenario) error {
-	udpKnobs(sc, payload)
-	sc.Knobs["outstanding"] = 1
-	p, err := newPair(cfg.CC)
+// udpRROnce is one udp_rr run on a fresh pair of stacks: a client on A
+// sends a request of the payload size to a server on B that echoes it
+// back, one request outstanding at a time; the events are transactions,
+// and each measured one's round-trip time is kept. Its counters, over the
+// measured window only: transactions (the number of requests answered) and
+// link_drops (the number of packets a full link queue dropped).
+func udpRROnce(ctx context.Context, cfg Config, payload int, knobs map[string]any) (window, error) {
+	knobs["outstanding"] = 1
+	p, err := newPair(cfg.CC, cfg.MTU)
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer p.close()
 	deadline, _ := ctx.Deadline()
 	srv, err := udpConn(p.b, addrB, portServer, &tcpip.FullAddress{NIC: nicID, Addr: addrA, Port: portClient})
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer srv.Close()
 	cli, err := udpConn(p.a, addrA, portClient, &tcpip.FullAddress{NIC: nicID, Addr: addrB, Port: portServer})
 	if err != nil {
-		return err
+		return window{}, err
 	}
 	defer cli.Close()
 	for _, c := range []*gonet.UDPConn{srv, cli} {
@@ -210,38 +199,24 @@ func udpRR(ctx context.Context, cfg Config, payload int, sc *Scenario) error {
 			}
 			lat := time.Since(t)
 			done.Add(1)
-			if measuring.Load() && len(lats) < maxLatStore {
+			if measuring.Load() && len(lats) < maxLatencies {
 				lats = append(lats, lat)
 			}
 		}
 	}()
 
-	w, err := measure(ctx, cfg, done.Load, 1, measuring.Store)
+	w, err := measure(ctx, cfg, probe{
+		count: done.Load,
+		snap: func() map[string]uint64 {
+			return map[string]uint64{"transactions": done.Load(), "link_drops": p.linkDrops()}
+		},
+		measuring: measuring.Store,
+	})
 	stop.Store(true)
 	// Unblock both loops: a lost datagram would otherwise leave one waiting.
 	cli.SetDeadline(time.Now())
 	srv.SetDeadline(time.Now())
 	wg.Wait()
-	if err != nil {
-		return err
-	}
-	sc.Samples, sc.CPUSeconds = w.samples, w.cpu.Seconds()
-	sc.Counters["transactions"] = done.Load()
-	sc.Counters["link_drops"] = p.linkDrops()
-	sc.Extra["measured_seconds"] = w.span.Seconds()
-	if w.events > 0 {
-		sc.Extra["cpu_ns_per_transaction"] = float64(w.cpu.Nanoseconds()) / float64(w.events)
-		sc.Extra["cpu_ns_per_packet"] = float64(w.cpu.Nanoseconds()) / float64(2*w.events)
-	}
-	if len(lats) > 0 {
-		slices.Sort(lats)
-		f := make([]float64, len(lats))
-		for i, l := range lats {
-			f[i] = float64(l.Nanoseconds())
-		}
-		sc.Extra["latency_p50_ns"] = nearestRank(f, 50)
-		sc.Extra["latency_p99_ns"] = nearestRank(f, 99)
-		sc.Extra["latency_samples"] = float64(len(f))
-	}
-	return nil
+	w.lat = lats
+	return w, err
 }

@@ -376,7 +376,9 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		j, err := ppsJob("coalesce", cfgs...)
 		return []Job{j}, err
 	case "udp":
-		u := UDPConfig{Sizes: []int{64, 1400}, Modes: o.Modes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
+		// quick: 64 B only, to stay within three minutes with
+		// independent repeats; full sweeps the payloads.
+		u := UDPConfig{Sizes: []int{64}, Modes: o.Modes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
 			ClientCore: o.GenCore, ServerCore: o.FwdCore, Softirq: o.Softirq, Progress: o.Progress, Live: o.Live}
 		if full {
 			u.Sizes = []int{16, 64, 1400, 8000}
@@ -387,7 +389,7 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		if err := u.Validate(); err != nil {
 			return nil, err
 		}
-		n := udpRuns(&u)
+		n := udpRunCount(&u)
 		t := time.Duration(n) * (u.Warmup + u.Duration + runOverhead)
 		return []Job{{Name: "udp", Estimate: Estimate{Runs: n, Time: t, Max: t}, run: func() ([]result.Scenario, func(io.Writer), error) {
 			rs, err := RunUDP(u)
@@ -406,9 +408,9 @@ func (p *planner) jobs(name string) ([]Job, error) {
 	return nil, fmt.Errorf("bench: no scenario %q", name)
 }
 
-// udpRuns counts the UDP scenario's runs: both workloads at every size in
-// every mode, each a run of its own (RunUDP).
-func udpRuns(u *UDPConfig) int { return 2 * len(u.Sizes) * len(u.Modes) }
+// udpRunCount counts the UDP scenario's runs: both workloads at every size
+// in every mode, Repeat independent runs of each (RunUDP).
+func udpRunCount(u *UDPConfig) int { return 2 * len(u.Sizes) * len(u.Modes) * max(1, u.Repeat) }
 
 // peerWorkloads are what the peers run beside pollnet's own scenarios:
 // UDP stream and request/response at the full suite's udp payloads, TCP

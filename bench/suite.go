@@ -414,8 +414,10 @@ func udpRunCount(u *UDPConfig) int { return 2 * len(u.Sizes) * len(u.Modes) * ma
 
 // peerWorkloads are what the peers run beside pollnet's own scenarios:
 // UDP stream and request/response at the full suite's udp payloads, TCP
-// stream and connection rate through the kernel and gVisor, and layer-2
-// forwarding through testpmd; --repeat independent runs of each.
+// stream and connection rate through the kernel and gVisor; --repeat
+// independent runs of each. testpmd runs beside pollnet in pps-null, on the
+// same work (macswap on net_null); its io forwarding (l2_fwd) is not run,
+// since no pollnet path does that work.
 func (o Options) peerWorkloads() []compare.Workload {
 	w := func(name string, sizes ...int) compare.Workload {
 		return compare.Workload{Name: name, Sizes: sizes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat}
@@ -425,7 +427,6 @@ func (o Options) peerWorkloads() []compare.Workload {
 		w("udp_rr", 16, 64, 1400, 8000),
 		w("tcp_stream"),
 		w("connect_rate"),
-		w("l2_fwd", 64, 1514),
 	}
 }
 

@@ -26,7 +26,13 @@ func workloadCharts(run *result.Run, idle bool) ([]*figure, error) {
 		return (s.Name == "idle") == idle && !offeredLoad(s) && finite(s.Median) && s.Median >= 0
 	})
 	var figs []*figure
-	for _, w := range workloads(scs) {
+	ws := workloads(scs)
+	// Lead with the work where the device under test sets the figure
+	// beside its peers (the null port beside testpmd, the socket benches
+	// beside the kernel and gVisor); the wire pipeline's harness-bound
+	// rates follow.
+	slices.SortStableFunc(ws, func(a, b *workload) int { return leadRank(a) - leadRank(b) })
+	for _, w := range ws {
 		fig, err := workloadChart(w)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", w.title(), err)
@@ -435,4 +441,19 @@ func countPath(scs []*result.Scenario, path string) int {
 		}
 	}
 	return n
+}
+
+// leadRank orders workload charts on a run's page.
+func leadRank(w *workload) int {
+	switch {
+	case w.name == "pps" && w.port == "null":
+		return 0
+	case w.name == "zero_loss":
+		return 1
+	case w.name == "udp_rr", w.name == "udp_stream":
+		return 2
+	case w.name == "tcp_stream", w.name == "connect_rate":
+		return 3
+	}
+	return 4
 }

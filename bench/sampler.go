@@ -1,10 +1,15 @@
 package bench
 
 import (
+	"fmt"
 	"io"
+	"runtime"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pollnet/pollnet/bench/progress"
+	"github.com/pollnet/pollnet/engine"
 )
 
 // sampling is one measurement: a warm-up, then a counter read Repeat times,
@@ -24,6 +29,10 @@ type sampling struct {
 	Measuring func()
 	// Status formats the progress bar's text from the last rate.
 	Status func(rate, extra float64) string
+	// Avoid are cores the sampler must not run on: the device under
+	// test's, so that its readings and progress bar never take the
+	// device's core.
+	Avoid []int
 }
 
 // sampled is what a sampling measured.
@@ -35,8 +44,41 @@ type sampled struct {
 	Bar    *progress.Bar
 }
 
-// run performs the sampling; it returns when Warmup+Duration have passed.
+// run performs the sampling, off the cores in Avoid; it returns when
+// Warmup+Duration have passed.
 func (sp sampling) run() sampled {
+	var pinned []int
+	for _, c := range sp.Avoid {
+		if c >= 0 {
+			pinned = append(pinned, c)
+		}
+	}
+	if len(pinned) == 0 {
+		return sp.sample()
+	}
+	cores, err := publisherCores(pinned)
+	if err != nil {
+		return sp.sample() // nowhere else to go: a one-core process
+	}
+	out := make(chan sampled, 1)
+	go func() {
+		// Never unlocked: the thread ends with this goroutine, so its
+		// affinity passes to no other goroutine.
+		runtime.LockOSThread()
+		var set unix.CPUSet
+		for _, c := range cores {
+			set.Set(c)
+		}
+		if err := unix.SchedSetaffinity(0, &set); err != nil && sp.Progress != nil {
+			fmt.Fprintf(sp.Progress, "sampler: could not leave cores %s: %v\n", engine.FormatCores(pinned), err)
+		}
+		out <- sp.sample()
+	}()
+	return <-out
+}
+
+// sample is run on the calling goroutine.
+func (sp sampling) sample() sampled {
 	var bar *progress.Bar
 	if sp.Progress != nil {
 		bar = progress.New(sp.Progress, sp.Label, sp.Warmup+sp.Duration)

@@ -515,6 +515,7 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 	sm := sampling{
 		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB %s", workload, mode, size, label),
 		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: 1, Count: a.count.Load,
+		Avoid: []int{cfg.ServerCore},
 		Measuring: func() {
 			cpu0 = CPUTime()
 			before = a.udpCounters()

@@ -584,11 +584,12 @@ func TestEveryPathAcrossTheWireCarriesTheSameMetadata(t *testing.T) {
 			m.SetHash(0xdeadbeef)
 			m.SetHeaderLens(14, 20, 8)
 			m.SetTSOSegSize(1000)
-			h.pair.Ports[0].TxBurst(0, []engine.Mbuf{m})
+			// The hash is read before sending: the port frees m once sent.
 			wantFlags, wantHash := uint32(0), uint32(0)
 			if queues > 1 {
 				wantFlags, wantHash = engine.FlagRSSHash, h.pair.Ports[0].hash(m)
 			}
+			h.pair.Ports[0].TxBurst(0, []engine.Mbuf{m})
 			var pkts [4]engine.Mbuf
 			for q := 0; q < queues; q++ {
 				n := h.pair.Ports[1].RxBurst(q, pkts[:])

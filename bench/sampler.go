@@ -3,10 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
-	"runtime"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/bench/progress"
 	"github.com/pollnet/pollnet/engine"
@@ -62,14 +59,7 @@ func (sp sampling) run() sampled {
 	}
 	out := make(chan sampled, 1)
 	go func() {
-		// Never unlocked: the thread ends with this goroutine, so its
-		// affinity passes to no other goroutine.
-		runtime.LockOSThread()
-		var set unix.CPUSet
-		for _, c := range cores {
-			set.Set(c)
-		}
-		if err := unix.SchedSetaffinity(0, &set); err != nil && sp.Progress != nil {
+		if err := lockThreadTo(cores); err != nil && sp.Progress != nil {
 			fmt.Fprintf(sp.Progress, "sampler: could not leave cores %s: %v\n", engine.FormatCores(pinned), err)
 		}
 		out <- sp.sample()

@@ -130,15 +130,8 @@ func (p *StatPublisher) start(avoid []int) error {
 	pinned := make(chan error, 1)
 	go func() {
 		defer close(p.exited)
-		// Never unlocked: the thread ends with the goroutine, so its
-		// affinity never passes to another goroutine.
-		runtime.LockOSThread()
-		var set unix.CPUSet
-		for _, c := range cores {
-			set.Set(c)
-		}
-		if err := unix.SchedSetaffinity(0, &set); err != nil {
-			pinned <- fmt.Errorf("live-counter publisher: pin to cores %s: %w", engine.FormatCores(cores), err)
+		if err := lockThreadTo(cores); err != nil {
+			pinned <- fmt.Errorf("live-counter publisher: %w", err)
 			return
 		}
 		p.tid.Store(int32(unix.Gettid()))
@@ -357,4 +350,19 @@ func finished(path string) bool {
 	n, _ := f.Read(head[:])
 	line, _, _ := strings.Cut(string(head[:n]), "\n")
 	return strings.Contains(line, "finished")
+}
+
+// lockThreadTo locks the calling goroutine to its OS thread and lets that
+// thread run only on cores. The goroutine must never unlock it: the thread
+// then ends with the goroutine, so its affinity passes to no other.
+func lockThreadTo(cores []int) error {
+	runtime.LockOSThread()
+	var set unix.CPUSet
+	for _, c := range cores {
+		set.Set(c)
+	}
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("pin to cores %s: %w", engine.FormatCores(cores), err)
+	}
+	return nil
 }

@@ -20,8 +20,8 @@ func TestEchoRequestsToABroadcastAreIgnoredAndCounted(t *testing.T) {
 	peer := rawAddr("198.18.0.1")
 	bcast := [][]byte{
 		l.echoTo(peer, rawAddr("198.18.0.255"), 1),
-		rawFrame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: rawAddr("198.18.0.255")}, rawEcho(2, nil)),
-		rawFrame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: rawAddr("255.255.255.255")}, rawEcho(3, nil)),
+		ipFrame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: rawAddr("198.18.0.255")}, rawEcho(2, nil)),
+		ipFrame(eth.Broadcast, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: peer, Dst: rawAddr("255.255.255.255")}, rawEcho(3, nil)),
 	}
 	for _, f := range bcast {
 		l.send(f)
@@ -49,10 +49,10 @@ func TestNoICMPErrorAnswersABroadcast(t *testing.T) {
 	l := newRawLink(t, addrB, wire.Config{}, nil)
 	peer := rawAddr("198.18.0.1")
 	udpFrame := func(dstMAC eth.MAC, src, dst [4]byte) []byte {
-		return rawFrame(dstMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, rawUDP(src, dst, 1, 9, []byte("x")))
+		return ipFrame(dstMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, rawUDP(src, dst, 1, 9, []byte("x")))
 	}
 	unknownProto := func(dstMAC eth.MAC, dst [4]byte) []byte {
-		return rawFrame(dstMAC, l.mac, ipv4.Header{Protocol: 200, Src: peer, Dst: dst}, []byte("12345678"))
+		return ipFrame(dstMAC, l.mac, ipv4.Header{Protocol: 200, Src: peer, Dst: dst}, []byte("12345678"))
 	}
 	frames := [][]byte{
 		udpFrame(eth.Broadcast, peer, l.ours()),                          // link broadcast, unicast IP

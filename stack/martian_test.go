@@ -193,9 +193,9 @@ func TestAReassembledDatagramWhoseFirstFragmentIsSharedIsDelivered(t *testing.T)
 	// fragments cuts an IP payload at byte 1024 into two frames.
 	fragments := func(proto uint8, id uint16, payload []byte) (first, second []byte) {
 		h := ipv4.Header{Protocol: proto, ID: id, Src: peer, Dst: l.ours(), Flags: ipv4.FlagMF}
-		first = rawFrame(l.stackMAC, l.mac, h, payload[:1024])
+		first = ipFrame(l.stackMAC, l.mac, h, payload[:1024])
 		h.Flags, h.FragOff = 0, 1024
-		second = rawFrame(l.stackMAC, l.mac, h, payload[1024:])
+		second = ipFrame(l.stackMAC, l.mac, h, payload[1024:])
 		return first, second
 	}
 	var originals []engine.Mbuf

@@ -187,31 +187,15 @@ func (l *rawLink) ours() [4]byte { return l.addr.Addr().As4() }
 // rawAddr is an address literal as a header holds it.
 func rawAddr(s string) [4]byte { return netip.MustParseAddr(s).As4() }
 
-// rawFrame is an Ethernet frame carrying an IPv4 datagram with payload p. The
-// header's TotalLen is filled in unless set; TTL defaults to 64.
-func rawFrame(dst, src eth.MAC, h ipv4.Header, p []byte) []byte {
-	b := make([]byte, eth.HeaderLen+ipv4.HeaderLen+len(p))
-	eth.Header{Dst: dst, Src: src, Type: eth.TypeIPv4}.Put(b)
-	if h.TotalLen == 0 {
-		h.TotalLen = uint16(ipv4.HeaderLen + len(p))
-	}
-	if h.TTL == 0 {
-		h.TTL = 64
-	}
-	h.Put(b[eth.HeaderLen:], nil)
-	copy(b[eth.HeaderLen+ipv4.HeaderLen:], p)
-	return b
-}
-
 // udpTo is a frame carrying a UDP datagram, addressed to the stack's MAC.
 func (l *rawLink) udpTo(src, dst [4]byte, sport, dport uint16, data []byte) []byte {
-	return rawFrame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, rawUDP(src, dst, sport, dport, data))
+	return ipFrame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoUDP, Src: src, Dst: dst}, rawUDP(src, dst, sport, dport, data))
 }
 
 // echoTo is a frame carrying an ICMP echo request, addressed to the stack's
 // MAC.
 func (l *rawLink) echoTo(src, dst [4]byte, seq uint16) []byte {
-	return rawFrame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: src, Dst: dst}, rawEcho(seq, []byte("ping")))
+	return ipFrame(l.stackMAC, l.mac, ipv4.Header{Protocol: ipv4.ProtoICMP, Src: src, Dst: dst}, rawEcho(seq, []byte("ping")))
 }
 
 // rawUDP is a UDP datagram with its checksum.

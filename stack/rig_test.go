@@ -159,10 +159,14 @@ func arpFrame(ethDst eth.MAC, p arp.Packet) []byte {
 }
 
 // ipFrame builds an Ethernet frame holding an IPv4 datagram with payload.
+// The header's TotalLen is filled in unless set (a test of a lying length
+// sets it); TTL defaults to 64.
 func ipFrame(ethDst, ethSrc eth.MAC, h ipv4.Header, payload []byte) []byte {
 	b := make([]byte, eth.HeaderLen+ipv4.HeaderLen+len(payload))
 	eth.Header{Dst: ethDst, Src: ethSrc, Type: eth.TypeIPv4}.Put(b)
-	h.TotalLen = uint16(ipv4.HeaderLen + len(payload))
+	if h.TotalLen == 0 {
+		h.TotalLen = uint16(ipv4.HeaderLen + len(payload))
+	}
 	if h.TTL == 0 {
 		h.TTL = 64
 	}

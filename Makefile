@@ -33,8 +33,8 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { echo "gofmt would change:"; gofmt -l .; exit 1; }
 
 # Every parser's fuzz target: package and target name.
-FUZZ := bench/pktgen:FuzzParse stack/eth:FuzzEthParse stack/arp:FuzzARPParse \
-	stack/ipv4:FuzzIPv4Parse stack/ipv4:FuzzReassembly stack/icmp:FuzzICMPParse stack/udp:FuzzUDPParse \
+FUZZ := bench/pktgen:FuzzParse stack/header/eth:FuzzEthParse stack/header/arp:FuzzARPParse \
+	stack/header/ipv4:FuzzIPv4Parse stack/network/frag:FuzzReassembly stack/header/icmp:FuzzICMPParse stack/header/udp:FuzzUDPParse \
 	stack:FuzzStackInput
 FUZZTIME ?= 4s
 

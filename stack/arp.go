@@ -4,9 +4,9 @@ import (
 	"net/netip"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/arp"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/arp"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/network/route"
 )
 
 // input handles a received ARP packet as Linux's arp_process does with its
@@ -42,7 +42,7 @@ func (n *neighbours) input(dev *device, m engine.Mbuf, toUs bool) {
 		s.stats.ARPInReplies++
 	}
 	sip, tip := p.SenderIP, p.TargetIP
-	if dev.loopback || eth.MAC(p.SenderMAC).IsMulticast() || tip[0] >= 224 || tip[0] == 127 {
+	if dev.Loopback || eth.MAC(p.SenderMAC).IsMulticast() || tip[0] >= 224 || tip[0] == 127 {
 		return
 	}
 	if p.IsProbe() {
@@ -57,7 +57,7 @@ func (n *neighbours) input(dev *device, m engine.Mbuf, toUs bool) {
 	now := n.clock()
 	if p.Op == arp.OpRequest && n.local(tip) {
 		// neigh_event_ns: whoever asks for us is about to talk to us.
-		k := neighKey{dev.id, sip}
+		k := neighKey{dev.ID, sip}
 		e := n.entries[k]
 		if e == nil {
 			e = n.create(k, now)
@@ -71,7 +71,7 @@ func (n *neighbours) input(dev *device, m engine.Mbuf, toUs bool) {
 		n.reply(dev, p)
 		return
 	}
-	e := n.entries[neighKey{dev.id, sip}]
+	e := n.entries[neighKey{dev.ID, sip}]
 	if e == nil {
 		return // arp_accept=0: no entry from an unsolicited packet
 	}
@@ -88,7 +88,7 @@ func (n *neighbours) input(dev *device, m engine.Mbuf, toUs bool) {
 // (arp_ignore=0 answers for them all).
 func (n *neighbours) local(ip [4]byte) bool {
 	r, ok := n.s.routes.Lookup(netip.AddrFrom4(ip))
-	return ok && r.Kind == ipv4.KindLocal
+	return ok && r.Kind == route.KindLocal
 }
 
 // martian reports whether ip cannot be a neighbour's own address.
@@ -107,7 +107,7 @@ func (n *neighbours) reply(dev *device, req arp.Packet) {
 		return
 	}
 	b, _ := r.Append(arp.FrameLen)
-	arp.ReplyTo(b, req, dev.mac)
+	arp.ReplyTo(b, req, dev.MAC)
 	s.stats.ARPOutReplies++
 	s.xmit(dev, r)
 }
@@ -122,7 +122,7 @@ func (n *neighbours) request(dev *device, dst eth.MAC, ip [4]byte) {
 		return
 	}
 	b, _ := m.Append(arp.FrameLen)
-	arp.PutRequestTo(b, dst, dev.mac, dev.addr.Addr().As4(), ip)
+	arp.PutRequestTo(b, dst, dev.MAC, dev.Addr.Addr().As4(), ip)
 	s.stats.ARPOutRequests++
 	s.xmit(dev, m)
 }

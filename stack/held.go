@@ -2,7 +2,7 @@ package stack
 
 import (
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/network/frag"
 )
 
 // heldMemory accounts the buffers pinned by packets that wait for something:
@@ -15,7 +15,7 @@ import (
 // A holder charges each packet's segments before keeping it and drops the
 // packet when refused; it uncharges them when it lets the packet go.
 //
-// It implements ipv4.Accountant for the reassembler. Used under the stack
+// It implements frag.Accountant for the reassembler. Used under the stack
 // lock.
 type heldMemory struct {
 	limit   int    // mbufs that may be held
@@ -40,7 +40,7 @@ func (h *heldMemory) Uncharge(n int) { h.held -= n }
 // Room is how many more mbufs may be held now.
 func (h *heldMemory) Room() int { return max(0, h.limit-h.held) }
 
-var _ ipv4.Accountant = (*heldMemory)(nil)
+var _ frag.Accountant = (*heldMemory)(nil)
 
 // pooled is a port that says which pool it receives into (pmd/wire and
 // pmd/tap do).
@@ -51,7 +51,7 @@ type pooled interface{ Pool() *engine.Pool }
 func (s *Stack) heldLimit() int {
 	smallest := 0
 	for _, d := range s.devs {
-		if p, ok := d.port.(pooled); ok && !d.loopback {
+		if p, ok := d.Port.(pooled); ok && !d.Loopback {
 			if n := p.Pool().Size(); smallest == 0 || n < smallest {
 				smallest = n
 			}

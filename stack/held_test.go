@@ -4,10 +4,10 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/pmd/wire"
-	"github.com/pollnet/pollnet/stack/arp"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/icmp"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/arp"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/icmp"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // pingFromPeer has the legitimate peer resolve us and ping us, and reports

@@ -4,8 +4,9 @@ import (
 	"net/netip"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/icmp"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/icmp"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/network/route"
 )
 
 // Aliases for the ICMP messages the receive path sends.
@@ -70,7 +71,7 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		return
 	}
 	out := s.devs[r.Dev]
-	if r.Kind == ipv4.KindLocal {
+	if r.Kind == route.KindLocal {
 		out = s.devs[0]
 	}
 	s.stats.ICMPOutEchoReps++
@@ -111,12 +112,12 @@ func (s *Stack) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uin
 	var quote [icmpMaxQuoteBytes]byte
 	q := icmp.Quote(quote[:m.CopyOut(quote[:], 0)])
 	dr, dok := s.routes.Lookup4(h.Dst)
-	toBroadcast := h.Dst == limitedBroadcast || dok && dr.Kind == ipv4.KindBroadcast
+	toBroadcast := h.Dst == limitedBroadcast || dok && dr.Kind == route.KindBroadcast
 	sr, sok := s.routes.Lookup4(h.Src)
-	if !icmp.ErrorAllowed(q, toBroadcast) || h.Src[0] == 0 || sok && sr.Kind == ipv4.KindBroadcast {
+	if !icmp.ErrorAllowed(q, toBroadcast) || h.Src[0] == 0 || sok && sr.Kind == route.KindBroadcast {
 		return
 	}
-	switch s.icmpRL.allow(typ, code, h.Src, sok && sr.Kind == ipv4.KindLocal) {
+	switch s.icmpRL.allow(typ, code, h.Src, sok && sr.Kind == route.KindLocal) {
 	case icmpLimitedGlobal:
 		s.stats.ICMPOutRateLimitGlobal++
 		return
@@ -140,7 +141,7 @@ func (s *Stack) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uin
 	}
 	s.stats.ICMPOutMsgs++
 	var src [4]byte // zero: ipOutput takes the route's source, an address of ours
-	if dok && dr.Kind == ipv4.KindLocal {
+	if dok && dr.Kind == route.KindLocal {
 		src = h.Dst // about a datagram for us: from the address it was sent to
 	}
 	s.ipOutput(src, h.Src, ipv4.ProtoICMP, r)

@@ -4,8 +4,9 @@ import (
 	"net/netip"
 	"syscall"
 
-	"github.com/pollnet/pollnet/stack/icmp"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/icmp"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/network/route"
 )
 
 // icmpErrInfo is an ICMP error as the transport that owns the quoted flow
@@ -84,7 +85,7 @@ func (s *Stack) icmpErrInput(msg icmp.Message) {
 	if qh.Dst[0] >= 224 {
 		return
 	}
-	if r, ok := s.routes.Lookup(dst); ok && r.Kind == ipv4.KindBroadcast {
+	if r, ok := s.routes.Lookup(dst); ok && r.Kind == route.KindBroadcast {
 		return
 	}
 	p := &inetProtos[qh.Protocol]

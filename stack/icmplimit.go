@@ -3,7 +3,7 @@ package stack
 import (
 	"encoding/binary"
 
-	"github.com/pollnet/pollnet/stack/icmp"
+	"github.com/pollnet/pollnet/stack/header/icmp"
 	"github.com/pollnet/pollnet/stack/siphash"
 )
 

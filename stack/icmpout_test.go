@@ -6,9 +6,9 @@ import (
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/pmd/wire"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/icmp"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/icmp"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // TestEchoRequestsToABroadcastAreIgnoredAndCounted follows Linux's default

@@ -4,8 +4,9 @@ import (
 	"net/netip"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/network/route"
 )
 
 // Input is the engine.Handler of every queue the stack serves: it runs a
@@ -32,7 +33,7 @@ func (s *Stack) Input(w *engine.Worker, from engine.QueueRef, pkts []engine.Mbuf
 // deviceOf finds the device of a port.
 func (s *Stack) deviceOf(p engine.Port) *device {
 	for _, d := range s.devs {
-		if d.port == p {
+		if d.Port == p {
 			return d
 		}
 	}
@@ -60,7 +61,7 @@ func (s *Stack) receive(dev *device, m engine.Mbuf) {
 		s.cs.Free(m)
 		return
 	}
-	if !dev.loopback && h.Dst != dev.mac && !h.Dst.IsBroadcast() {
+	if !dev.Loopback && h.Dst != dev.MAC && !h.Dst.IsBroadcast() {
 		s.stats.EthNotForUs++ // another host's frame, or multicast we did not join
 		s.cs.Free(m)
 		return
@@ -70,7 +71,7 @@ func (s *Stack) receive(dev *device, m engine.Mbuf) {
 	case eth.TypeIPv4:
 		s.ipInput(dev, m, h.Dst.IsBroadcast())
 	case eth.TypeARP:
-		s.neigh.input(dev, m, h.Dst == dev.mac)
+		s.neigh.input(dev, m, h.Dst == dev.MAC)
 	default:
 		s.stats.EthUnknownType++
 		s.cs.Free(m)
@@ -100,8 +101,8 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		s.cs.Free(m)
 		return
 	}
-	route := s.routeInput(dev, h, linkBroadcast)
-	switch route {
+	verdict := s.routeInput(dev, h, linkBroadcast)
+	switch verdict {
 	case inputDrop:
 		s.cs.Free(m)
 		return
@@ -122,7 +123,7 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		}
 	}
 	s.stats.IPInDelivers++
-	if route == inputBroadcast && h.Protocol == ipv4.ProtoICMP {
+	if verdict == inputBroadcast && h.Protocol == ipv4.ProtoICMP {
 		s.icmpInputBroadcast(m, h) // icmp_echo_ignore_broadcasts
 		return
 	}
@@ -162,13 +163,13 @@ var limitedBroadcast = [4]byte{255, 255, 255, 255}
 // spares the ICMP error path from having to know how a datagram arrived.
 func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) inputRoute {
 	src, dst := h.Src, h.Dst
-	if dev.loopback {
+	if dev.Loopback {
 		if dst == limitedBroadcast {
 			return inputBroadcast
 		}
-		if r, ok := s.routes.Lookup4(dst); ok && r.Kind == ipv4.KindLocal {
+		if r, ok := s.routes.Lookup4(dst); ok && r.Kind == route.KindLocal {
 			return inputLocal
-		} else if ok && r.Kind == ipv4.KindBroadcast {
+		} else if ok && r.Kind == route.KindBroadcast {
 			return inputBroadcast
 		}
 		return inputForward
@@ -194,11 +195,11 @@ func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) input
 		return s.martianSource()
 	}
 	r, ok := s.routes.Lookup4(dst)
-	if ok && (r.Kind == ipv4.KindLocal || r.Kind == ipv4.KindBroadcast) {
+	if ok && (r.Kind == route.KindLocal || r.Kind == route.KindBroadcast) {
 		if !s.validSource(src) {
 			return s.martianSource()
 		}
-		if r.Kind == ipv4.KindBroadcast {
+		if r.Kind == route.KindBroadcast {
 			return inputBroadcast
 		}
 	}
@@ -206,7 +207,7 @@ func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) input
 		s.stats.IPInAddrErrors++ // a unicast datagram in a link broadcast
 		return inputDrop
 	}
-	if ok && r.Kind == ipv4.KindLocal {
+	if ok && r.Kind == route.KindLocal {
 		return inputLocal
 	}
 	if s.fwd && !s.validSource(src) {
@@ -219,7 +220,7 @@ func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) input
 // of ours, nor a broadcast address of our subnets.
 func (s *Stack) validSource(src [4]byte) bool {
 	r, ok := s.routes.Lookup4(src)
-	return !ok || r.Kind != ipv4.KindLocal && r.Kind != ipv4.KindBroadcast
+	return !ok || r.Kind != route.KindLocal && r.Kind != route.KindBroadcast
 }
 
 func (s *Stack) martianSource() inputRoute {
@@ -234,7 +235,7 @@ func isMulticast4(a [4]byte) bool { return a[0]&0xf0 == 0xe0 }
 // limited broadcast when the subnet has none (a /31 or a /32, RFC 3021), so
 // that comparing an address with both finds every broadcast.
 func broadcastOf(dev *device) [4]byte {
-	if b, ok := ipv4.Broadcast(dev.addr); ok {
+	if b, ok := route.Broadcast(dev.Addr); ok {
 		return b.As4()
 	}
 	return limitedBroadcast

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
 // Linux's fixed neighbour-table timings (net/core/neighbour.c, arp_tbl).
@@ -139,7 +139,7 @@ func (n *neighbours) output(dev *device, ip [4]byte, m engine.Mbuf) {
 		return
 	}
 	now := n.clock()
-	k := neighKey{dev.id, ip}
+	k := neighKey{dev.ID, ip}
 	e := n.entries[k]
 	if e == nil {
 		if e = n.create(k, now); e == nil {

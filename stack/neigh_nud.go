@@ -2,7 +2,7 @@ package stack
 
 import (
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
 // nudState is a neighbour entry's state, Linux's NUD states (Neighbour

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/pmd/wire"
-	"github.com/pollnet/pollnet/stack/arp"
-	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/header/arp"
+	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
 // macN is a made-up unicast MAC for host i.

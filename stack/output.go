@@ -5,8 +5,10 @@ import (
 	"net/netip"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/network/frag"
+	"github.com/pollnet/pollnet/stack/network/route"
 )
 
 // Errors of the send path, returned to sockets.
@@ -27,7 +29,7 @@ func (s *Stack) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 		return ErrNoRoute
 	}
 	dev := s.devs[r.Dev]
-	if r.Kind == ipv4.KindLocal {
+	if r.Kind == route.KindLocal {
 		dev = s.devs[0] // to ourselves: through the loopback device
 	}
 	if src == ([4]byte{}) {
@@ -48,32 +50,32 @@ func (s *Stack) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 
 // sourceFor picks the source address for a route: the route's preferred
 // source, else the outgoing device's address.
-func (s *Stack) sourceFor(dev *device, r ipv4.Result) [4]byte {
+func (s *Stack) sourceFor(dev *device, r route.Result) [4]byte {
 	if r.Src != ([4]byte{}) {
 		return r.Src
 	}
-	return dev.addr.Addr().As4()
+	return dev.Addr.Addr().As4()
 }
 
 // routeOutput sends a whole IPv4 datagram out of dev towards dst,
 // fragmenting it to the device's MTU (ip_fragment) unless df is set.
-func (s *Stack) routeOutput(dev *device, r ipv4.Result, dst [4]byte, m engine.Mbuf, df bool) error {
+func (s *Stack) routeOutput(dev *device, r route.Result, dst [4]byte, m engine.Mbuf, df bool) error {
 	next := dst
-	if r.Kind == ipv4.KindGateway {
+	if r.Kind == route.KindGateway {
 		next = r.Gateway
 	}
-	if m.PktLen() <= dev.mtu {
+	if m.PktLen() <= dev.MTU {
 		s.nextHopOutput(dev, next, m)
 		return nil
 	}
 	if df {
 		s.stats.IPFragFails++
 		h, _ := ipv4.ParseOffloaded(m.Data(), m.PktLen())
-		s.icmpError(m, h, icmpDestUnreach, icmpFragNeeded, uint16(dev.mtu))
+		s.icmpError(m, h, icmpDestUnreach, icmpFragNeeded, uint16(dev.MTU))
 		return ErrTooBig
 	}
 	var frags [64]engine.Mbuf
-	fs, err := ipv4.Fragment(frags[:0], &s.cs, s.pool, m, dev.mtu)
+	fs, err := frag.Fragment(frags[:0], &s.cs, s.pool, m, dev.MTU)
 	s.cs.Free(m)
 	if err != nil {
 		s.stats.IPFragFails++
@@ -94,7 +96,7 @@ func (s *Stack) routeOutput(dev *device, r ipv4.Result, dst [4]byte, m engine.Mb
 // nextHopOutput hands a datagram to the link: straight through on loopback,
 // through the neighbour table elsewhere.
 func (s *Stack) nextHopOutput(dev *device, next [4]byte, m engine.Mbuf) {
-	if dev.loopback {
+	if dev.Loopback {
 		s.linkOutput(dev, eth.MAC{}, eth.TypeIPv4, m)
 		return
 	}
@@ -107,7 +109,7 @@ func (s *Stack) linkOutput(dev *device, dst eth.MAC, typ uint16, m engine.Mbuf) 
 	if m == engine.NoMbuf {
 		return
 	}
-	eth.Header{Dst: dst, Src: dev.mac, Type: typ}.Put(hdr)
+	eth.Header{Dst: dst, Src: dev.MAC, Type: typ}.Put(hdr)
 	s.xmit(dev, m)
 }
 
@@ -149,7 +151,7 @@ func (s *Stack) xmit(dev *device, m engine.Mbuf) {
 }
 
 func (s *Stack) flushDev(dev *device) {
-	n := dev.port.TxBurst(0, dev.txq)
+	n := dev.Port.TxBurst(0, dev.txq)
 	if n < len(dev.txq) {
 		s.stats.IPOutDiscards += uint64(len(dev.txq) - n)
 		s.cs.FreeBulk(dev.txq[n:])

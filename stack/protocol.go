@@ -2,7 +2,7 @@ package stack
 
 import (
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // netProtocol is a protocol's entry in the protocol table, as Linux's

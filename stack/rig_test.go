@@ -6,11 +6,11 @@ import (
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/pmd/wire"
-	"github.com/pollnet/pollnet/stack/arp"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/icmp"
-	"github.com/pollnet/pollnet/stack/ipv4"
-	"github.com/pollnet/pollnet/stack/udp"
+	"github.com/pollnet/pollnet/stack/header/arp"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/icmp"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/header/udp"
 )
 
 // rig is one stack on port 1 of a wire pair, driven by the test alone: the

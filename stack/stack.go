@@ -18,9 +18,11 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/ipv4"
-	"github.com/pollnet/pollnet/stack/netdev"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/link"
+	"github.com/pollnet/pollnet/stack/network/frag"
+	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
 )
@@ -79,7 +81,7 @@ type Config struct {
 	LocalPortRange PortRange
 
 	ARP   ARPConfig
-	Reasm ipv4.ReasmConfig
+	Reasm frag.ReasmConfig
 }
 
 // ARPConfig are the neighbour table's knobs, Linux's net.ipv4.neigh.*
@@ -99,14 +101,8 @@ type ARPConfig struct {
 
 // device is an interface as the stack sees it.
 type device struct {
-	id       int
-	port     engine.Port
-	queues   int
-	mac      eth.MAC
-	mtu      int
-	addr     netip.Prefix
-	loopback bool
-	txq      []engine.Mbuf // frames to send at the end of the burst or call
+	*link.Device
+	txq []engine.Mbuf // frames to send at the end of the burst or call
 }
 
 // Stack is one instance of the protocol stack.
@@ -114,12 +110,12 @@ type Stack struct {
 	mu     sync.Mutex
 	name   string
 	devs   []*device
-	routes *ipv4.Routes
+	routes *route.Routes
 	fwd    bool
 	pool   *engine.Pool
 	cs     engine.Caches // used under mu
 	neigh  *neighbours
-	reasm  *ipv4.Reassembler
+	reasm  *frag.Reassembler
 	udp    udpTable
 	ports  ephemeralPorts
 	stats  Stats
@@ -130,7 +126,7 @@ type Stack struct {
 	secret siphash.Key
 	idents ipIdents
 	icmpRL icmpLimiter
-	loop   *netdev.Loopback
+	loop   *link.Loopback
 
 	timers   timerHeap   // the protocol timers, run by tick
 	held     heldMemory  // buffers held by packets that wait
@@ -175,12 +171,12 @@ func New(cfg Config) (*Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	loop, err := netdev.NewLoopback(cfg.Backlog, 0)
+	loop, err := link.NewLoopback(cfg.Backlog, 0)
 	if err != nil {
 		pool.Close()
 		return nil, err
 	}
-	s := &Stack{name: name, routes: ipv4.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
+	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.secret = siphash.NewKey()
 	s.idents.key = s.secret
 	s.icmpRL.init(s.secret, engine.Nanotime)
@@ -188,11 +184,11 @@ func New(cfg Config) (*Stack, error) {
 	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
 	s.neigh = newNeighbours(s, cfg.ARP, &s.timers)
 	cfg.Reasm.Account = &s.held
-	s.reasm = ipv4.NewReassembler(&s.cs, pool, cfg.Reasm)
-	lo := &device{id: 0, port: loop, queues: 1, mtu: engine.MaxPacket, loopback: true,
-		addr: netip.MustParsePrefix("127.0.0.1/8")}
+	s.reasm = frag.NewReassembler(&s.cs, pool, cfg.Reasm)
+	lo := &device{Device: &link.Device{ID: 0, Port: loop, Queues: 1, MTU: engine.MaxPacket, Loopback: true,
+		Addr: netip.MustParsePrefix("127.0.0.1/8")}}
 	s.devs = append(s.devs, lo)
-	if err := s.routes.AddLoopback(lo.addr, 0); err != nil {
+	if err := s.routes.AddLoopback(lo.Addr, 0); err != nil {
 		s.release()
 		return nil, err
 	}
@@ -223,21 +219,21 @@ func (s *Stack) addInterface(ifc Interface) error {
 		return fmt.Errorf("address %v is not an IPv4 prefix", ifc.Addr)
 	}
 	info := ifc.Port.Info()
-	d := &device{id: len(s.devs), port: ifc.Port, queues: info.RxQueues, mac: ifc.MAC, mtu: ifc.MTU, addr: ifc.Addr}
-	if d.mac == (eth.MAC{}) {
-		d.mac = eth.MAC(info.MAC)
+	d := &device{Device: &link.Device{ID: len(s.devs), Port: ifc.Port, Queues: info.RxQueues, MAC: ifc.MAC, MTU: ifc.MTU, Addr: ifc.Addr}}
+	if d.MAC == (eth.MAC{}) {
+		d.MAC = eth.MAC(info.MAC)
 	}
-	if d.mtu == 0 {
-		d.mtu = info.MTU
+	if d.MTU == 0 {
+		d.MTU = info.MTU
 	}
-	if d.mtu < ipv4.MinMTU || d.mtu > engine.MaxPacket-eth.HeaderLen {
-		return fmt.Errorf("MTU %d out of range %d..%d", d.mtu, ipv4.MinMTU, engine.MaxPacket-eth.HeaderLen)
+	if d.MTU < ipv4.MinMTU || d.MTU > engine.MaxPacket-eth.HeaderLen {
+		return fmt.Errorf("MTU %d out of range %d..%d", d.MTU, ipv4.MinMTU, engine.MaxPacket-eth.HeaderLen)
 	}
-	if d.queues < 1 {
-		d.queues = 1
+	if d.Queues < 1 {
+		d.Queues = 1
 	}
 	s.devs = append(s.devs, d)
-	return s.routes.AddAddress(ifc.Addr, d.id)
+	return s.routes.AddAddress(ifc.Addr, d.ID)
 }
 
 // AddRoute adds a static route.
@@ -247,9 +243,9 @@ func (s *Stack) AddRoute(r Route) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rt := ipv4.Route{Prefix: r.Prefix.Masked(), Kind: ipv4.KindConnected, Dev: r.Dev, Metric: r.Metric}
+	rt := route.Route{Prefix: r.Prefix.Masked(), Kind: route.KindConnected, Dev: r.Dev, Metric: r.Metric}
 	if r.Via.IsValid() {
-		rt.Kind, rt.NextHop = ipv4.KindGateway, r.Via
+		rt.Kind, rt.NextHop = route.KindGateway, r.Via
 	}
 	return s.routes.Main.AddRoute(rt)
 }
@@ -262,8 +258,8 @@ func (s *Stack) Name() string { return s.name }
 func (s *Stack) Queues() []engine.QueueRef {
 	var qs []engine.QueueRef
 	for _, d := range s.devs {
-		for q := 0; q < d.queues; q++ {
-			qs = append(qs, engine.QueueRef{Port: d.port, Queue: q})
+		for q := 0; q < d.Queues; q++ {
+			qs = append(qs, engine.QueueRef{Port: d.Port, Queue: q})
 		}
 	}
 	return qs
@@ -395,7 +391,7 @@ func (s *Stack) release() error {
 		s.cs.FreeBulk(d.txq)
 		d.txq = d.txq[:0]
 		// Sent frames of ours that the port has not yet reaped.
-		if r, ok := d.port.(engine.TxReaper); ok {
+		if r, ok := d.Port.(engine.TxReaper); ok {
 			r.ReapTx(0)
 		}
 	}
@@ -474,7 +470,7 @@ func (s *Stack) Stats() Stats {
 }
 
 // Loopback is the stack's loopback device.
-func (s *Stack) Loopback() *netdev.Loopback { return s.loop }
+func (s *Stack) Loopback() *link.Loopback { return s.loop }
 
 // SetForwarding switches routing between interfaces on or off
 // (net.ipv4.ip_forward).

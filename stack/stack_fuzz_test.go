@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/pmd/wire"
-	"github.com/pollnet/pollnet/stack/arp"
-	"github.com/pollnet/pollnet/stack/eth"
-	"github.com/pollnet/pollnet/stack/icmp"
-	"github.com/pollnet/pollnet/stack/ipv4"
-	"github.com/pollnet/pollnet/stack/udp"
+	"github.com/pollnet/pollnet/stack/header/arp"
+	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/header/icmp"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/header/udp"
 )
 
 // A legitimate host on the rig's link, apart from the peer the inputs use.

@@ -14,9 +14,10 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/header/udp"
+	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/socket"
-	"github.com/pollnet/pollnet/stack/udp"
 )
 
 // MaxUDPPayload is the largest datagram a UDP socket sends.
@@ -135,7 +136,7 @@ func (s *Stack) openUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 		return nil, fmt.Errorf("listen udp %v: %w", laddr, net.ErrClosed)
 	}
 	if !addr.IsUnspecified() {
-		if r, ok := s.routes.Lookup(addr); !ok || r.Kind != ipv4.KindLocal {
+		if r, ok := s.routes.Lookup(addr); !ok || r.Kind != route.KindLocal {
 			return nil, fmt.Errorf("listen udp %v: %w", laddr, ErrAddrNotAvail)
 		}
 	}
@@ -506,7 +507,7 @@ func (s *Stack) udpOutput(c *UDPConn, b []byte, to netip.AddrPort) error {
 			return ErrNoRoute
 		}
 		dev := s.devs[r.Dev]
-		if r.Kind == ipv4.KindLocal {
+		if r.Kind == route.KindLocal {
 			src = dst // to one of our own addresses: from it
 		} else {
 			src = s.sourceFor(dev, r)

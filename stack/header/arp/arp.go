@@ -7,7 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
 // PacketLen is the length of an Ethernet/IPv4 ARP packet; FrameLen adds the

@@ -1,10 +1,11 @@
-package ipv4
+package frag
 
 import (
 	"encoding/binary"
 	"errors"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // Fragmentation errors.
@@ -43,11 +44,11 @@ var (
 // caller that passes a slice with spare capacity allocates nothing.
 func Fragment(dst []engine.Mbuf, cs *engine.Caches, p *engine.Pool, m engine.Mbuf, mtu int) ([]engine.Mbuf, error) {
 	first := m.Data()
-	h, err := ParseOffloaded(first, m.PktLen())
+	h, err := ipv4.ParseOffloaded(first, m.PktLen())
 	if err != nil {
 		return dst, err
 	}
-	if mtu < MinMTU {
+	if mtu < ipv4.MinMTU {
 		return dst, ErrMTU
 	}
 	if m.Flags()&engine.FlagTxL4Csum != 0 {
@@ -58,14 +59,14 @@ func Fragment(dst []engine.Mbuf, cs *engine.Caches, p *engine.Pool, m engine.Mbu
 	if int(h.TotalLen) > mtu && h.DF() {
 		return dst, ErrDontFragment
 	}
-	if int(h.FragOff)+data+hl > MaxTotalLen {
+	if int(h.FragOff)+data+hl > ipv4.MaxTotalLen {
 		return dst, ErrFragOffset
 	}
 	// Header templates: the first fragment's, and the later ones'.
-	var firstHdr, laterHdr [MaxHeaderLen]byte
+	var firstHdr, laterHdr [ipv4.MaxHeaderLen]byte
 	copy(firstHdr[:hl], first[:hl])
 	copy(laterHdr[:hl], first[:hl])
-	if err := dropUncopiedOptions(laterHdr[HeaderLen:hl]); err != nil {
+	if err := dropUncopiedOptions(laterHdr[ipv4.HeaderLen:hl]); err != nil {
 		return dst, err
 	}
 	per := (mtu - hl) &^ 7 // at least 8: mtu >= 68 and hl <= 60
@@ -77,9 +78,9 @@ func Fragment(dst []engine.Mbuf, cs *engine.Caches, p *engine.Pool, m engine.Mbu
 		if off == 0 {
 			tmpl = firstHdr[:hl]
 		}
-		flags := uint16(h.Flags&^FlagMF) << 13
+		flags := uint16(h.Flags&^ipv4.FlagMF) << 13
 		if !last || h.MF() {
-			flags |= FlagMF << 13
+			flags |= ipv4.FlagMF << 13
 		}
 		f, err := fragmentOne(cs, p, m, tmpl, hl+off, n, flags|uint16((int(h.FragOff)+off)>>3))
 		if err != nil {
@@ -112,7 +113,7 @@ func fragmentOne(cs *engine.Caches, p *engine.Pool, m engine.Mbuf, tmpl []byte, 
 	binary.BigEndian.PutUint16(hdr[2:4], uint16(hl+n))
 	binary.BigEndian.PutUint16(hdr[6:8], flagsOff)
 	hdr[10], hdr[11] = 0, 0
-	binary.BigEndian.PutUint16(hdr[10:12], Checksum(hdr, 0))
+	binary.BigEndian.PutUint16(hdr[10:12], ipv4.Checksum(hdr, 0))
 	seg := f
 	for n > 0 {
 		k := min(seg.Tailroom(), n)
@@ -152,11 +153,11 @@ func dropUncopiedOptions(opts []byte) error {
 			i++
 		default:
 			if i+1 >= len(opts) {
-				return ErrOptions
+				return ipv4.ErrOptions
 			}
 			l := int(opts[i+1])
 			if l < 2 || i+l > len(opts) {
-				return ErrOptions
+				return ipv4.ErrOptions
 			}
 			if t&optCopied == 0 {
 				for j := i; j < i+l; j++ {

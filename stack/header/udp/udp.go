@@ -7,7 +7,7 @@ import (
 	"errors"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // HeaderLen is the UDP header length.

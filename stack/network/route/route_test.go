@@ -1,9 +1,10 @@
-package ipv4
+package route
 
 import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net/netip"
+	"strconv"
 	"sync"
 	"testing"
 )
@@ -302,14 +303,14 @@ func BenchmarkLookup(b *testing.B) {
 			}
 			dsts4[i] = dsts[i].As4()
 		}
-		b.Run(itoa(n)+"routes/Lookup4", func(b *testing.B) {
+		b.Run(strconv.Itoa(n)+"routes/Lookup4", func(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				tb.Lookup4(dsts4[i&1023])
 				i++
 			}
 		})
-		b.Run(itoa(n)+"routes/Lookup", func(b *testing.B) {
+		b.Run(strconv.Itoa(n)+"routes/Lookup", func(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				tb.Lookup(dsts[i&1023])

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 var (

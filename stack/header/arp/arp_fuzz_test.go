@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
 // FuzzARPParse checks that Parse never panics and that Put reproduces an

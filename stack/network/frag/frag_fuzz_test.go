@@ -1,4 +1,4 @@
-package ipv4
+package frag
 
 import (
 	"bytes"
@@ -6,43 +6,9 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/mbuftest"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
-
-// FuzzIPv4Parse checks that Parse never panics and that an accepted header
-// is exactly what Put writes back from the parsed fields.
-func FuzzIPv4Parse(f *testing.F) {
-	f.Add(pingDatagram)
-	f.Add(datagram(40, 1, FlagMF, []byte{0x94, 4, 0, 0}))
-	f.Add(fragmentBytes(datagram(64, 9, 0, nil), 16, 48, false))
-	f.Add([]byte{0x45})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		h, err := Parse(b)
-		h2, err2 := ParseOffloaded(b, len(b))
-		if err == nil {
-			if err2 != nil || h2 != h {
-				t.Fatalf("offloaded parse disagrees: %+v %v", h2, err2)
-			}
-			hl := int(h.HeaderLen)
-			if hl < HeaderLen || hl > len(b) || int(h.TotalLen) > len(b) || h.PayloadLen() < 0 {
-				t.Fatalf("accepted %+v from %d bytes", h, len(b))
-			}
-			out := make([]byte, hl)
-			// Compare all but the checksum, which has two encodings of
-			// zero; Put writes one, and it must verify.
-			n, err := h.Put(out, b[HeaderLen:hl])
-			if err != nil || n != hl || !bytes.Equal(out[:10], b[:10]) || !bytes.Equal(out[12:], b[12:hl]) {
-				t.Fatalf("Put gave %x (%v), parsed from %x", out, err, b[:hl])
-			}
-			if Checksum(out, 0) != 0 {
-				t.Fatalf("Put wrote a bad checksum: %x", out)
-			}
-		} else if err != ErrChecksum && err2 != err {
-			t.Fatalf("offloaded parse error %v, full parse %v", err2, err)
-		}
-		c := append([]byte(nil), b...)
-		DecTTL(c)
-	})
-}
 
 // fuzzPool is one small pool per fuzzing process, reused by every input.
 var fuzzPool struct {
@@ -122,17 +88,17 @@ func FuzzReassembly(f *testing.F) {
 func fuzzByte(key uint8, i int) byte { return byte(i*31+i>>8) ^ key*0x55 }
 
 func fuzzFragment(key uint8, off, n int, mf, opts, pad bool) []byte {
-	hl := HeaderLen
+	hl := ipv4.HeaderLen
 	var o []byte
 	if opts {
 		o = []byte{0x94, 4, 0, 0, 1, 1, 1, 0}
 		hl += len(o)
 	}
 	tl := min(hl+n, 65535)
-	h := Header{TotalLen: uint16(tl), ID: uint16(key) * 1000, TTL: 9, Protocol: ProtoUDP,
+	h := ipv4.Header{TotalLen: uint16(tl), ID: uint16(key) * 1000, TTL: 9, Protocol: ipv4.ProtoUDP,
 		Src: [4]byte{198, 18, 0, key}, Dst: [4]byte{198, 18, 1, 1}, FragOff: uint16(min(off, 0xffff) &^ 7)}
 	if mf {
-		h.Flags = FlagMF
+		h.Flags = ipv4.FlagMF
 	}
 	b := make([]byte, tl, tl+7)
 	h.Put(b, o)
@@ -189,8 +155,8 @@ func fuzzAdd(t *testing.T, r *Reassembler, cs *engine.Caches, now int64, m engin
 		return
 	}
 	defer cs.Free(w)
-	b := bytesOf(w)
-	h, err := Parse(b)
+	b := mbuftest.Bytes(w)
+	h, err := ipv4.Parse(b)
 	if err != nil {
 		t.Fatalf("reassembled header: %v", err)
 	}

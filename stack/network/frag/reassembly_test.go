@@ -1,4 +1,4 @@
-package ipv4
+package frag
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/mbuftest"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 const sec = int64(time.Second)
@@ -32,12 +34,12 @@ func addAll(t *testing.T, r *Reassembler, now int64, frags []engine.Mbuf) engine
 }
 
 func TestReassembleRandomOrderWithDuplicates(t *testing.T) {
-	p, cs := newTestPool(t, 256)
+	p, cs := mbuftest.Pool(t, 256)
 	rng := rand.New(rand.NewPCG(11, 12))
 	r := NewReassembler(cs, p, ReasmConfig{})
 	for round := range 50 {
-		d := datagram(9000-HeaderLen, uint16(round), 0, nil)
-		m := mbufOf(t, cs, p, d)
+		d := datagram(9000-ipv4.HeaderLen, uint16(round), 0, nil)
+		m := mbuftest.Packet(t, cs, p, d)
 		frags, err := Fragment(nil, cs, p, m, 1500)
 		cs.Free(m)
 		if err != nil {
@@ -49,7 +51,7 @@ func TestReassembleRandomOrderWithDuplicates(t *testing.T) {
 		for _, f := range frags[:len(frags)] {
 			switch rng.IntN(3) {
 			case 0:
-				frags = append(frags, mbufOf(t, cs, p, bytesOf(f)))
+				frags = append(frags, mbuftest.Packet(t, cs, p, mbuftest.Bytes(f)))
 			case 1:
 				c, err := cs.Clone(f, p)
 				if err != nil {
@@ -74,10 +76,10 @@ func TestReassembleRandomOrderWithDuplicates(t *testing.T) {
 		if whole == engine.NoMbuf {
 			t.Fatalf("round %d: no datagram", round)
 		}
-		if got := bytesOf(whole); !bytes.Equal(got, d) {
+		if got := mbuftest.Bytes(whole); !bytes.Equal(got, d) {
 			t.Fatalf("round %d: reassembled %d bytes differ from the original %d", round, len(got), len(d))
 		}
-		if _, err := Parse(bytesOf(whole)); err != nil {
+		if _, err := ipv4.Parse(mbuftest.Bytes(whole)); err != nil {
 			t.Fatal(err)
 		}
 		cs.Free(whole)
@@ -90,10 +92,10 @@ func TestReassembleRandomOrderWithDuplicates(t *testing.T) {
 }
 
 func TestReassembleChainedFragments(t *testing.T) {
-	p, cs := newTestPool(t, 256)
+	p, cs := mbuftest.Pool(t, 256)
 	r := NewReassembler(cs, p, ReasmConfig{})
 	d := datagram(60000, 77, 0, nil)
-	m := mbufOf(t, cs, p, d)
+	m := mbuftest.Packet(t, cs, p, d)
 	frags, err := Fragment(nil, cs, p, m, 9000) // each fragment spans segments
 	cs.Free(m)
 	if err != nil {
@@ -103,16 +105,16 @@ func TestReassembleChainedFragments(t *testing.T) {
 		frags[i], frags[j] = frags[j], frags[i]
 	}
 	whole := addAll(t, r, 0, frags)
-	if whole == engine.NoMbuf || !bytes.Equal(bytesOf(whole), d) {
+	if whole == engine.NoMbuf || !bytes.Equal(mbuftest.Bytes(whole), d) {
 		t.Fatal("reassembled datagram differs")
 	}
 	cs.Free(whole)
 }
 
 func TestReassemblyPassThroughAndPadding(t *testing.T) {
-	p, cs := newTestPool(t, 32)
+	p, cs := mbuftest.Pool(t, 32)
 	r := NewReassembler(cs, p, ReasmConfig{})
-	plain := mbufOf(t, cs, p, datagram(100, 1, FlagDF, nil))
+	plain := mbuftest.Packet(t, cs, p, datagram(100, 1, ipv4.FlagDF, nil))
 	if w, ok, err := r.Add(0, plain); w != plain || !ok || err != nil {
 		t.Fatalf("non-fragment: %v %v %v", w, ok, err)
 	}
@@ -124,20 +126,20 @@ func TestReassemblyPassThroughAndPadding(t *testing.T) {
 	d := datagram(24, 2, 0, nil)
 	a := append(fragmentBytes(d, 0, 16, true), 0xee, 0xee, 0xee, 0xee)
 	b := append(fragmentBytes(d, 16, 8, false), make([]byte, 18)...)
-	addAll(t, r, 0, []engine.Mbuf{mbufOf(t, cs, p, a)})
-	whole := addAll(t, r, 0, []engine.Mbuf{mbufOf(t, cs, p, b)})
-	if whole == engine.NoMbuf || !bytes.Equal(bytesOf(whole), d) {
-		t.Fatalf("padded fragments: %x", bytesOf(whole))
+	addAll(t, r, 0, []engine.Mbuf{mbuftest.Packet(t, cs, p, a)})
+	whole := addAll(t, r, 0, []engine.Mbuf{mbuftest.Packet(t, cs, p, b)})
+	if whole == engine.NoMbuf || !bytes.Equal(mbuftest.Bytes(whole), d) {
+		t.Fatalf("padded fragments: %x", mbuftest.Bytes(whole))
 	}
 	cs.Free(whole)
 }
 
 func TestReassemblyOverlapKeepsFirstArrival(t *testing.T) {
-	p, cs := newTestPool(t, 32)
+	p, cs := mbuftest.Pool(t, 32)
 	r := NewReassembler(cs, p, ReasmConfig{})
 	d := datagram(64, 3, 0, nil)
 	forged := append([]byte(nil), d...)
-	for i := HeaderLen; i < len(forged); i++ {
+	for i := ipv4.HeaderLen; i < len(forged); i++ {
 		forged[i] = 0xaa
 	}
 	steps := []struct {
@@ -157,7 +159,7 @@ func TestReassemblyOverlapKeepsFirstArrival(t *testing.T) {
 	}
 	var whole engine.Mbuf = engine.NoMbuf
 	for i, s := range steps {
-		w, ok, err := r.Add(0, mbufOf(t, cs, p, s.b))
+		w, ok, err := r.Add(0, mbuftest.Packet(t, cs, p, s.b))
 		if err != s.err {
 			t.Fatalf("step %d: %v, want %v", i, err, s.err)
 		}
@@ -165,7 +167,7 @@ func TestReassemblyOverlapKeepsFirstArrival(t *testing.T) {
 			whole = w
 		}
 	}
-	if whole == engine.NoMbuf || !bytes.Equal(bytesOf(whole), d) {
+	if whole == engine.NoMbuf || !bytes.Equal(mbuftest.Bytes(whole), d) {
 		t.Fatal("overlapping fragments changed the datagram")
 	}
 	cs.Free(whole)
@@ -175,10 +177,10 @@ func TestReassemblyOverlapKeepsFirstArrival(t *testing.T) {
 }
 
 func TestReassemblyMalformed(t *testing.T) {
-	p, cs := newTestPool(t, 32)
+	p, cs := mbuftest.Pool(t, 32)
 	r := NewReassembler(cs, p, ReasmConfig{})
 	d := datagram(64, 4, 0, nil)
-	big := datagram(65535-HeaderLen, 5, 0, nil)
+	big := datagram(65535-ipv4.HeaderLen, 5, 0, nil)
 	steps := []struct {
 		name string
 		b    []byte
@@ -191,17 +193,17 @@ func TestReassemblyMalformed(t *testing.T) {
 		{"second, different last", fragmentBytes(d, 48, 8, false), ErrFragment},
 		{"middle beyond the end", fragmentBytes(d, 48, 8, true), ErrFragment},
 		{"last before held data", fragmentBytes(d, 16, 8, false), ErrFragment},
-		{"truncated", fragmentBytes(d, 0, 8, true)[:10], ErrTruncated},
+		{"truncated", fragmentBytes(d, 0, 8, true)[:10], ipv4.ErrTruncated},
 	}
 	// Make the "past 65535" fragment claim offset 65520 with 24 bytes.
 	pb := fragmentBytes(big, 65480, 24, false)
 	pb[6], pb[7] = 0x1f, 0xfe // offset 65520
 	pb[10], pb[11] = 0, 0
-	s := Checksum(pb[:20], 0)
+	s := ipv4.Checksum(pb[:20], 0)
 	pb[10], pb[11] = byte(s>>8), byte(s)
 	steps[2].b = pb
 	for _, st := range steps {
-		if _, _, err := r.Add(0, mbufOf(t, cs, p, st.b)); err != st.err {
+		if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, st.b)); err != st.err {
 			t.Errorf("%s: %v, want %v", st.name, err, st.err)
 		}
 	}
@@ -212,13 +214,13 @@ func TestReassemblyMalformed(t *testing.T) {
 }
 
 func TestReassemblyTimeout(t *testing.T) {
-	p, cs := newTestPool(t, 32)
+	p, cs := mbuftest.Pool(t, 32)
 	var timedOut []byte
-	r := NewReassembler(cs, p, ReasmConfig{OnTimeout: func(first engine.Mbuf) { timedOut = bytesOf(first) }})
+	r := NewReassembler(cs, p, ReasmConfig{OnTimeout: func(first engine.Mbuf) { timedOut = mbuftest.Bytes(first) }})
 	d1 := datagram(64, 1, 0, nil)
 	d2 := datagram(64, 2, 0, nil)
-	r.Add(0, mbufOf(t, cs, p, fragmentBytes(d1, 0, 16, true)))    // first fragment held
-	r.Add(sec, mbufOf(t, cs, p, fragmentBytes(d2, 16, 16, true))) // no first fragment
+	r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(d1, 0, 16, true)))    // first fragment held
+	r.Add(sec, mbuftest.Packet(t, cs, p, fragmentBytes(d2, 16, 16, true))) // no first fragment
 	if n := r.Expire(30*sec - 1); n != 0 {
 		t.Fatalf("expired %d early", n)
 	}
@@ -231,14 +233,14 @@ func TestReassemblyTimeout(t *testing.T) {
 	timedOut = nil
 	// A late fragment of the expired datagram starts afresh; Add itself
 	// expires the second datagram.
-	if _, ok, err := r.Add(31*sec, mbufOf(t, cs, p, fragmentBytes(d1, 16, 48, false))); ok || err != nil {
+	if _, ok, err := r.Add(31*sec, mbuftest.Packet(t, cs, p, fragmentBytes(d1, 16, 48, false))); ok || err != nil {
 		t.Fatalf("late fragment: %v %v", ok, err)
 	}
 	if c := r.Counters(); c.Timeouts != 2 || c.Queues != 1 || timedOut != nil {
 		t.Fatalf("counters %+v, hook %v", c, timedOut != nil)
 	}
 	r2 := NewReassembler(cs, p, ReasmConfig{Timeout: 5 * sec})
-	r2.Add(0, mbufOf(t, cs, p, fragmentBytes(d1, 0, 16, true)))
+	r2.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(d1, 0, 16, true)))
 	if r2.Expire(5*sec) != 1 {
 		t.Fatal("custom timeout")
 	}
@@ -251,10 +253,10 @@ func TestReassemblyTimeout(t *testing.T) {
 // and checks that memory stays under the limit throughout, old queues are
 // evicted, a genuine datagram still gets through, and every mbuf comes back.
 func TestReassemblyFlood(t *testing.T) {
-	p, cs := newTestPool(t, 4096)
+	p, cs := mbuftest.Pool(t, 4096)
 	r := NewReassembler(cs, p, ReasmConfig{})
 	good := datagram(3000, 0xffff, 0, nil)
-	gm := mbufOf(t, cs, p, good)
+	gm := mbuftest.Packet(t, cs, p, good)
 	goodFrags, _ := Fragment(nil, cs, p, gm, 1500)
 	cs.Free(gm)
 	frag := fragmentBytes(datagram(64, 0, 0, nil), 0, 32, true)
@@ -264,9 +266,9 @@ func TestReassemblyFlood(t *testing.T) {
 		frag[4], frag[5] = byte(i>>8), byte(i)
 		frag[15] = byte(i >> 16) // vary the source so IDs do not repeat
 		frag[10], frag[11] = 0, 0
-		s := Checksum(frag[:20], 0)
+		s := ipv4.Checksum(frag[:20], 0)
 		frag[10], frag[11] = byte(s>>8), byte(s)
-		_, _, err := r.Add(int64(i)*1000, mbufOf(t, cs, p, frag))
+		_, _, err := r.Add(int64(i)*1000, mbuftest.Packet(t, cs, p, frag))
 		if err != nil {
 			t.Fatalf("flood fragment %d: %v", i, err)
 		}
@@ -283,7 +285,7 @@ func TestReassemblyFlood(t *testing.T) {
 			t.Fatalf("after %d fragments %d bytes held, over the %d limit", i, held, DefaultReasmLimit)
 		}
 	}
-	if whole == engine.NoMbuf || !bytes.Equal(bytesOf(whole), good) {
+	if whole == engine.NoMbuf || !bytes.Equal(mbuftest.Bytes(whole), good) {
 		t.Fatal("a genuine datagram did not survive the flood")
 	}
 	cs.Free(whole)
@@ -299,13 +301,13 @@ func TestReassemblyFlood(t *testing.T) {
 }
 
 func TestReassemblyTooBigForLimit(t *testing.T) {
-	p, cs := newTestPool(t, 64)
+	p, cs := mbuftest.Pool(t, 64)
 	r := NewReassembler(cs, p, ReasmConfig{Limit: 3 * engine.BufSize})
 	d := datagram(1000, 1, 0, nil)
 	other := datagram(64, 2, 0, nil)
-	r.Add(0, mbufOf(t, cs, p, fragmentBytes(other, 0, 8, true)))
+	r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(other, 0, 8, true)))
 	for i := 0; i < 3; i++ {
-		if _, _, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(d, i*16, 8, true))); err != nil {
+		if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(d, i*16, 8, true))); err != nil {
 			t.Fatalf("fragment %d: %v", i, err)
 		}
 	}
@@ -313,14 +315,14 @@ func TestReassemblyTooBigForLimit(t *testing.T) {
 		t.Fatalf("after eviction %+v", c)
 	}
 	// A fourth buffer can never fit this datagram: it is given up.
-	if _, _, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(d, 100*8, 8, true))); err != ErrMemory {
+	if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(d, 100*8, 8, true))); err != ErrMemory {
 		t.Fatalf("hopeless datagram: %v", err)
 	}
 	if c := r.Counters(); c.Queues != 0 || c.BytesHeld != 0 || c.MemoryDrops != 5 {
 		t.Fatalf("after giving up %+v", c)
 	}
 	tiny := NewReassembler(cs, p, ReasmConfig{Limit: 100})
-	if _, _, err := tiny.Add(0, mbufOf(t, cs, p, fragmentBytes(d, 0, 8, true))); err != ErrMemory {
+	if _, _, err := tiny.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(d, 0, 8, true))); err != ErrMemory {
 		t.Fatalf("limit below one buffer: %v", err)
 	}
 }
@@ -328,19 +330,19 @@ func TestReassemblyTooBigForLimit(t *testing.T) {
 // TestReassemblyEvictsOthersFirst checks that the datagram a fragment
 // belongs to is never the one evicted to make room for it.
 func TestReassemblyEvictsOthersFirst(t *testing.T) {
-	p, cs := newTestPool(t, 16)
+	p, cs := mbuftest.Pool(t, 16)
 	r := NewReassembler(cs, p, ReasmConfig{Limit: 3 * engine.BufSize})
 	a, b := datagram(64, 1, 0, nil), datagram(64, 2, 0, nil)
 	for i, f := range [][]byte{fragmentBytes(a, 0, 8, true), fragmentBytes(b, 0, 8, true),
 		fragmentBytes(a, 8, 8, true), fragmentBytes(a, 16, 8, true)} {
-		if _, _, err := r.Add(0, mbufOf(t, cs, p, f)); err != nil {
+		if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, f)); err != nil {
 			t.Fatalf("fragment %d: %v", i, err)
 		}
 	}
 	if c := r.Counters(); c.Evictions != 1 || c.Queues != 1 || c.BytesHeld != 3*engine.BufSize {
 		t.Fatalf("counters %+v", c)
 	}
-	w, ok, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(a, 24, 40, false)))
+	w, ok, err := r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(a, 24, 40, false)))
 	if ok || err != ErrMemory {
 		t.Fatalf("fourth buffer for a: %v %v", ok, err)
 	}
@@ -348,10 +350,10 @@ func TestReassemblyEvictsOthersFirst(t *testing.T) {
 }
 
 func TestReassemblyNoAllocs(t *testing.T) {
-	p, cs := newTestPool(t, 64)
+	p, cs := mbuftest.Pool(t, 64)
 	r := NewReassembler(cs, p, ReasmConfig{})
 	d := datagram(3000, 1, 0, nil)
-	src := mbufOf(t, cs, p, d)
+	src := mbuftest.Packet(t, cs, p, d)
 	defer cs.Free(src)
 	frags := make([]engine.Mbuf, 0, 4)
 	if n := testing.AllocsPerRun(50, func() {
@@ -411,28 +413,28 @@ func BenchmarkReassembly3(b *testing.B) {
 // transport header too (where UDP and ICMP read it), and the other
 // holder's bytes are untouched.
 func TestASharedFirstFragmentIsCopiedWholeNotWritten(t *testing.T) {
-	p, cs := newTestPool(t, 64)
+	p, cs := mbuftest.Pool(t, 64)
 	r := NewReassembler(cs, p, ReasmConfig{})
 	d := datagram(3000, 5, 0, nil)
-	m := mbufOf(t, cs, p, d)
+	m := mbuftest.Packet(t, cs, p, d)
 	frags, err := Fragment(nil, cs, p, m, 1500)
 	cs.Free(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	orig := frags[0]
-	before := bytesOf(orig)
+	before := mbuftest.Bytes(orig)
 	if frags[0], err = cs.Clone(orig, p); err != nil {
 		t.Fatal(err)
 	}
 	whole := addAll(t, r, 0, frags)
-	if whole == engine.NoMbuf || !bytes.Equal(bytesOf(whole), d) {
+	if whole == engine.NoMbuf || !bytes.Equal(mbuftest.Bytes(whole), d) {
 		t.Fatal("reassembled datagram differs")
 	}
 	if n := whole.Len(); n != len(before) || !whole.Writable() {
 		t.Fatalf("first segment: %d bytes (want the whole first fragment, %d), writable %v", n, len(before), whole.Writable())
 	}
-	if !bytes.Equal(bytesOf(orig), before) {
+	if !bytes.Equal(mbuftest.Bytes(orig), before) {
 		t.Fatal("the shared first fragment was written")
 	}
 	cs.Free(whole)
@@ -458,12 +460,12 @@ func (b *budget) Room() int      { return max(0, b.limit-b.held) }
 // reassembler evicts its own oldest datagrams; when the rest is held by
 // others, the fragment is refused.
 func TestReassemblyChargesTheSharedAccountant(t *testing.T) {
-	p, cs := newTestPool(t, 64)
+	p, cs := mbuftest.Pool(t, 64)
 	acct := &budget{limit: 4}
 	r := NewReassembler(cs, p, ReasmConfig{Account: acct})
 	a, b := datagram(64, 1, 0, nil), datagram(64, 2, 0, nil)
 	for i, f := range [][]byte{fragmentBytes(a, 0, 8, true), fragmentBytes(a, 8, 8, true), fragmentBytes(b, 0, 8, true)} {
-		if _, _, err := r.Add(0, mbufOf(t, cs, p, f)); err != nil {
+		if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, f)); err != nil {
 			t.Fatalf("fragment %d: %v", i, err)
 		}
 	}
@@ -472,8 +474,8 @@ func TestReassemblyChargesTheSharedAccountant(t *testing.T) {
 	}
 	// b completes: its one fragment's charge comes back, and so does
 	// the completing fragment's.
-	w, ok, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(b, 8, 56, false)))
-	if !ok || err != nil || !bytes.Equal(bytesOf(w), b) {
+	w, ok, err := r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(b, 8, 56, false)))
+	if !ok || err != nil || !bytes.Equal(mbuftest.Bytes(w), b) {
 		t.Fatalf("b: %v %v", ok, err)
 	}
 	cs.Free(w)
@@ -483,7 +485,7 @@ func TestReassemblyChargesTheSharedAccountant(t *testing.T) {
 	// Someone else takes the rest of the bound: a new datagram's fragment
 	// evicts a (the oldest) to fit.
 	acct.held += 2
-	if _, _, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(b, 0, 8, true))); err != nil {
+	if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(b, 0, 8, true))); err != nil {
 		t.Fatalf("fragment after eviction: %v", err)
 	}
 	if c := r.Counters(); c.Evictions != 1 || c.Queues != 1 || acct.held != 3 {
@@ -491,7 +493,7 @@ func TestReassemblyChargesTheSharedAccountant(t *testing.T) {
 	}
 	// With nothing else of ours to evict, the next one is refused.
 	acct.held++
-	if _, _, err := r.Add(0, mbufOf(t, cs, p, fragmentBytes(b, 8, 8, true))); err != ErrMemory {
+	if _, _, err := r.Add(0, mbuftest.Packet(t, cs, p, fragmentBytes(b, 8, 8, true))); err != ErrMemory {
 		t.Fatalf("fragment over the shared bound: %v", err)
 	}
 	if acct.held != 4 {

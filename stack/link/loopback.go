@@ -1,7 +1,7 @@
 // Package netdev holds the stack's own devices. Loopback is a port whose
 // transmit feeds its receive through a bounded backlog, the way Linux's
 // loopback_xmit hands packets to netif_rx and process_backlog drains them.
-package netdev
+package link
 
 import (
 	"fmt"

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/pollnet/pollnet/stack/eth"
+	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
 // A captured request: 198.18.0.1 at 52:54:00:12:34:56 asks for 198.18.0.2,

@@ -1,4 +1,4 @@
-package ipv4
+package frag
 
 import (
 	"encoding/binary"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // Reassembly defaults, those of Linux's ipfrag_high_thresh and ipfrag_time,
@@ -212,7 +213,7 @@ func (r *Reassembler) Counters() ReasmCounters { return r.c }
 // time as well as memory.
 func (r *Reassembler) Add(now int64, m engine.Mbuf) (whole engine.Mbuf, ok bool, err error) {
 	b := m.Data()
-	h, err := ParseOffloaded(b, m.PktLen())
+	h, err := ipv4.ParseOffloaded(b, m.PktLen())
 	if err != nil {
 		r.c.ReasmReqds++
 		return engine.NoMbuf, false, r.refuse(m, err)
@@ -229,7 +230,7 @@ func (r *Reassembler) Add(now int64, m engine.Mbuf) (whole engine.Mbuf, ok bool,
 	switch {
 	case end == off, h.MF() && (end-off)&7 != 0:
 		return engine.NoMbuf, false, r.refuse(m, ErrFragment)
-	case hl+end > MaxTotalLen:
+	case hl+end > ipv4.MaxTotalLen:
 		return engine.NoMbuf, false, r.refuse(m, ErrTooBig)
 	}
 	if extra := m.PktLen() - int(h.TotalLen); extra > 0 { // link padding
@@ -369,7 +370,7 @@ func (r *Reassembler) complete(qi int32) (engine.Mbuf, bool, error) {
 	first := r.nodes[q.head].m
 	hl := int(first.Data()[0]&0x0f) * 4
 	total := hl + int(q.end)
-	if total > MaxTotalLen { // the first fragment has a longer header than the last
+	if total > ipv4.MaxTotalLen { // the first fragment has a longer header than the last
 		r.dropQueue(qi)
 		r.c.ReasmFails++
 		r.c.Invalid++
@@ -410,9 +411,9 @@ func (r *Reassembler) complete(qi int32) (engine.Mbuf, bool, error) {
 	}
 	hdr := first.Data()[:hl]
 	binary.BigEndian.PutUint16(hdr[2:4], uint16(total))
-	binary.BigEndian.PutUint16(hdr[6:8], binary.BigEndian.Uint16(hdr[6:8])&^(FlagMF<<13|0x1fff))
+	binary.BigEndian.PutUint16(hdr[6:8], binary.BigEndian.Uint16(hdr[6:8])&^(ipv4.FlagMF<<13|0x1fff))
 	hdr[10], hdr[11] = 0, 0
-	binary.BigEndian.PutUint16(hdr[10:12], Checksum(hdr, 0))
+	binary.BigEndian.PutUint16(hdr[10:12], ipv4.Checksum(hdr, 0))
 	// A port cannot have checked the transport checksum of a whole
 	// datagram from one fragment.
 	first.SetFlags(first.Flags() &^ engine.FlagRxL4CsumGood)

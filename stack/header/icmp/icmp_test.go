@@ -5,7 +5,7 @@ import (
 	"encoding/binary"
 	"testing"
 
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // A captured echo request (ping -s 8), the IP payload only.

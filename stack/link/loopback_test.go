@@ -1,4 +1,4 @@
-package netdev
+package link
 
 import (
 	"testing"

@@ -8,7 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"github.com/pollnet/pollnet/stack/ipv4"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // HeaderLen is the fixed part of every message: type, code, checksum and

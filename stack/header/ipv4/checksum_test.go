@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/mbuftest"
 )
 
 // refSum is the textbook RFC 1071 loop: 16-bit big-endian words.
@@ -78,13 +79,13 @@ func TestSumMatchesReference(t *testing.T) {
 }
 
 func TestMbufSumAcrossOddSegments(t *testing.T) {
-	p, cs := newTestPool(t, 64)
+	p, cs := mbuftest.Pool(t, 64)
 	rng := rand.New(rand.NewPCG(3, 4))
 	data := make([]byte, 3001)
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
-	m := mbufOf(t, cs, p, data, 1, 7, 2, 999, 3, 2000)
+	m := mbuftest.Packet(t, cs, p, data, 1, 7, 2, 999, 3, 2000)
 	defer cs.Free(m)
 	for _, c := range []struct{ off, n int }{{0, 3001}, {0, 1}, {1, 3000}, {5, 1500}, {11, 1990}, {2999, 2}, {0, 5000}, {4000, 10}} {
 		end := min(c.off+c.n, len(data))
@@ -136,7 +137,10 @@ func TestIncrementalUpdate(t *testing.T) {
 }
 
 func TestDecTTL(t *testing.T) {
-	b := datagram(0, 1, FlagDF, nil)
+	b := make([]byte, HeaderLen)
+	if _, err := (Header{TotalLen: HeaderLen, ID: 1, Flags: FlagDF, TTL: 64, Protocol: ProtoUDP}).Put(b, nil); err != nil {
+		t.Fatal(err)
+	}
 	for ttl := 64; ttl > 1; ttl-- {
 		if !DecTTL(b) {
 			t.Fatalf("DecTTL refused at %d", ttl)
@@ -155,9 +159,9 @@ func TestDecTTL(t *testing.T) {
 }
 
 func TestChecksumNoAllocs(t *testing.T) {
-	p, cs := newTestPool(t, 8)
+	p, cs := mbuftest.Pool(t, 8)
 	b := make([]byte, 1500)
-	m := mbufOf(t, cs, p, b, 3, 700)
+	m := mbuftest.Packet(t, cs, p, b, 3, 700)
 	defer cs.Free(m)
 	if n := testing.AllocsPerRun(100, func() {
 		_ = Checksum(b, 0)

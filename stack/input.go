@@ -71,7 +71,7 @@ func (s *Stack) receive(dev *device, m engine.Mbuf) {
 	case eth.TypeIPv4:
 		s.ipInput(dev, m, h.Dst.IsBroadcast())
 	case eth.TypeARP:
-		s.neigh.input(dev, m, h.Dst == dev.MAC)
+		s.neigh.Input(s.neighLink(), dev.Device, m, h.Dst == dev.MAC)
 	default:
 		s.stats.EthUnknownType++
 		s.cs.Free(m)

@@ -100,7 +100,7 @@ func (s *Stack) nextHopOutput(dev *device, next [4]byte, m engine.Mbuf) {
 		s.linkOutput(dev, eth.MAC{}, eth.TypeIPv4, m)
 		return
 	}
-	s.neigh.output(dev, next, m)
+	s.neigh.Output(s.neighLink(), dev.Device, next, m)
 }
 
 // linkOutput puts the Ethernet header on and queues the frame on the device.

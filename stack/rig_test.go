@@ -215,14 +215,12 @@ func arpOf(frame []byte) (eth.Header, arp.Packet, bool) {
 	return h, p, err == nil
 }
 
-// fakeClock makes the stack's neighbour table read the rig's clock, which
-// starts now and moves only by advance.
+// fakeClock starts the rig's clock: the stack's timers, and so its
+// neighbour table's time, move only by advance from now on.
 func (r *rig) fakeClock() {
 	now := engine.Nanotime()
 	r.now = &now
-	r.s.mu.Lock()
-	r.s.neigh.clock = func() int64 { return *r.now }
-	r.s.mu.Unlock()
+	r.s.tickAt(now)
 }
 
 // advance moves the fake clock on by d, running the stack's timers every
@@ -233,20 +231,4 @@ func (r *rig) advance(d time.Duration) {
 		*r.now = min(end, *r.now+int64(100*time.Millisecond))
 		r.s.tickAt(*r.now)
 	}
-}
-
-// entry is the stack's neighbour entry for ip on its interface, or nil.
-func (r *rig) entry(ip [4]byte) *neighbour {
-	r.s.mu.Lock()
-	defer r.s.mu.Unlock()
-	return r.s.neigh.entries[neighKey{1, ip}]
-}
-
-// state is the state of the entry for ip ("" when there is none).
-func (r *rig) state(ip [4]byte) string {
-	e := r.entry(ip)
-	if e == nil {
-		return ""
-	}
-	return e.state.String()
 }

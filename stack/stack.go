@@ -22,6 +22,7 @@ import (
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/frag"
+	"github.com/pollnet/pollnet/stack/network/neigh"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
@@ -84,21 +85,6 @@ type Config struct {
 	Reasm frag.ReasmConfig
 }
 
-// ARPConfig are the neighbour table's knobs, Linux's net.ipv4.neigh.*
-// settings; zero fields take Linux's defaults.
-type ARPConfig struct {
-	Retries         int           // broadcast requests for an unknown address before giving up (default 3, mcast_solicit)
-	UnicastProbes   int           // unicast requests re-checking a known address before giving up (default 3, ucast_solicit)
-	RetryInterval   time.Duration // between requests (default 1 s, retrans_time)
-	Reachable       time.Duration // how long a confirmation lasts, drawn from 0.5 to 1.5 times this (default 30 s, base_reachable_time)
-	DelayFirstProbe time.Duration // how long an address in use waits to be confirmed before it is re-checked (default 5 s, delay_first_probe_time)
-	GCStaleTime     time.Duration // how long an unused entry is kept once the table is large (default 60 s, gc_stale_time)
-	QueueBytes      int           // buffer bytes held for one unresolved address (default 212992, unres_qlen_bytes)
-	GCThresh1       int           // entries below which nothing is collected (default 128, gc_thresh1)
-	GCThresh2       int           // entries above which collection is forced every 5 s (default 512, gc_thresh2)
-	GCThresh3       int           // entries never exceeded (default 1024, gc_thresh3)
-}
-
 // device is an interface as the stack sees it.
 type device struct {
 	*link.Device
@@ -114,7 +100,7 @@ type Stack struct {
 	fwd    bool
 	pool   *engine.Pool
 	cs     engine.Caches // used under mu
-	neigh  *neighbours
+	neigh  *neigh.Table
 	reasm  *frag.Reassembler
 	udp    udpTable
 	ports  ephemeralPorts
@@ -128,7 +114,6 @@ type Stack struct {
 	icmpRL icmpLimiter
 	loop   *link.Loopback
 
-	timers   timerHeap   // the protocol timers, run by tick
 	held     heldMemory  // buffers held by packets that wait
 	sockFree socketFrees // where sockets free what they have read
 
@@ -182,7 +167,6 @@ func New(cfg Config) (*Stack, error) {
 	s.icmpRL.init(s.secret, engine.Nanotime)
 	s.udp.init()
 	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
-	s.neigh = newNeighbours(s, cfg.ARP, &s.timers)
 	cfg.Reasm.Account = &s.held
 	s.reasm = frag.NewReassembler(&s.cs, pool, cfg.Reasm)
 	lo := &device{Device: &link.Device{ID: 0, Port: loop, Queues: 1, MTU: engine.MaxPacket, Loopback: true,
@@ -207,6 +191,10 @@ func New(cfg Config) (*Stack, error) {
 	s.held.limit = cfg.HeldLimit
 	if s.held.limit <= 0 {
 		s.held.limit = s.heldLimit()
+	}
+	if s.neigh, err = neigh.New(cfg.ARP, s.routes, &s.held, s.held.limit, s.secret, engine.Nanotime()); err != nil {
+		s.release()
+		return nil, fmt.Errorf("stack %s: %w", name, err)
 	}
 	return s, nil
 }
@@ -347,7 +335,7 @@ func (s *Stack) tick() { s.tickAt(engine.Nanotime()) }
 
 func (s *Stack) tickAt(now int64) {
 	s.mu.Lock()
-	s.timers.run(now)
+	s.neigh.Advance(s.neighLink(), now)
 	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
 	s.flushTx()
 	s.mu.Unlock()
@@ -385,7 +373,9 @@ func (s *Stack) Close() error {
 
 func (s *Stack) release() error {
 	s.mu.Lock()
-	s.neigh.clear()
+	if s.neigh != nil {
+		s.neigh.Clear(s.neighLink())
+	}
 	s.reasm.Clear()
 	for _, d := range s.devs {
 		s.cs.FreeBulk(d.txq)
@@ -462,7 +452,7 @@ func (s *Stack) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stats
-	st.ARPEntries = uint64(len(s.neigh.entries))
+	copyNeighStats(&st, s.neigh.Stats())
 	st.HeldMbufs, st.HeldRefusals = uint64(s.held.held), s.held.refused
 	rc := s.reasm.Counters()
 	st.ReasmReqds, st.ReasmOKs, st.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails

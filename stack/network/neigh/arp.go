@@ -1,17 +1,18 @@
-package stack
+package neigh
 
 import (
-	"net/netip"
-
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/arp"
 	"github.com/pollnet/pollnet/stack/header/eth"
+	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/route"
 )
 
-// input handles a received ARP packet as Linux's arp_process does with its
-// default settings (arp_accept=0, arp_ignore=0, no proxy ARP). toUs is
-// whether the frame was sent to our MAC rather than broadcast.
+// Input handles a received ARP packet, m at the ARP header, as Linux's
+// arp_rcv and arp_process do with the default settings (arp_accept=0,
+// arp_ignore=0, no proxy ARP). toUs is whether the frame was sent to our
+// MAC rather than broadcast. It takes m; malformed packets are counted and
+// dropped.
 //
 //   - A probe (RFC 5227 section 2.1.1: sender address 0.0.0.0) for one of
 //     our addresses is answered, to the prober's MAC with target address
@@ -28,50 +29,50 @@ import (
 // MAC are ignored, and so are senders that could not be a neighbour's
 // address (multicast, broadcast, loopback, 0.0.0.0/8 but for probes, and our
 // own, as ip_route_input's source check refuses them).
-func (n *neighbours) input(dev *device, m engine.Mbuf, toUs bool) {
-	s := n.s
-	defer s.cs.Free(m)
+func (t *Table) Input(l Link, dev *link.Device, m engine.Mbuf, toUs bool) {
 	p, err := arp.Parse(m.Data())
+	l.Free(m) // p is a copy
+	t.lock(l)
+	defer t.unlock()
 	if err != nil {
-		s.stats.ARPInErrors++
+		t.stats.InErrors++
 		return
 	}
 	if p.Op == arp.OpRequest {
-		s.stats.ARPInRequests++
+		t.stats.InRequests++
 	} else {
-		s.stats.ARPInReplies++
+		t.stats.InReplies++
 	}
 	sip, tip := p.SenderIP, p.TargetIP
-	if dev.Loopback || eth.MAC(p.SenderMAC).IsMulticast() || tip[0] >= 224 || tip[0] == 127 {
+	if dev.Loopback || p.SenderMAC.IsMulticast() || tip[0] >= 224 || tip[0] == 127 {
 		return
 	}
 	if p.IsProbe() {
-		if n.local(tip) {
-			n.reply(dev, p)
+		if t.local(tip) {
+			t.reply(dev, p)
 		}
 		return
 	}
-	if n.martian(dev, sip) {
+	if t.martian(dev, sip) {
 		return
 	}
-	now := n.clock()
-	if p.Op == arp.OpRequest && n.local(tip) {
+	now := t.clock.Load()
+	if p.Op == arp.OpRequest && t.local(tip) {
 		// neigh_event_ns: whoever asks for us is about to talk to us.
-		k := neighKey{dev.ID, sip}
-		e := n.entries[k]
+		e := t.lookup(dev.ID, sip)
 		if e == nil {
-			e = n.create(k, now)
+			e = t.create(dev, sip, now)
 		}
 		if e != nil {
-			n.update(e, p.SenderMAC, nudStale, true, now)
+			t.update(e, p.SenderMAC, nudStale, true, now)
 		}
 		// Linux stays silent when it cannot make the entry; we answer
 		// anyway, since a full table must not make us unreachable and the
 		// answer costs no memory.
-		n.reply(dev, p)
+		t.reply(dev, p)
 		return
 	}
-	e := n.entries[neighKey{dev.ID, sip}]
+	e := t.lookup(dev.ID, sip)
 	if e == nil {
 		return // arp_accept=0: no entry from an unsolicited packet
 	}
@@ -81,48 +82,54 @@ func (n *neighbours) input(dev *device, m engine.Mbuf, toUs bool) {
 	if p.Op == arp.OpReply && toUs {
 		state = nudReachable
 	}
-	n.update(e, p.SenderMAC, state, override, now)
+	t.update(e, p.SenderMAC, state, override, now)
 }
 
 // local reports whether ip is one of our addresses, on any device
 // (arp_ignore=0 answers for them all).
-func (n *neighbours) local(ip [4]byte) bool {
-	r, ok := n.s.routes.Lookup(netip.AddrFrom4(ip))
+func (t *Table) local(ip [4]byte) bool {
+	r, ok := t.routes.Lookup4(ip)
 	return ok && r.Kind == route.KindLocal
 }
 
 // martian reports whether ip cannot be a neighbour's own address.
-func (n *neighbours) martian(dev *device, ip [4]byte) bool {
+func (t *Table) martian(dev *link.Device, ip [4]byte) bool {
 	return ip[0] == 0 || ip[0] == 127 || ip[0] >= 224 && ip[0] < 240 ||
-		ip == [4]byte{255, 255, 255, 255} || ip == broadcastOf(dev) || n.local(ip)
+		isBroadcast(dev, ip) || t.local(ip)
 }
 
 // reply answers the request req for one of our addresses (arp_send_dst with
-// ARPOP_REPLY): to the asker's MAC, from ours.
-func (n *neighbours) reply(dev *device, req arp.Packet) {
-	s := n.s
-	r, err := s.cs.Alloc(s.pool)
-	if err != nil {
-		s.stats.NoMbuf++
-		return
-	}
-	b, _ := r.Append(arp.FrameLen)
-	arp.ReplyTo(b, req, dev.MAC)
-	s.stats.ARPOutReplies++
-	s.xmit(dev, r)
+// ARPOP_REPLY): to the asker's MAC, from ours. Called under mu.
+func (t *Table) reply(dev *link.Device, req arp.Packet) {
+	t.output(dev, req.SenderMAC, arp.Packet{Op: arp.OpReply,
+		SenderMAC: dev.MAC, SenderIP: req.TargetIP, TargetMAC: req.SenderMAC, TargetIP: req.SenderIP})
 }
 
 // request asks who has ip, from dev's address: broadcast, or to dst alone
-// when re-checking a known address.
-func (n *neighbours) request(dev *device, dst eth.MAC, ip [4]byte) {
-	s := n.s
-	m, err := s.cs.Alloc(s.pool)
+// when re-checking a known address (arp_solicit). Called under mu.
+func (t *Table) request(dev *link.Device, dst eth.MAC, ip [4]byte) {
+	t.output(dev, dst, arp.Packet{Op: arp.OpRequest, SenderMAC: dev.MAC, SenderIP: dev.Addr.Addr().As4(), TargetIP: ip})
+}
+
+// output builds the ARP packet p in a buffer of the calling shard and sends
+// it to dst, counting it.
+func (t *Table) output(dev *link.Device, dst eth.MAC, p arp.Packet) {
+	m, err := t.link.Alloc()
 	if err != nil {
-		s.stats.NoMbuf++
+		t.stats.NoMbuf++
 		return
 	}
-	b, _ := m.Append(arp.FrameLen)
-	arp.PutRequestTo(b, dst, dev.MAC, dev.Addr.Addr().As4(), ip)
-	s.stats.ARPOutRequests++
-	s.xmit(dev, m)
+	b, err := m.Append(arp.PacketLen)
+	if err != nil { // a fresh buffer has the room: not reached
+		t.link.Free(m)
+		t.stats.NoMbuf++
+		return
+	}
+	p.Put(b)
+	if p.Op == arp.OpRequest {
+		t.stats.OutRequests++
+	} else {
+		t.stats.OutReplies++
+	}
+	t.link.Output(dev, dst, eth.TypeARP, m)
 }

@@ -1,11 +1,11 @@
-package stack
+package neigh
 
 import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/eth"
 )
 
-// nudState is a neighbour entry's state, Linux's NUD states (Neighbour
+// nudState is an entry's state, Linux's NUD states (Neighbour
 // Unreachability Detection, RFC 4861 section 7.3, which Linux applies to
 // ARP as well):
 //
@@ -23,7 +23,7 @@ import (
 type nudState uint8
 
 const (
-	nudNone       nudState = iota // just made
+	nudNone       nudState = iota // just made, or removed
 	nudIncomplete                 // asked, no answer yet; packets wait
 	nudReachable                  // confirmed within the reachable time
 	nudStale                      // known, not confirmed lately; used as is
@@ -46,113 +46,111 @@ func (st nudState) valid() bool {
 	return st == nudReachable || st == nudStale || st == nudDelay || st == nudProbe
 }
 
+// connected reports whether a packet goes to the entry's address with
+// nothing else to do (NUD_CONNECTED, and DELAY and PROBE, whose timers
+// already run): the per-packet path's test.
+func (st nudState) connected() bool {
+	return st == nudReachable || st == nudDelay || st == nudProbe
+}
+
 // timed reports whether a timer runs in this state (NUD_IN_TIMER).
 func (st nudState) timed() bool {
 	return st == nudIncomplete || st == nudReachable || st == nudDelay || st == nudProbe
 }
 
 // send sends m to e's address, or holds it while the address is sought
-// (neigh_resolve_output with __neigh_event_send).
-func (n *neighbours) send(dev *device, e *neighbour, m engine.Mbuf, now int64) {
-	e.used = now
-	switch e.state {
+// (__neigh_event_send, the slow half of neigh_resolve_output). Called
+// under mu.
+func (t *Table) send(e *entry, m engine.Mbuf, now int64) {
+	e.use(now)
+	mac, st := unpack(e.link.Load())
+	switch st {
 	case nudReachable, nudDelay, nudProbe:
 	case nudStale:
 		// In use again: give upper layers DelayFirstProbe to confirm it
 		// before asking.
-		e.state, e.updated = nudDelay, now
-		n.timers.arm(&e.timer, now+int64(n.cfg.DelayFirstProbe))
+		e.set(mac, nudDelay)
+		e.updated = now
+		t.arm(&e.timer, now, int64(t.cfg.DelayFirstProbe))
 	case nudIncomplete:
-		n.enqueue(e, m)
+		t.enqueue(e, m)
 		return
 	default: // NONE, FAILED: start asking
-		e.state, e.updated = nudIncomplete, now
-		e.probes = n.cfg.UnicastProbes // so that every request is broadcast
-		n.timers.arm(&e.timer, now+max(int64(n.cfg.RetryInterval), minTimerStep))
-		n.enqueue(e, m)
-		n.probe(dev, e)
+		e.set(mac, nudIncomplete)
+		e.updated = now
+		e.probes = t.cfg.UnicastProbes // so that every request is broadcast
+		t.arm(&e.timer, now, int64(t.cfg.RetryInterval))
+		t.enqueue(e, m)
+		t.probe(e)
 		return
 	}
-	n.s.linkOutput(dev, e.mac, eth.TypeIPv4, m)
+	t.link.Output(e.dev, mac, eth.TypeIPv4, m)
 }
 
 // update applies what we heard about e's address (neigh_update): mac, with
 // state nudReachable when the neighbour confirmed itself to us or nudStale
 // when it merely spoke. Without override a different mac does not replace
 // a valid one. Packets waiting for the address leave once it is known.
-func (n *neighbours) update(e *neighbour, mac eth.MAC, state nudState, override bool, now int64) {
-	old := e.state
+// Called under mu.
+func (t *Table) update(e *entry, mac eth.MAC, state nudState, override bool, now int64) {
+	oldMAC, old := unpack(e.link.Load())
 	if old.valid() {
-		if mac != e.mac && !override {
+		if mac != oldMAC && !override {
 			return
 		}
-		if mac == e.mac && state == nudStale {
+		if mac == oldMAC && state == nudStale {
 			state = old // nothing new: keep the timers running
 		}
 	}
 	if state == nudReachable {
-		e.confirmed = now
+		e.confirmed.Store(now)
 	}
-	if state != old || mac != e.mac {
+	if state != old || mac != oldMAC {
 		e.updated = now
 	}
 	if state != old {
-		n.timers.cancel(&e.timer)
+		t.wheel.Cancel(&e.timer)
 		if state == nudReachable {
-			n.timers.arm(&e.timer, now+n.reachable)
-		}
-		e.state = state
-	}
-	if mac != e.mac {
-		e.mac = mac
-		if state != nudReachable {
-			e.confirmed = now - 2*int64(n.cfg.Reachable)
+			t.arm(&e.timer, now, t.reachable)
 		}
 	}
+	if mac != oldMAC && state != nudReachable {
+		e.confirmed.Store(now - 2*int64(t.cfg.Reachable))
+	}
+	e.set(mac, state)
 	if state != old && !old.valid() && len(e.queue) > 0 {
-		n.flushQueue(e, now)
-	}
-}
-
-// flushQueue sends the packets that waited for e's address, now known.
-func (n *neighbours) flushQueue(e *neighbour, now int64) {
-	q := e.queue
-	n.s.held.Uncharge(e.queueSegs)
-	e.queue, e.queueBytes, e.queueSegs = nil, 0, 0
-	dev := n.s.devs[e.key.dev]
-	for _, m := range q {
-		n.send(dev, e, m, now)
-	}
-	if e.queue == nil {
-		clear(q)
-		e.queue = q[:0]
+		t.flushQueue(e, now)
 	}
 }
 
 // expire is e's timer (neigh_timer_handler): it moves REACHABLE, DELAY,
 // INCOMPLETE and PROBE entries on as time passes, asks again, and gives up.
-func (n *neighbours) expire(e *neighbour, now int64) {
-	retrans := max(int64(n.cfg.RetryInterval), minTimerStep)
-	delay := int64(n.cfg.DelayFirstProbe)
+// Called under mu, from Advance.
+func (t *Table) expire(e *entry, now int64) {
+	retrans := max(int64(t.cfg.RetryInterval), minTimerStep)
+	delay := int64(t.cfg.DelayFirstProbe)
+	mac, st := unpack(e.link.Load())
+	confirmed := e.confirmed.Load()
 	var next int64
-	switch e.state {
+	switch st {
 	case nudReachable:
 		switch {
-		case now <= e.confirmed+n.reachable:
-			next = e.confirmed + n.reachable // confirmed again meanwhile
-		case now <= e.used+delay:
-			e.state, e.updated = nudDelay, now
+		case now <= confirmed+t.reachable:
+			next = confirmed + t.reachable // confirmed again meanwhile
+		case now <= e.used.Load()+delay:
+			st, e.updated = nudDelay, now
 			next = now + delay
 		default:
-			e.state, e.updated = nudStale, now
+			e.set(mac, nudStale)
+			e.updated = now
 			return
 		}
 	case nudDelay:
-		if now <= e.confirmed+delay {
-			e.state, e.updated = nudReachable, now
-			next = e.confirmed + n.reachable
+		if now <= confirmed+delay {
+			st, e.updated = nudReachable, now
+			next = confirmed + t.reachable
 		} else {
-			e.state, e.updated = nudProbe, now
+			st, e.updated = nudProbe, now
 			e.probes = 0
 			next = now + retrans
 		}
@@ -161,38 +159,39 @@ func (n *neighbours) expire(e *neighbour, now int64) {
 	default:
 		return
 	}
-	if (e.state == nudIncomplete || e.state == nudProbe) && e.probes >= n.maxProbes(e) {
-		e.state = nudFailed
-		n.s.stats.ARPResolveFailed++
+	if (st == nudIncomplete || st == nudProbe) && e.probes >= t.maxProbes(st) {
+		e.set(mac, nudFailed)
+		t.stats.ResolveFailed++
 		// Linux also sends ICMP host unreachable for each dropped packet
 		// (arp_error_report); we only count them.
-		n.s.stats.ARPQueueDrops += uint64(n.dropQueue(e))
+		t.stats.QueueDrops += uint64(t.dropQueue(e))
 		return
 	}
-	n.timers.arm(&e.timer, max(next, now+minTimerStep))
-	if e.state == nudIncomplete || e.state == nudProbe {
-		n.probe(n.s.devs[e.key.dev], e)
+	e.set(mac, st)
+	t.wheel.Arm(&e.timer, max(next, now+minTimerStep))
+	if st == nudIncomplete || st == nudProbe {
+		t.probe(e)
 	}
 }
 
-// maxProbes is how many requests an entry sends before it fails
+// maxProbes is how many requests an entry in st sends before it fails
 // (neigh_max_probes): INCOMPLETE counts from UnicastProbes up to that plus
 // Retries, PROBE from 0 up to UnicastProbes (mcast_reprobes is 0).
-func (n *neighbours) maxProbes(e *neighbour) int {
-	if e.state == nudProbe {
-		return n.cfg.UnicastProbes
+func (t *Table) maxProbes(st nudState) int {
+	if st == nudProbe {
+		return t.cfg.UnicastProbes
 	}
-	return n.cfg.UnicastProbes + n.cfg.Retries
+	return t.cfg.UnicastProbes + t.cfg.Retries
 }
 
 // probe sends one request for e's address (neigh_probe, arp_solicit): the
 // first UnicastProbes of a period go to the known address, the rest are
 // broadcast.
-func (n *neighbours) probe(dev *device, e *neighbour) {
+func (t *Table) probe(e *entry) {
 	dst := eth.Broadcast
-	if e.probes < n.cfg.UnicastProbes {
-		dst = e.mac
+	if e.probes < t.cfg.UnicastProbes {
+		dst = e.mac()
 	}
-	n.request(dev, dst, e.key.ip)
+	t.request(e.dev, dst, e.ip)
 	e.probes++
 }

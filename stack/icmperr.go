@@ -6,6 +6,7 @@ import (
 
 	"github.com/pollnet/pollnet/stack/header/icmp"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
 	"github.com/pollnet/pollnet/stack/network/route"
 )
 
@@ -19,14 +20,13 @@ type icmpErrInfo struct {
 	transport []byte        // what follows it in the quote: at least 8 bytes
 }
 
-
 // icmpErrInput hands an ICMP error to the transport of the datagram it
 // quotes, through the protocol table (icmp_unreach, then the protocol's
 // err_handler). msg aliases the message's packet, which the caller frees
 // afterwards. Messages that are not errors are ignored. Nothing here
 // allocates: a flood of forged errors costs a parse and a lookup each.
 func (s *Stack) icmpErrInput(msg icmp.Message) {
-	errno, hard, ok := errnoOf(msg.Type, msg.Code)
+	errno, hard, ok := icmpnet.Errno(msg.Type, msg.Code)
 	if !ok {
 		return
 	}

@@ -22,6 +22,8 @@ import (
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/frag"
+	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
+	ipv4net "github.com/pollnet/pollnet/stack/network/ipv4"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
@@ -124,8 +126,8 @@ type Stack struct {
 	// secret keys every hash an off-path host must not predict; the
 	// tables below hold a copy.
 	secret siphash.Key
-	idents ipIdents
-	icmpRL icmpLimiter
+	idents ipv4net.Idents
+	icmpRL icmpnet.Limiter
 	loop   *link.Loopback
 
 	timers   timerHeap   // the protocol timers, run by tick
@@ -178,8 +180,8 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.secret = siphash.NewKey()
-	s.idents.key = s.secret
-	s.icmpRL.init(s.secret, engine.Nanotime)
+	s.idents.Init(s.secret)
+	s.icmpRL.Init(s.secret, engine.Nanotime)
 	s.udp.init()
 	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
 	s.neigh = newNeighbours(s, cfg.ARP, &s.timers)

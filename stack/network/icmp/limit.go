@@ -12,10 +12,10 @@ import (
 
 // ICMP output rate limits, Linux's defaults.
 const (
-	icmpMsgsPerSec   = 1000       // icmp_msgs_per_sec: the whole stack's refill
-	icmpMsgsBurst    = 50         // icmp_msgs_burst: the whole stack's bucket
-	icmpHostInterval = int64(1e9) // icmp_ratelimit (1000 ms): one error per destination per interval
-	icmpHostBurst    = 6          // XRLIM_BURST_FACTOR: intervals a destination may save up
+	MsgsPerSec   = 1000       // icmp_msgs_per_sec: the whole stack's refill
+	MsgsBurst    = 50         // icmp_msgs_burst: the whole stack's bucket
+	HostInterval = int64(1e9) // icmp_ratelimit (1000 ms): one error per destination per interval
+	HostBurst    = 6          // XRLIM_BURST_FACTOR: intervals a destination may save up
 	// icmpGlobalStep is the least time between two refills of the global
 	// bucket (HZ/50), so a stream of errors cannot earn credit by the
 	// nanosecond.
@@ -61,7 +61,7 @@ type Limiter struct {
 }
 
 // hostBucket is one destination's bucket: tokens are nanoseconds of credit,
-// one interval per message, at most icmpHostBurst intervals.
+// one interval per message, at most HostBurst intervals.
 type hostBucket struct {
 	addr   [4]byte
 	used   bool
@@ -80,7 +80,7 @@ const (
 
 func (l *Limiter) Init(key siphash.Key, now func() int64) {
 	l.key, l.now = key, now
-	l.credit, l.stamp = icmpMsgsBurst, now()
+	l.credit, l.stamp = MsgsBurst, now()
 }
 
 // rateLimited reports whether icmp_ratemask covers a message: fragmentation
@@ -113,7 +113,7 @@ func (l *Limiter) Allow(typ, code uint8, dst [4]byte, local bool) Verdict {
 }
 
 // globalAllow reports whether the global bucket has credit, refilling it
-// at icmpMsgsPerSec when it is empty and a refill step has passed.
+// at MsgsPerSec when it is empty and a refill step has passed.
 func (l *Limiter) globalAllow(now int64) bool {
 	if l.credit > 0 {
 		return true
@@ -122,21 +122,21 @@ func (l *Limiter) globalAllow(now int64) bool {
 	if delta < icmpGlobalStep {
 		return false
 	}
-	incr := int(icmpMsgsPerSec * delta / 1e9)
+	incr := int(MsgsPerSec * delta / 1e9)
 	l.stamp = now
-	l.credit = min(l.credit+incr, icmpMsgsBurst)
+	l.credit = min(l.credit+incr, MsgsBurst)
 	return l.credit > 0
 }
 
 // hostAllow takes one interval of credit from dst's bucket, if it has it.
 func (l *Limiter) hostAllow(dst [4]byte, now int64) bool {
 	e := l.host(dst, now)
-	e.tokens = min(e.tokens+now-e.last, icmpHostBurst*icmpHostInterval)
+	e.tokens = min(e.tokens+now-e.last, HostBurst*HostInterval)
 	e.last = now
-	if e.tokens < icmpHostInterval {
+	if e.tokens < HostInterval {
 		return false
 	}
-	e.tokens -= icmpHostInterval
+	e.tokens -= HostInterval
 	return true
 }
 
@@ -156,7 +156,7 @@ func (l *Limiter) host(dst [4]byte, now int64) *hostBucket {
 	if a.used && (!b.used || b.last < a.last) {
 		e = b
 	}
-	*e = hostBucket{addr: dst, used: true, tokens: icmpHostBurst * icmpHostInterval, last: now}
+	*e = hostBucket{addr: dst, used: true, tokens: HostBurst * HostInterval, last: now}
 	return e
 }
 

@@ -20,7 +20,7 @@ func TestAHostGetsABurstOfSixThenOneErrorASecond(t *testing.T) {
 	l := newTestLimiter(&now)
 	l.credit = 1 << 30 // keep the global bucket out of the way
 	host := [4]byte{198, 18, 0, 1}
-	for i := 0; i < icmpHostBurst; i++ {
+	for i := 0; i < HostBurst; i++ {
 		if v := l.Allow(header.TypeDestUnreachable, header.CodePortUnreachable, host, false); v != Send {
 			t.Fatalf("error %d of the burst: %v", i, v)
 		}
@@ -28,7 +28,7 @@ func TestAHostGetsABurstOfSixThenOneErrorASecond(t *testing.T) {
 	if v := l.Allow(header.TypeTimeExceeded, 0, host, false); v != LimitedHost {
 		t.Fatalf("after the burst: %v", v)
 	}
-	now += icmpHostInterval - 1
+	now += HostInterval - 1
 	if v := l.Allow(header.TypeDestUnreachable, 3, host, false); v != LimitedHost {
 		t.Fatalf("just under a second later: %v", v)
 	}
@@ -67,8 +67,8 @@ func TestTheGlobalBucketHoldsFiftyAndRefillsAtAThousandASecond(t *testing.T) {
 			sent++
 		}
 	}
-	if sent < icmpMsgsBurst/2 || sent > 2*icmpMsgsBurst {
-		t.Fatalf("%d sent from a full bucket of %d", sent, icmpMsgsBurst)
+	if sent < MsgsBurst/2 || sent > 2*MsgsBurst {
+		t.Fatalf("%d sent from a full bucket of %d", sent, MsgsBurst)
 	}
 	now += icmpGlobalStep - 1
 	if v := l.Allow(header.TypeDestUnreachable, 3, [4]byte{10, 1, 0, 0}, false); v != LimitedGlobal {
@@ -81,7 +81,7 @@ func TestTheGlobalBucketHoldsFiftyAndRefillsAtAThousandASecond(t *testing.T) {
 			sent++
 		}
 	}
-	if sent < icmpMsgsBurst/2-1 || sent > 2*icmpMsgsBurst+1 {
+	if sent < MsgsBurst/2-1 || sent > 2*MsgsBurst+1 {
 		t.Fatalf("%d sent after a second's refill", sent)
 	}
 }

@@ -23,6 +23,10 @@ func (p *Pool) NewCache() *Cache {
 // Pool is the pool this cache serves.
 func (c *Cache) Pool() *Pool { return c.pool }
 
+// Len is the number of free mbufs in the cache (rte_mempool_cache's len).
+// Only the cache's goroutine may ask.
+func (c *Cache) Len() int { return len(c.objs) }
+
 // refill moves up to max(want, size) mbufs from the shared ring into the
 // cache, as many as fit.
 func (c *Cache) refill(want int) {

@@ -95,6 +95,16 @@ type Port interface {
 	// port frees those once sent. The caller still owns pkts[n:].
 	TxBurst(queue int, pkts []Mbuf) int
 
+	// SetTxCaches makes the port free the frames it took on a transmit
+	// queue (dropped at TxBurst, done at completion, reaped by ReapTx) into
+	// cs instead of caches of its own, so that the goroutine driving the
+	// queue gets its mbufs back in its own cache without a trip through
+	// the pool's shared ring. Only the goroutine that drives the queue
+	// uses cs. nil restores the port's own caches. Call it before the
+	// queue is driven or from the goroutine that drives it; Close frees
+	// what the port still holds into its own caches, never into cs.
+	SetTxCaches(queue int, cs *Caches)
+
 	RxStats(queue int) QueueStats
 	TxStats(queue int) QueueStats
 

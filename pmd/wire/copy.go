@@ -71,7 +71,7 @@ func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64, copied b
 		if !ok {
 			p.dropNoMbuf(m)
 		}
-		tq.caches.Free(m) // transmit completion: the frame has left
+		tq.done.Free(m) // transmit completion: the frame has left
 		if !ok {
 			return
 		}

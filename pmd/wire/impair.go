@@ -45,7 +45,7 @@ func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 	r := tq.rng
 	if im.Loss > 0 && r.Float64() < im.Loss {
 		tq.drops[engine.DropImpairment].Add(1)
-		tq.caches.Free(m)
+		tq.done.Free(m)
 		return
 	}
 	copied := false
@@ -84,7 +84,7 @@ func (p *Port) corrupt(tq *txQueue, m engine.Mbuf) (_ engine.Mbuf, copied bool) 
 		if !ok {
 			p.dropNoMbuf(m)
 		}
-		tq.caches.Free(m)
+		tq.done.Free(m) // the caller's frame; the copy goes on
 		if !ok {
 			return engine.NoMbuf, false
 		}

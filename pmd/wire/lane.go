@@ -35,16 +35,20 @@ type rxQueue struct {
 	_       [64]byte
 }
 
-// txQueue is a transmit queue. Its caches allocate in the peer's pool and free
-// sent frames; its random source drives the impairment.
+// txQueue is a transmit queue. Its caches allocate in the peer's pool (the
+// copies the port makes) and take back those copies when they go nowhere;
+// the frames the port took from its caller go back to done, the caller's
+// caches (engine.Port.SetTxCaches) or these. Its random source drives the
+// impairment. Only the goroutine that drives the queue touches it.
 type txQueue struct {
 	_       [64]byte
 	caches  engine.Caches
+	done    *engine.Caches // where taken frames are freed: &caches or the caller's
 	rng     *rand.Rand
 	impair  Impairment
 	held    engine.Mbuf   // a frame held back for reordering
 	heldCp  bool          // held is already a copy in the peer's pool
-	done    []engine.Mbuf // sent frames whose buffers are not yet reaped
+	sent    []engine.Mbuf // sent frames whose buffers are not yet reaped
 	stage   [][engine.Burst]engine.Mbuf
 	staged  []int
 	packets counter
@@ -90,7 +94,11 @@ func (p *Port) flushLane(tq *txQueue, lane, rqi int) {
 	n := rq.lanes[lane].EnqueueBurst(stage)
 	if n < k {
 		rq.drops[engine.DropRingFull].Add(uint64(k - n))
-		tq.caches.FreeBulk(stage[n:])
+		if p.zc {
+			tq.done.FreeBulk(stage[n:]) // the caller's frames (or a duplicate)
+		} else {
+			tq.caches.FreeBulk(stage[n:]) // copies in the peer's pool
+		}
 	}
 	tq.staged[rqi] = 0
 	if n > 0 {
@@ -117,19 +125,20 @@ const txFreeThresh = 64
 // complete records sent frames as done: their buffers are free to reuse once
 // reaped, like descriptors a NIC has written back.
 func (tq *txQueue) complete(sent []engine.Mbuf) {
-	if len(tq.done)+len(sent) > cap(tq.done) {
+	if len(tq.sent)+len(sent) > cap(tq.sent) {
 		tq.reap()
 	}
-	tq.done = append(tq.done, sent...)
-	if len(tq.done) >= txFreeThresh {
+	tq.sent = append(tq.sent, sent...)
+	if len(tq.sent) >= txFreeThresh {
 		tq.reap()
 	}
 }
 
+// reap frees the completed frames into the queue's done caches.
 func (tq *txQueue) reap() int {
-	n := len(tq.done)
-	tq.caches.FreeBulk(tq.done)
-	tq.done = tq.done[:0]
+	n := len(tq.sent)
+	tq.done.FreeBulk(tq.sent)
+	tq.sent = tq.sent[:0]
 	return n
 }
 

@@ -35,6 +35,13 @@ func (p *Port) checkRx(q int) *rxQueue {
 	return p.rxq[q]
 }
 
+func (p *Port) checkTx(q int) *txQueue {
+	if q < 0 || q >= len(p.txq) {
+		panic(fmt.Sprintf("wire %s: transmit queue %d out of range 0..%d", p.info.Name, q, len(p.txq)-1))
+	}
+	return p.txq[q]
+}
+
 // RxBurst takes received frames from the queue's lanes, starting from a
 // different lane each call so no sender starves the others.
 func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
@@ -74,10 +81,7 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 // cannot receive (full ring, empty pool) is dropped and counted at the peer,
 // as on a real link.
 func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
-	if q < 0 || q >= len(p.txq) {
-		panic(fmt.Sprintf("wire %s: transmit queue %d out of range 0..%d", p.info.Name, q, len(p.txq)-1))
-	}
-	tq := p.txq[q]
+	tq := p.checkTx(q)
 	if !p.zc && !tq.impair.active() {
 		p.copyBurst(tq, q, pkts)
 		return len(pkts)
@@ -88,7 +92,7 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		n := m.PktLen()
 		if n > maxFrame || n == 0 {
 			tq.drops[engine.DropTooLong].Add(1)
-			tq.caches.Free(m)
+			tq.done.Free(m)
 			continue
 		}
 		bytes += uint64(n)
@@ -103,6 +107,19 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 	tq.packets.Add(sent)
 	tq.bytes.Add(bytes)
 	return len(pkts)
+}
+
+// SetTxCaches makes the queue free the frames it took (dropped, or done once
+// the copy has left) into cs, the caches of the goroutine that drives it;
+// nil restores the queue's own. The copies the port makes in the peer's pool
+// come from and go back to the queue's own caches whatever cs is: they are
+// the peer's receive buffers, not the caller's.
+func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
+	tq := p.checkTx(q)
+	if cs == nil {
+		cs = &tq.caches
+	}
+	tq.done = cs
 }
 
 // RxStats returns a receive queue's counters.
@@ -176,7 +193,8 @@ func (p *Port) Close() error {
 			tq.caches.Free(tq.held)
 			tq.held = engine.NoMbuf
 		}
-		tq.reap()
+		tq.caches.FreeBulk(tq.sent) // not into the caller's caches: not its goroutine
+		tq.sent = tq.sent[:0]
 		tq.caches.Flush()
 	}
 	free.Flush()

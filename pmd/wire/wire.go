@@ -136,10 +136,11 @@ func NewPair(cfg Config) (*Pair, error) {
 				impair: cfg.Impair[i],
 				rng:    rand.New(rand.NewPCG(cfg.Impair[i].Seed, uint64(i)<<32|uint64(q))),
 				held:   engine.NoMbuf,
-				done:   make([]engine.Mbuf, 0, cfg.RingSize),
+				sent:   make([]engine.Mbuf, 0, cfg.RingSize),
 				stage:  make([][engine.Burst]engine.Mbuf, cfg.Queues),
 				staged: make([]int, cfg.Queues),
 			}
+			tq.done = &tq.caches
 			p.txq = append(p.txq, tq)
 		}
 		pr.Ports[i] = p

@@ -352,3 +352,64 @@ func TestEveryPathAcrossTheWireCarriesTheSameMetadata(t *testing.T) {
 		}
 	}
 }
+
+// With SetTxCaches the frames a queue has sent go back into the caller's
+// cache (as a shard gets its mbufs back where it allocates them), whether
+// freed by a reap or by the completion threshold of TxBurst, with no
+// allocation per burst; nil gives them back to the queue's own caches.
+func TestSentFramesComeBackIntoTheCallersCache(t *testing.T) {
+	for _, reap := range []bool{true, false} {
+		h := newHarness(t, Config{})
+		tx, rx := h.pair.Ports[0], h.pair.Ports[1]
+		var mine engine.Caches
+		tx.SetTxCaches(0, &mine)
+		cache := mine.For(h.pool)
+		f := udpFrame(60, [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}, 1000, 9, 0)
+		var burst, got [engine.Burst]engine.Mbuf
+		sent := 0 // sent and not yet reaped
+		round := func() {
+			if err := cache.GetBulk(burst[:]); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range burst {
+				d, _ := m.Append(len(f))
+				copy(d, f)
+			}
+			before := cache.Len()
+			tx.TxBurst(0, burst[:])
+			sent += engine.Burst
+			if reap {
+				tx.ReapTx(0)
+			}
+			if sent >= txFreeThresh || reap {
+				if after := cache.Len(); after != before+sent {
+					t.Fatalf("reap %v: the caller's cache went from %d to %d, want %d back", reap, before, after, sent)
+				}
+				sent = 0
+			}
+			n := rx.RxBurst(0, got[:])
+			h.cs.FreeBulk(got[:n])
+		}
+		for i := 0; i < 4; i++ {
+			round()
+		}
+		if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
+			t.Errorf("reap %v: %.1f allocations per burst", reap, allocs)
+		}
+		tx.ReapTx(0)
+		sent = 0
+		tx.SetTxCaches(0, nil)
+		before := cache.Len()
+		if err := cache.GetBulk(burst[:]); err != nil {
+			t.Fatal(err)
+		}
+		tx.TxBurst(0, burst[:])
+		tx.ReapTx(0)
+		if after := cache.Len(); after != before-engine.Burst {
+			t.Errorf("after SetTxCaches(nil) the caller's cache went from %d to %d: sent frames still come back to it", before, after)
+		}
+		h.cs.FreeBulk(got[:rx.RxBurst(0, got[:])])
+		mine.Flush()
+		tx.txq[0].caches.Flush()
+	}
+}

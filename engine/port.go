@@ -23,6 +23,28 @@ type PortInfo struct {
 	RxRingSize int
 	TxRingSize int
 	Features   Features
+	// RSSKey is the Toeplitz key the port hashes received flows with
+	// (rte_eth_dev_rss_hash_conf_get), and RETA its redirection table
+	// (rte_eth_dev_rss_reta_query): a frame whose hash is h lands on
+	// receive queue RETA[h mod len(RETA)], which QueueOf looks up. With
+	// Toeplitz.HashIPv4Ports and HashIPv4 over a key's tables, a stack
+	// predicts the queue of a flow's replies. Both are nil when the port
+	// has no RSS. They are the port's own: read them, never write them.
+	RSSKey []byte
+	RETA   []uint16
+}
+
+// QueueOf is the receive queue a frame whose RSS hash is hash lands on: its
+// entry in the redirection table, or queue 0 when the port has no RSS.
+func (i PortInfo) QueueOf(hash uint32) int {
+	n := uint32(len(i.RETA))
+	switch {
+	case n == 0:
+		return 0
+	case n&(n-1) == 0: // the usual size, a power of two: the hash's low bits
+		return int(i.RETA[hash&(n-1)])
+	}
+	return int(i.RETA[hash%n])
 }
 
 // DropReason says why a port dropped a frame.

@@ -33,8 +33,39 @@ func TestToeplitzVectors(t *testing.T) {
 		if h := tz.Hash(in[:8]); h != c.addrsOnly {
 			t.Errorf("%v -> %v: hash %#x, want %#x", c.src, c.dst, h, c.addrsOnly)
 		}
+		if h := tz.HashIPv4Ports(c.src, c.dst, c.sport, c.dport); h != c.withPorts {
+			t.Errorf("HashIPv4Ports %v:%d -> %v:%d = %#x, want %#x", c.src, c.sport, c.dst, c.dport, h, c.withPorts)
+		}
+		if h := tz.HashIPv4(c.src, c.dst); h != c.addrsOnly {
+			t.Errorf("HashIPv4 %v -> %v = %#x, want %#x", c.src, c.dst, h, c.addrsOnly)
+		}
 	}
 	if _, err := NewToeplitz(make([]byte, 10), 12); err == nil {
 		t.Fatal("a 10-byte key accepted for 12-byte inputs")
+	}
+}
+
+// QueueOf looks the hash up in the redirection table: by its low bits when
+// the table's size is a power of two, modulo the size otherwise, and queue 0
+// for a port without RSS.
+func TestQueueOfLooksTheHashUpInTheRedirectionTable(t *testing.T) {
+	reta := make([]uint16, 128)
+	for i := range reta {
+		reta[i] = uint16(i % 3)
+	}
+	info := PortInfo{RETA: reta}
+	for _, h := range []uint32{0, 1, 127, 128, 0xdeadbeef, 0xffffffff} {
+		if got, want := info.QueueOf(h), int(reta[h%128]); got != want {
+			t.Errorf("128 entries: QueueOf(%#x) = %d, want %d", h, got, want)
+		}
+	}
+	odd := PortInfo{RETA: []uint16{2, 0, 1, 1, 0}}
+	for _, h := range []uint32{0, 4, 5, 0xdeadbeef} {
+		if got, want := odd.QueueOf(h), int(odd.RETA[h%5]); got != want {
+			t.Errorf("5 entries: QueueOf(%#x) = %d, want %d", h, got, want)
+		}
+	}
+	if q := (PortInfo{}).QueueOf(0xdeadbeef); q != 0 {
+		t.Errorf("no RSS: QueueOf = %d, want 0", q)
 	}
 }

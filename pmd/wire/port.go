@@ -15,8 +15,7 @@ type Port struct {
 	info engine.PortInfo
 	pool *engine.Pool
 	zc   bool
-	rss  *engine.Toeplitz
-	reta [128]uint16 // RSS redirection table: hash -> receive queue
+	rss  *engine.Toeplitz // the hash of info.RSSKey; info.RETA maps it to a queue
 	rxq  []*rxQueue
 	txq  []*txQueue
 	idx  int

@@ -1,19 +1,31 @@
 package wire
 
-import "github.com/pollnet/pollnet/engine"
+import (
+	"encoding/binary"
+
+	"github.com/pollnet/pollnet/engine"
+)
 
 // Receive side scaling: the receiving port's Toeplitz hash picks the queue a
-// frame lands on, through the port's redirection table.
+// frame lands on, through the port's redirection table. Both are published
+// in its PortInfo (RSSKey, RETA), and the hash and the lookup are the
+// engine's own (Toeplitz.HashIPv4Ports and HashIPv4, PortInfo.QueueOf), so
+// a stack that computes them predicts the queue exactly.
 
-// queueFor picks the peer's receive queue for a frame by its RSS hash,
-// recording the hash on the frame.
+// retaSize is the number of entries of a port's redirection table, as many
+// NICs have (ixgbe's 128).
+const retaSize = 128
+
+// queueFor picks the peer's receive queue for a frame by the peer's RSS
+// hash, recording the hash on the frame.
 func (p *Port) queueFor(m engine.Mbuf) int {
-	if len(p.peer.rxq) == 1 {
+	rx := p.peer
+	if len(rx.rxq) == 1 {
 		return 0
 	}
-	h := p.hash(m)
+	h := rx.hash(m)
 	m.SetHash(h)
-	return int(p.peer.reta[h&127])
+	return rx.info.QueueOf(h)
 }
 
 // hash is the Toeplitz hash over the IPv4 source and destination addresses
@@ -27,13 +39,12 @@ func (p *Port) hash(m engine.Mbuf) uint32 {
 		return 0
 	}
 	ihl := int(d[14]&0x0f) * 4
-	var in [12]byte
-	copy(in[:8], d[26:34])
+	src, dst := [4]byte(d[26:30]), [4]byte(d[30:34])
 	proto := d[23]
 	fragment := d[20]&0x3f != 0 || d[21] != 0 // MF, or a fragment offset
 	if (proto == 6 || proto == 17) && !fragment && ihl >= 20 && len(d) >= 14+ihl+4 {
-		copy(in[8:12], d[14+ihl:14+ihl+4])
-		return p.rss.Hash(in[:12])
+		l4 := d[14+ihl:]
+		return p.rss.HashIPv4Ports(src, dst, binary.BigEndian.Uint16(l4), binary.BigEndian.Uint16(l4[2:]))
 	}
-	return p.rss.Hash(in[:8])
+	return p.rss.HashIPv4(src, dst)
 }

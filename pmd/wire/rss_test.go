@@ -1,8 +1,12 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/binary"
+	"math/rand/v2"
 	"testing"
+
+	"github.com/pollnet/pollnet/engine"
 )
 
 func TestRSSSpreadsFlowsAndKeepsEachOnOneQueue(t *testing.T) {
@@ -75,4 +79,73 @@ func queueOf(h *harness, frame []byte) int {
 	m := h.mbuf(frame)
 	defer h.cs.Free(m)
 	return h.pair.Ports[0].queueFor(m)
+}
+
+// A stack predicts the queue a flow lands on from the receiving port's
+// PortInfo and the engine's hash: for random flows, a UDP frame is delivered
+// on QueueOf(HashIPv4Ports(...)) with that hash, and a fragment or a frame of
+// another protocol on QueueOf(HashIPv4(...)).
+func TestTheQueueAFlowLandsOnIsPredictedFromPortInfo(t *testing.T) {
+	for _, queues := range []int{2, 3, 4} {
+		h := newHarness(t, Config{Queues: queues})
+		rx := h.pair.Ports[1]
+		info := rx.Info()
+		if len(info.RETA) != retaSize || !bytes.Equal(info.RSSKey, engine.DefaultRSSKey[:]) {
+			t.Fatalf("%d queues: RETA of %d entries, key %x", queues, len(info.RETA), info.RSSKey)
+		}
+		tz, err := engine.NewToeplitz(info.RSSKey, 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, uint64(queues)))
+		hit := make([]int, queues)
+		var pkts [4]engine.Mbuf
+		for i := 0; i < 300; i++ {
+			var src, dst [4]byte
+			binary.BigEndian.PutUint32(src[:], rng.Uint32())
+			binary.BigEndian.PutUint32(dst[:], rng.Uint32())
+			sport, dport := uint16(rng.Uint32()), uint16(rng.Uint32())
+			f := udpFrame(60, src, dst, sport, dport, 0)
+			var kind string
+			var hash uint32
+			switch i % 4 {
+			case 0, 1:
+				kind, hash = "udp", tz.HashIPv4Ports(src, dst, sport, dport)
+			case 2:
+				kind, hash = "fragment", tz.HashIPv4(src, dst)
+				fragment(f, true, 0)
+			case 3:
+				kind, hash = "icmp", tz.HashIPv4(src, dst)
+				f[23] = 1
+			}
+			want := info.QueueOf(hash)
+			h.send(0, i%queues, f)
+			got := -1
+			for q := 0; q < queues; q++ {
+				n := rx.RxBurst(q, pkts[:])
+				if n == 0 {
+					continue
+				}
+				got = q
+				if n != 1 || pkts[0].Hash() != hash {
+					t.Errorf("%s flow %d: %d frames on queue %d, hash %#x, want one with %#x", kind, i, n, q, pkts[0].Hash(), hash)
+				}
+				h.cs.FreeBulk(pkts[:n])
+			}
+			if got != want {
+				t.Fatalf("%d queues, %s %v:%d -> %v:%d: delivered on queue %d, predicted %d", queues, kind, src, sport, dst, dport, got, want)
+			}
+			hit[got]++
+		}
+		for q, n := range hit {
+			if n == 0 {
+				t.Errorf("%d queues: no flow landed on queue %d: %v", queues, q, hit)
+			}
+		}
+	}
+	// One queue: no RSS to report.
+	one := newHarness(t, Config{})
+	if info := one.pair.Ports[1].Info(); info.RSSKey != nil || info.RETA != nil || info.QueueOf(0xdeadbeef) != 0 {
+		t.Fatalf("a one-queue port reports RSS: key %x, RETA %v", info.RSSKey, info.RETA)
+	}
 }

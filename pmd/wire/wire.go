@@ -118,8 +118,12 @@ func NewPair(cfg Config) (*Pair, error) {
 			TxRingSize: cfg.RingSize,
 			Features:   engine.Features{RSS: cfg.Queues > 1, Interrupts: true},
 		}
-		for j := range p.reta {
-			p.reta[j] = uint16(j % cfg.Queues)
+		if cfg.Queues > 1 {
+			p.info.RSSKey = append([]byte(nil), key...)
+			p.info.RETA = make([]uint16, retaSize)
+			for j := range p.info.RETA {
+				p.info.RETA[j] = uint16(j % cfg.Queues)
+			}
 		}
 		for q := 0; q < cfg.Queues; q++ {
 			rq := &rxQueue{delayed: cfg.Impair[1-i].Delay > 0}

@@ -113,9 +113,9 @@ func (w *Worker) Stats() PollStats { return w.pub.load() }
 
 // Poll runs the poll-mode loop until Stop: each round receives a burst from
 // every queue, runs the handler on it to completion, flushes transmit buffers
-// and fires due timers (the worker's own and its Timers). Call it from the worker's function. The worker busy-
-// polls its core: Poll claims it (ClaimBusy) and returns the error if
-// another busy worker holds it.
+// and fires due timers (the worker's own and its Timers). Call it from the
+// worker's function. The worker busy-polls its core: Poll claims it
+// (ClaimBusy) and returns the error if another busy worker holds it.
 func (w *Worker) Poll(cfg PollConfig) error {
 	if len(cfg.Rx) == 0 && cfg.Tick == nil {
 		return errors.New("poll: no receive queues and no tick: nothing to do")

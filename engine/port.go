@@ -29,7 +29,9 @@ type PortInfo struct {
 	// receive queue RETA[h mod len(RETA)], which QueueOf looks up. With
 	// Toeplitz.HashIPv4Ports and HashIPv4 over a key's tables, a stack
 	// predicts the queue of a flow's replies. Both are nil when the port
-	// has no RSS. They are the port's own: read them, never write them.
+	// has no RSS, or spreads flows in a way this cannot predict (a TAP's
+	// queues, chosen by the kernel): a stack then re-steers in software.
+	// They are the port's own: read them, never write them.
 	RSSKey []byte
 	RETA   []uint16
 }

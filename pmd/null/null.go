@@ -121,6 +121,8 @@ func (cfg *Config) setDefaults() error {
 	return nil
 }
 
+var _ engine.Port = (*Port)(nil)
+
 // Port is a null port. It implements engine.Port.
 type Port struct {
 	info engine.PortInfo

@@ -8,6 +8,8 @@ import (
 	"github.com/pollnet/pollnet/engine"
 )
 
+var _ engine.Port = (*Port)(nil)
+
 // Port is one end of a pair. It implements engine.Port.
 type Port struct {
 	pair *Pair

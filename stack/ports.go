@@ -59,7 +59,7 @@ func (e *ephemeralPorts) pick(laddr netip.Addr, raddr netip.AddrPort, free func(
 		r = uint64(binary.BigEndian.Uint32(b[:]))
 	}
 	// Reduce before adding i: a sum wrapping at 2^32 would skip ports.
-	start := (uint32(e.key.Hash3(l, r, uint64(raddr.Port())|hashTagPort<<16)) + e.perturb) % n
+	start := (uint32(e.key.Hash3(l, r, uint64(raddr.Port())|siphash.TagPort<<16)) + e.perturb) % n
 	for i := uint32(0); i < n; i++ {
 		p := e.rng.Low + uint16((start+i)%n)
 		if !free(p) {

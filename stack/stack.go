@@ -22,6 +22,8 @@ import (
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/frag"
+	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
+	ipv4net "github.com/pollnet/pollnet/stack/network/ipv4"
 	"github.com/pollnet/pollnet/stack/network/neigh"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
@@ -110,8 +112,8 @@ type Stack struct {
 	// secret keys every hash an off-path host must not predict; the
 	// tables below hold a copy.
 	secret siphash.Key
-	idents ipIdents
-	icmpRL icmpLimiter
+	idents ipv4net.Idents
+	icmpRL icmpnet.Limiter
 	loop   *link.Loopback
 
 	held     heldMemory  // buffers held by packets that wait
@@ -163,8 +165,8 @@ func New(cfg Config) (*Stack, error) {
 	}
 	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.secret = siphash.NewKey()
-	s.idents.key = s.secret
-	s.icmpRL.init(s.secret, engine.Nanotime)
+	s.idents.Init(s.secret)
+	s.icmpRL.Init(s.secret, engine.Nanotime)
 	s.udp.init()
 	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
 	cfg.Reasm.Account = &s.held

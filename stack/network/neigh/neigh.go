@@ -337,8 +337,10 @@ func (t *Table) tick(now, grain int64) {
 	}
 }
 
-// Next is the deadline of the table's earliest timer, for a loop to know
-// how long it may sleep; ok is false when none is armed. It takes no lock.
+// Next is a time at or before the table's earliest deadline, for a loop to
+// know how long it may sleep; ok is false when no timer is armed. It takes
+// no lock. A call into the table may arm an earlier timer, so a loop reads
+// Next after its round's work, before it sleeps.
 func (t *Table) Next() (when int64, ok bool) {
 	w := t.next.Load()
 	return w, w != math.MaxInt64

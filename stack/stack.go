@@ -25,6 +25,7 @@ import (
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
+	"github.com/pollnet/pollnet/stack/transport/udp"
 )
 
 // Mode is how the stack is driven, and so how its sockets wait.
@@ -116,8 +117,7 @@ type Stack struct {
 	cs     engine.Caches // used under mu
 	neigh  *neighbours
 	reasm  *frag.Reassembler
-	udp    udpTable
-	ports  ephemeralPorts
+	udp    *udp.Table
 	stats  Stats
 	ready  []*UDPConn // sockets that got data during this burst or call
 
@@ -160,7 +160,7 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.LocalPortRange == (PortRange{}) {
 		cfg.LocalPortRange = defaultPortRange
 	}
-	if err := cfg.LocalPortRange.validate(); err != nil {
+	if err := cfg.LocalPortRange.Validate(); err != nil {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
 	name := cfg.Name
@@ -180,8 +180,11 @@ func New(cfg Config) (*Stack, error) {
 	s.secret = siphash.NewKey()
 	s.idents.key = s.secret
 	s.icmpRL.init(s.secret, engine.Nanotime)
-	s.udp.init()
-	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
+	if s.udp, err = newUDPTable(cfg, s.secret); err != nil {
+		loop.Close()
+		pool.Close()
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
 	s.neigh = newNeighbours(s, cfg.ARP, &s.timers)
 	cfg.Reasm.Account = &s.held
 	s.reasm = frag.NewReassembler(&s.cs, pool, cfg.Reasm)
@@ -367,19 +370,8 @@ func (s *Stack) Close() error {
 	if s.worker != nil {
 		s.worker.Stop()
 	}
-	// Sockets close under the lock, which writers take and then find the
-	// stack closed: once it is released, nothing uses the pool again.
-	s.mu.Lock()
-	socks := s.udp.all()
-	for _, c := range socks {
-		c.closed.Store(true)
-		s.udp.remove(c)
-		c.purge()
-	}
-	s.mu.Unlock()
-	for _, c := range socks {
-		c.n.Close()
-	}
+	// Once every socket is closed, none touches the pool again.
+	s.udp.CloseAll()
 	return s.release()
 }
 
@@ -466,6 +458,7 @@ func (s *Stack) Stats() Stats {
 	st.HeldMbufs, st.HeldRefusals = uint64(s.held.held), s.held.refused
 	rc := s.reasm.Counters()
 	st.ReasmReqds, st.ReasmOKs, st.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
+	s.addUDPStats(&st)
 	return st
 }
 

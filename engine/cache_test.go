@@ -129,3 +129,50 @@ func TestFreeBulkMixedPools(t *testing.T) {
 		t.Fatalf("available %d and %d, double frees %d", a.Available(), b.Available(), a.DoubleFrees()+b.DoubleFrees())
 	}
 }
+
+func TestBulkAllOrNone(t *testing.T) {
+	p := newTestPool(t, 100, 16)
+	var cs Caches
+	big := make([]Mbuf, 101)
+	if err := cs.AllocBulk(p, big); err == nil {
+		t.Fatal("bulk of 101 from a pool of 100 succeeded")
+	}
+	if p.Available() != 100 {
+		t.Fatalf("failed bulk lost mbufs: available %d", p.Available())
+	}
+	some := make([]Mbuf, 60)
+	if err := cs.AllocBulk(p, some); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[Mbuf]bool{}
+	for _, m := range some {
+		if seen[m] {
+			t.Fatalf("%v handed out twice", m)
+		}
+		seen[m] = true
+	}
+	cs.FreeBulk(some)
+	cs.Flush()
+}
+
+func TestAllocFreeAllocatesNothing(t *testing.T) {
+	p := newTestPool(t, 1024, 64)
+	var cs Caches
+	defer cs.Flush()
+	burst := make([]Mbuf, Burst)
+	cs.AllocBulk(p, burst) // warm the cache
+	cs.FreeBulk(burst)
+	allocs := testing.AllocsPerRun(1000, func() {
+		if err := cs.AllocBulk(p, burst); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range burst {
+			m.Append(60)
+			m.Prepend(14)
+		}
+		cs.FreeBulk(burst)
+	})
+	if allocs != 0 {
+		t.Fatalf("alloc/free burst allocates %v objects, want 0", allocs)
+	}
+}

@@ -94,3 +94,74 @@ func TestAChainOf64SegmentsKeepsItsTail(t *testing.T) {
 		t.Fatalf("available %d", p.Available())
 	}
 }
+
+// fillChain builds a packet of n bytes (byte i = i*7) from chained segments.
+func fillChain(t testing.TB, cs *Caches, p *Pool, n int) Mbuf {
+	t.Helper()
+	head, err := cs.Alloc(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := 0
+	seg := head
+	for off < n {
+		if seg.Tailroom() == 0 {
+			s, err := cs.Alloc(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := head.Chain(s); err != nil {
+				t.Fatal(err)
+			}
+			seg = s
+		}
+		k := min(seg.Tailroom(), n-off)
+		b, err := head.Append(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range b {
+			b[i] = byte((off + i) * 7)
+		}
+		off += k
+	}
+	return head
+}
+
+func TestChainUpTo64K(t *testing.T) {
+	p := newTestPool(t, 64, 8)
+	var cs Caches
+	defer cs.Flush()
+	m := fillChain(t, &cs, p, MaxPacket)
+	defer cs.Free(m)
+	if m.PktLen() != MaxPacket {
+		t.Fatalf("pktlen %d", m.PktLen())
+	}
+	wantSegs := (MaxPacket + DataRoom - 1) / DataRoom
+	if m.Segs() != wantSegs {
+		t.Fatalf("segs %d, want %d", m.Segs(), wantSegs)
+	}
+	buf := make([]byte, MaxPacket)
+	if n := m.CopyOut(buf, 0); n != MaxPacket {
+		t.Fatalf("CopyOut %d", n)
+	}
+	for i, b := range buf {
+		if b != byte(i*7) {
+			t.Fatalf("byte %d = %d", i, b)
+		}
+	}
+	part := make([]byte, 5000)
+	m.CopyOut(part, 3000)
+	if !bytes.Equal(part, buf[3000:8000]) {
+		t.Fatal("CopyOut at an offset across segments is wrong")
+	}
+	if _, err := m.Append(1); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("append past 64 KiB: %v", err)
+	}
+	extra, _ := cs.Alloc(p)
+	extra.Append(1)
+	if err := m.Chain(extra); !errors.Is(err, ErrTooLong) {
+		t.Fatalf("chain past 64 KiB: %v", err)
+	}
+	cs.Free(extra)
+}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -116,7 +117,9 @@ type NAPIConfig struct {
 
 // Softirq is one core's receive softirq: a goroutine pinned to the core (the
 // ksoftirqd of this engine) that sleeps until an interrupt schedules a NAPI
-// context, then drains the poll list under a budget and a time limit.
+// context, then drains the poll list under a budget and a time limit. It
+// also fires its worker's timers (After, Every, SetTimers), sleeping no
+// longer than the next is due.
 type Softirq struct {
 	w      *Worker
 	cfg    SoftirqConfig
@@ -289,8 +292,9 @@ func (w *Worker) reapTx() {
 	}
 }
 
-// Run is the softirq goroutine's loop: sleep until scheduled, then run the
-// receive action, until the worker is stopped. Call it on the worker.
+// Run is the softirq goroutine's loop: sleep until scheduled or until the
+// worker's next timer is due, then fire due timers and run the receive
+// action, until the worker is stopped. Call it on the worker.
 func (s *Softirq) Run() error {
 	if len(s.napis) == 0 {
 		return errors.New("softirq: no queues added")
@@ -306,6 +310,7 @@ func (s *Softirq) Run() error {
 		s.wakeup()
 	}()
 	for !w.Stopped() {
+		s.runTimers()
 		s.collect()
 		if s.list.len() == 0 {
 			s.sleep()
@@ -315,7 +320,6 @@ func (s *Softirq) Run() error {
 			unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			s.stats.Yields++
 		}
-		w.RunTimers(s.clock())
 		s.publish()
 	}
 	for _, n := range s.napis {
@@ -324,7 +328,31 @@ func (s *Softirq) Run() error {
 	}
 	w.FlushTx()
 	s.publish()
+	w.pub.store(&w.stats)
 	return nil
+}
+
+// runTimers fires the worker's due timers and sends what they queued for
+// transmit at once, since the softirq may go to sleep next. The fired are
+// counted in the worker's PollStats.Timers, published when Run returns.
+func (s *Softirq) runTimers() {
+	w := s.w
+	if n := w.runDueTimers(s.clock); n > 0 {
+		w.stats.Timers += uint64(n)
+		w.FlushTx()
+	}
+}
+
+// Kick wakes the softirq if it sleeps, so that it reads its timers' next
+// deadline again. Whoever arms, from another goroutine, a timer that may be
+// earlier than the one the softirq sleeps towards calls it after arming. It
+// costs one atomic load when the softirq is awake: a softirq that goes to
+// sleep reads the deadline after it says it sleeps, so either it sees the
+// new timer or Kick sees it asleep.
+func (s *Softirq) Kick() {
+	if s.asleep.Load() != 0 {
+		s.wakeup()
+	}
 }
 
 // collect moves newly scheduled contexts onto the poll list.
@@ -342,7 +370,9 @@ func (s *Softirq) collect() {
 	}
 }
 
-// sleep parks the goroutine until an interrupt schedules work.
+// sleep parks the goroutine until an interrupt schedules work, a Kick comes,
+// or the worker's next timer is due. With no timer armed it sleeps for as
+// long as nothing happens: an idle softirq costs no wake-ups.
 func (s *Softirq) sleep() {
 	s.asleep.Store(1)
 	s.collect() // anything scheduled before asleep became visible
@@ -350,10 +380,27 @@ func (s *Softirq) sleep() {
 		s.asleep.Store(0)
 		return
 	}
+	// Read after asleep is 1, so a timer armed elsewhere before this read
+	// is seen here, and one armed after it finds the softirq asleep and
+	// Kicks it.
+	due, timed := s.w.nextTimer()
+	if timed && s.clock() >= due {
+		s.asleep.Store(0)
+		return
+	}
 	s.stats.Parks++
 	s.publish()
 	for s.asleep.Load() == 1 {
-		futex.Wait(&s.asleep, 1, 0) // returns at once if a waker already cleared it
+		if !timed {
+			futex.Wait(&s.asleep, 1, 0) // returns at once if a waker already cleared it
+			continue
+		}
+		left := due - s.clock()
+		if left <= 0 {
+			s.asleep.CompareAndSwap(1, 0) // a waker may have cleared it first
+			break
+		}
+		futex.Wait(&s.asleep, 1, time.Duration(left))
 	}
 	s.stats.Wakeups++
 }

@@ -33,6 +33,7 @@ func (p *irqPort) Info() PortInfo {
 }
 func (p *irqPort) RxBurst(q int, pkts []Mbuf) int { return p.rings[q].DequeueBurst(pkts) }
 func (p *irqPort) TxBurst(q int, pkts []Mbuf) int { return 0 }
+func (p *irqPort) SetTxCaches(int, *Caches)       {}
 func (p *irqPort) RxStats(q int) QueueStats       { return QueueStats{Interrupts: p.irqs[q].Raised()} }
 func (p *irqPort) TxStats(int) QueueStats         { return QueueStats{} }
 func (p *irqPort) SetRxInterrupt(q int, h func()) { p.irqs[q].SetHandler(h) }

@@ -75,7 +75,7 @@ type PollStats struct {
 	EmptyPolls uint64 // the number of RxBurst calls that returned nothing
 	Packets    uint64 // the number of packets received
 	Yields     uint64 // the number of times the idle strategy gave the core away
-	Timers     uint64 // the number of timer callbacks run
+	Timers     uint64 // the number of timers fired: After and Every callbacks, and what Timers.Advance reported
 	TxPackets  uint64 // the number of packets TxBurst took from this worker's buffers
 	TxDropped  uint64 // the number of packets freed because the transmit ring was full
 	// BurstHist[n] is the number of RxBurst calls that returned n packets.
@@ -113,9 +113,9 @@ func (w *Worker) Stats() PollStats { return w.pub.load() }
 
 // Poll runs the poll-mode loop until Stop: each round receives a burst from
 // every queue, runs the handler on it to completion, flushes transmit buffers
-// and runs due timers. Call it from the worker's function. The worker busy-
-// polls its core: Poll claims it (ClaimBusy) and returns the error if
-// another busy worker holds it.
+// and fires due timers (the worker's own and its Timers). Call it from the
+// worker's function. The worker busy-polls its core: Poll claims it
+// (ClaimBusy) and returns the error if another busy worker holds it.
 func (w *Worker) Poll(cfg PollConfig) error {
 	if len(cfg.Rx) == 0 && cfg.Tick == nil {
 		return errors.New("poll: no receive queues and no tick: nothing to do")
@@ -155,11 +155,7 @@ func (w *Worker) Poll(cfg PollConfig) error {
 			cfg.Tick(w, got)
 		}
 		w.FlushTx()
-		if due, ok := w.timers.next(); ok {
-			if now := Nanotime(); now >= due {
-				s.Timers += uint64(w.timers.run(now))
-			}
-		}
+		s.Timers += uint64(w.runDueTimers(Nanotime))
 		s.Rounds++
 		if got == 0 {
 			empty++

@@ -38,6 +38,7 @@ func (p *loopPort) TxBurst(q int, pkts []Mbuf) int {
 	p.tx.Add(uint64(n))
 	return n
 }
+func (p *loopPort) SetTxCaches(int, *Caches)   {}
 func (p *loopPort) RxStats(int) QueueStats     { return QueueStats{Packets: p.rx.Load()} }
 func (p *loopPort) TxStats(int) QueueStats     { return QueueStats{Packets: p.tx.Load()} }
 func (p *loopPort) SetRxInterrupt(int, func()) {}

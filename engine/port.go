@@ -23,6 +23,30 @@ type PortInfo struct {
 	RxRingSize int
 	TxRingSize int
 	Features   Features
+	// RSSKey is the Toeplitz key the port hashes received flows with
+	// (rte_eth_dev_rss_hash_conf_get), and RETA its redirection table
+	// (rte_eth_dev_rss_reta_query): a frame whose hash is h lands on
+	// receive queue RETA[h mod len(RETA)], which QueueOf looks up. With
+	// Toeplitz.HashIPv4Ports and HashIPv4 over a key's tables, a stack
+	// predicts the queue of a flow's replies. Both are nil when the port
+	// has no RSS, or spreads flows in a way this cannot predict (a TAP's
+	// queues, chosen by the kernel): a stack then re-steers in software.
+	// They are the port's own: read them, never write them.
+	RSSKey []byte
+	RETA   []uint16
+}
+
+// QueueOf is the receive queue a frame whose RSS hash is hash lands on: its
+// entry in the redirection table, or queue 0 when the port has no RSS.
+func (i PortInfo) QueueOf(hash uint32) int {
+	n := uint32(len(i.RETA))
+	switch {
+	case n == 0:
+		return 0
+	case n&(n-1) == 0: // the usual size, a power of two: the hash's low bits
+		return int(i.RETA[hash&(n-1)])
+	}
+	return int(i.RETA[hash%n])
 }
 
 // DropReason says why a port dropped a frame.
@@ -94,6 +118,16 @@ type Port interface {
 	// TxBurst hands pkts to the port and returns how many it took; the
 	// port frees those once sent. The caller still owns pkts[n:].
 	TxBurst(queue int, pkts []Mbuf) int
+
+	// SetTxCaches makes the port free the frames it took on a transmit
+	// queue (dropped at TxBurst, done at completion, reaped by ReapTx) into
+	// cs instead of caches of its own, so that the goroutine driving the
+	// queue gets its mbufs back in its own cache without a trip through
+	// the pool's shared ring. Only the goroutine that drives the queue
+	// uses cs. nil restores the port's own caches. Call it before the
+	// queue is driven or from the goroutine that drives it; Close frees
+	// what the port still holds into its own caches, never into cs.
+	SetTxCaches(queue int, cs *Caches)
 
 	RxStats(queue int) QueueStats
 	TxStats(queue int) QueueStats

@@ -80,5 +80,57 @@ func (w *Worker) Every(period int64, fn func(now int64)) {
 	w.timers.add(Nanotime()+period, period, fn)
 }
 
-// RunTimers runs the worker's due timers, for loops other than Poll.
-func (w *Worker) RunTimers(now int64) int { return w.timers.run(now) }
+// Timers is a timer structure a worker's loop advances: a stack shard's timer
+// wheel. Next is the earliest deadline, in Nanotime's clock, or false when
+// nothing is armed; Advance fires every timer due at now and returns how
+// many fired. The loop calls both on the worker's goroutine; a Timers that
+// other goroutines arm guards itself, and with a Softirq its armer calls
+// Softirq.Kick after arming an earlier deadline.
+type Timers interface {
+	Next() (when int64, ok bool)
+	Advance(now int64) int
+}
+
+// SetTimers gives the worker a Timers that its loop (Poll, or the Run of a
+// Softirq on it) advances whenever it is due, beside the worker's own After
+// and Every timers. Call it before the loop starts.
+func (w *Worker) SetTimers(t Timers) { w.ext = t }
+
+// RunTimers fires the worker's timers due at now, its own and its Timers',
+// for loops other than Poll and Softirq.Run, and returns how many fired.
+func (w *Worker) RunTimers(now int64) int {
+	n := w.timers.run(now)
+	if w.ext != nil {
+		if when, ok := w.ext.Next(); ok && when <= now {
+			n += w.ext.Advance(now)
+		}
+	}
+	return n
+}
+
+// nextTimer is the earliest deadline of the worker's timers, its own and
+// its Timers', or false when none is armed.
+func (w *Worker) nextTimer() (int64, bool) {
+	due, ok := w.timers.next()
+	if w.ext != nil {
+		if when, armed := w.ext.Next(); armed && (!ok || when < due) {
+			due, ok = when, true
+		}
+	}
+	return due, ok
+}
+
+// runDueTimers fires what is due and returns how many fired. It reads the
+// clock only when a timer is armed: a loop with none pays a Next call and a
+// heap length per round.
+func (w *Worker) runDueTimers(clock func() int64) int {
+	due, ok := w.nextTimer()
+	if !ok {
+		return 0
+	}
+	now := clock()
+	if now < due {
+		return 0
+	}
+	return w.RunTimers(now)
+}

@@ -52,6 +52,28 @@ func keyWindow(key []byte, off int) uint32 {
 	return w
 }
 
+// HashIPv4 is the hash of an IPv4 address pair, source then destination,
+// as a NIC computes it for a frame it does not hash by ports: a fragment (the
+// first included), or a protocol other than TCP and UDP. The hash must be
+// prepared for 8 input bytes at least.
+func (t *Toeplitz) HashIPv4(src, dst [4]byte) uint32 {
+	tabs := t.tables[:8]
+	return tabs[0][src[0]] ^ tabs[1][src[1]] ^ tabs[2][src[2]] ^ tabs[3][src[3]] ^
+		tabs[4][dst[0]] ^ tabs[5][dst[1]] ^ tabs[6][dst[2]] ^ tabs[7][dst[3]]
+}
+
+// HashIPv4Ports is the hash of a TCP or UDP flow over IPv4 as a frame of it
+// carries it: its source address, destination address, source port and
+// destination port, in network order (the input of Microsoft's RSS
+// specification). To predict where the replies of a connection land, hash
+// them as they arrive: the peer's address and port as the source. The hash
+// must be prepared for 12 input bytes at least.
+func (t *Toeplitz) HashIPv4Ports(src, dst [4]byte, sport, dport uint16) uint32 {
+	tabs := t.tables[:12]
+	return t.HashIPv4(src, dst) ^
+		tabs[8][sport>>8] ^ tabs[9][sport&0xff] ^ tabs[10][dport>>8] ^ tabs[11][dport&0xff]
+}
+
 // Hash returns the Toeplitz hash of input, which must not be longer than the
 // size the hash was prepared for.
 func (t *Toeplitz) Hash(input []byte) uint32 {

@@ -26,6 +26,7 @@ type Worker struct {
 	core    int
 	Caches  Caches // this worker's mempool caches
 	timers  timerHeap
+	ext     Timers // advanced by the loop beside timers (SetTimers)
 	stop    atomic.Bool
 	stopc   chan struct{} // closed by Stop, for goroutines that wait
 	stopMu  sync.Once

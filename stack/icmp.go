@@ -6,6 +6,7 @@ import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/icmp"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
 	"github.com/pollnet/pollnet/stack/network/route"
 )
 
@@ -117,11 +118,11 @@ func (s *Stack) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uin
 	if !icmp.ErrorAllowed(q, toBroadcast) || h.Src[0] == 0 || sok && sr.Kind == route.KindBroadcast {
 		return
 	}
-	switch s.icmpRL.allow(typ, code, h.Src, sok && sr.Kind == route.KindLocal) {
-	case icmpLimitedGlobal:
+	switch s.icmpRL.Allow(typ, code, h.Src, sok && sr.Kind == route.KindLocal) {
+	case icmpnet.LimitedGlobal:
 		s.stats.ICMPOutRateLimitGlobal++
 		return
-	case icmpLimitedHost:
+	case icmpnet.LimitedHost:
 		s.stats.ICMPOutRateLimitHost++
 		return
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/header/icmp"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
 )
 
 // TestEchoRequestsToABroadcastAreIgnoredAndCounted follows Linux's default
@@ -92,11 +93,8 @@ func TestNoICMPErrorAnswersABroadcast(t *testing.T) {
 func TestICMPErrorsAreRateLimitedPerHostAndGlobally(t *testing.T) {
 	l := newRawLink(t, addrB, wire.Config{}, nil)
 	// Time stands still for the limiter: no bucket refills mid-test.
-	l.s.mu.Lock()
 	frozen := engine.Nanotime()
-	l.s.icmpRL.now = func() int64 { return frozen }
-	l.s.icmpRL.stamp = frozen
-	l.s.mu.Unlock()
+	l.s.icmpRL.SetClock(func() int64 { return frozen })
 	peer := rawAddr("198.18.0.1")
 	const perHost = 10
 	var fs [][]byte
@@ -105,11 +103,11 @@ func TestICMPErrorsAreRateLimitedPerHostAndGlobally(t *testing.T) {
 	}
 	l.send(fs...)
 	st := l.settle()
-	if st.ICMPOutDestUnreachs != icmpHostBurst || st.ICMPOutRateLimitHost != perHost-icmpHostBurst {
+	if st.ICMPOutDestUnreachs != icmpnet.HostBurst || st.ICMPOutRateLimitHost != perHost-icmpnet.HostBurst {
 		t.Fatalf("one host: %d errors sent, %d limited per host (want %d and %d)",
-			st.ICMPOutDestUnreachs, st.ICMPOutRateLimitHost, icmpHostBurst, perHost-icmpHostBurst)
+			st.ICMPOutDestUnreachs, st.ICMPOutRateLimitHost, icmpnet.HostBurst, perHost-icmpnet.HostBurst)
 	}
-	if got := l.recv(icmpHostBurst, 5*time.Second); len(got) != icmpHostBurst {
+	if got := l.recv(icmpnet.HostBurst, 5*time.Second); len(got) != icmpnet.HostBurst {
 		t.Fatalf("the host received %d errors", len(got))
 	}
 	l.quiet("after the host's burst")
@@ -135,7 +133,7 @@ func TestICMPErrorsAreRateLimitedPerHostAndGlobally(t *testing.T) {
 	l.send(fs...)
 	st2 := l.settle()
 	sent := st2.ICMPOutDestUnreachs - st.ICMPOutDestUnreachs
-	if sent+st2.ICMPOutRateLimitGlobal != hosts || sent < 10 || sent > 100 || st2.ICMPOutRateLimitHost != perHost-icmpHostBurst {
+	if sent+st2.ICMPOutRateLimitGlobal != hosts || sent < 10 || sent > 100 || st2.ICMPOutRateLimitHost != perHost-icmpnet.HostBurst {
 		t.Fatalf("%d hosts: %d errors sent, %d limited globally", hosts, sent, st2.ICMPOutRateLimitGlobal)
 	}
 }

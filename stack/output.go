@@ -54,6 +54,11 @@ func (s *Stack) ipOutputCached(rc *route.Cache, src, dst [4]byte, proto uint8, m
 	return s.routeOutput(dev, r, dst, m, false)
 }
 
+// ipIdent is the ID of the next datagram from src to dst carrying proto.
+func (s *Stack) ipIdent(src, dst [4]byte, proto uint8) uint16 {
+	return s.idents.Next(src, dst, proto, engine.Nanotime())
+}
+
 // sourceFor picks the source address for a route: the route's preferred
 // source, else the outgoing device's address.
 func (s *Stack) sourceFor(dev *device, r route.Result) [4]byte {

@@ -22,6 +22,8 @@ import (
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/frag"
+	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
+	ipv4net "github.com/pollnet/pollnet/stack/network/ipv4"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
@@ -124,15 +126,14 @@ type Stack struct {
 	// secret keys every hash an off-path host must not predict; the
 	// tables below hold a copy.
 	secret siphash.Key
-	idents ipIdents
-	icmpRL icmpLimiter
+	idents ipv4net.Idents
+	icmpRL icmpnet.Limiter
 	loop   *link.Loopback
 
 	timers   timerHeap   // the protocol timers, run by tick
 	held     heldMemory  // buffers held by packets that wait
 	sockFree socketFrees // where sockets free what they have read
 
-	rcvbuf   int
 	idle     engine.Idle
 	pollTick func(*engine.Worker, int)
 	mode     atomic.Pointer[Mode] // set by Start, read by sockets on any goroutine
@@ -176,10 +177,10 @@ func New(cfg Config) (*Stack, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
+	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.secret = siphash.NewKey()
-	s.idents.key = s.secret
-	s.icmpRL.init(s.secret, engine.Nanotime)
+	s.idents.Init(s.secret)
+	s.icmpRL.Init(s.secret, engine.Nanotime)
 	if s.udp, err = newUDPTable(cfg, s.secret); err != nil {
 		loop.Close()
 		pool.Close()
@@ -354,6 +355,7 @@ func (s *Stack) tickAt(now int64) {
 	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
 	s.flushTx()
 	s.mu.Unlock()
+	s.udp.RetryWriteSpace()
 }
 
 // Close stops the driver, closes every socket and frees every packet the

@@ -41,11 +41,9 @@ var (
 
 var defaultPortRange = ephemeral.DefaultRange
 
-// newUDPTable makes the stack's table of UDP sockets, with a key of its
-// own derived from the stack's secret.
+// newUDPTable makes the stack's table of UDP sockets.
 func newUDPTable(cfg Config, secret siphash.Key) (*udp.Table, error) {
-	key := siphash.Key{K0: secret.Hash2(hashTagPort, 0), K1: secret.Hash2(hashTagPort, 1)}
-	return udp.NewTable(udp.Config{Ports: cfg.LocalPortRange, Key: key, RecvBuffer: cfg.UDPRecvBuffer})
+	return udp.NewTable(udp.Config{Ports: cfg.LocalPortRange, Key: secret, RecvBuffer: cfg.UDPRecvBuffer})
 }
 
 // ListenUDP opens a UDP socket bound to laddr (an unspecified address binds

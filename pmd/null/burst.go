@@ -44,7 +44,7 @@ func txNoCopy(tq *txQueue, pkts []engine.Mbuf) int {
 	for _, m := range pkts {
 		bytes += uint64(m.PktLen())
 	}
-	tq.caches.FreeBulk(pkts)
+	tq.done.FreeBulk(pkts)
 	tq.pkts.add(uint64(len(pkts)))
 	tq.bytes.add(bytes)
 	return len(pkts)
@@ -62,7 +62,7 @@ func txCopy(tq *txQueue, pkts []engine.Mbuf) int {
 			m.CopyOut(tq.scratch, 0)
 		}
 	}
-	tq.caches.FreeBulk(pkts)
+	tq.done.FreeBulk(pkts)
 	tq.pkts.add(uint64(len(pkts)))
 	tq.bytes.add(bytes)
 	return len(pkts)

@@ -24,7 +24,8 @@
 // tx_pkt_burst in eth_dev_null_create).
 //
 // Each receive queue allocates from the port's pool through a cache of its
-// own; each transmit queue frees through its own caches. Neither locks
+// own; each transmit queue frees through its own caches, or through the
+// caches of the goroutine that drives it (SetTxCaches). Neither locks
 // anything: a queue is driven by one goroutine at a time (engine.Port).
 // With Config.SharedCache, one goroutine drives both halves of a queue pair
 // and they share one cache, as a DPDK lcore's mempool cache serves both.
@@ -120,6 +121,8 @@ func (cfg *Config) setDefaults() error {
 	return nil
 }
 
+var _ engine.Port = (*Port)(nil)
+
 // Port is a null port. It implements engine.Port.
 type Port struct {
 	info engine.PortInfo
@@ -167,10 +170,11 @@ type rxQueue struct {
 // txQueue is one transmit queue.
 type txQueue struct {
 	_       [64]byte
-	caches  engine.Caches // frees sent frames to whichever pool they came from
-	scratch []byte        // where Copy copies sent frames (net_null's dummy_packet)
-	pkts    counter       // the number of frames sent (opackets)
-	bytes   counter       // the number of bytes sent (obytes)
+	caches  engine.Caches  // frees sent frames to whichever pool they came from
+	done    *engine.Caches // where sent frames go: &caches, or the caller's (SetTxCaches)
+	scratch []byte         // where Copy copies sent frames (net_null's dummy_packet)
+	pkts    counter        // the number of frames sent (opackets)
+	bytes   counter        // the number of bytes sent (obytes)
 	_       [64]byte
 }
 
@@ -214,6 +218,7 @@ func New(cfg Config) (*Port, error) {
 	}
 	for q := 0; q < cfg.Queues; q++ {
 		tq := &txQueue{scratch: make([]byte, cfg.Size)}
+		tq.done = &tq.caches
 		rq := &rxQueue{tmpl: tmpl, size: cfg.Size, port: cfg.PortIndex, queue: q}
 		if cfg.SharedCache {
 			rq.cache = tq.caches.For(pool)
@@ -272,6 +277,17 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int { return p.rx(p.rxq[q], pk
 // TxBurst takes every frame, copies it out if Copy is on, and frees it.
 func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int { return p.tx(p.txq[q], pkts) }
 
+// SetTxCaches makes the queue free the frames it sends into cs, the caches
+// of the goroutine that drives it; nil restores the queue's own. With
+// SharedCache the receive queue still allocates from the queue's own cache.
+func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
+	tq := p.checkTx(q)
+	if cs == nil {
+		cs = &tq.caches
+	}
+	tq.done = cs
+}
+
 // RxStats returns a receive queue's counters.
 func (p *Port) RxStats(q int) engine.QueueStats {
 	rq := p.checkRx(q)
@@ -282,11 +298,15 @@ func (p *Port) RxStats(q int) engine.QueueStats {
 
 // TxStats returns a transmit queue's counters.
 func (p *Port) TxStats(q int) engine.QueueStats {
+	tq := p.checkTx(q)
+	return engine.QueueStats{Packets: tq.pkts.load(), Bytes: tq.bytes.load()}
+}
+
+func (p *Port) checkTx(q int) *txQueue {
 	if q < 0 || q >= len(p.txq) {
 		panic(fmt.Sprintf("null %s: transmit queue %d out of range 0..%d", p.info.Name, q, len(p.txq)-1))
 	}
-	tq := p.txq[q]
-	return engine.QueueStats{Packets: tq.pkts.load(), Bytes: tq.bytes.load()}
+	return p.txq[q]
 }
 
 func (p *Port) checkRx(q int) *rxQueue {

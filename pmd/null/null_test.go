@@ -203,6 +203,27 @@ func TestSharedCacheReusesSentMbufs(t *testing.T) {
 	}
 }
 
+// With SetTxCaches the frames sent go into the caller's caches, the ones
+// its next allocation takes from, and back into the queue's own after nil.
+func TestSentFramesGoIntoTheCallersCaches(t *testing.T) {
+	p := newPort(t, Config{})
+	var mine engine.Caches
+	defer mine.Close()
+	var pkts [engine.Burst]engine.Mbuf
+	p.SetTxCaches(0, &mine)
+	p.RxBurst(0, pkts[:])
+	p.TxBurst(0, pkts[:])
+	if n := mine.For(p.Pool()).Len(); n != engine.Burst {
+		t.Fatalf("the caller's cache holds %d after a burst was sent, want %d", n, engine.Burst)
+	}
+	p.SetTxCaches(0, nil)
+	p.RxBurst(0, pkts[:])
+	p.TxBurst(0, pkts[:])
+	if n := mine.For(p.Pool()).Len(); n != engine.Burst {
+		t.Fatalf("after SetTxCaches(nil) the caller's cache holds %d, want still %d", n, engine.Burst)
+	}
+}
+
 func TestEmptyPoolCountsNoMbuf(t *testing.T) {
 	p := newPort(t, Config{PoolSize: 2 * engine.Burst})
 	var a, b, c [engine.Burst]engine.Mbuf

@@ -122,12 +122,13 @@ type rxQueue struct {
 	_       [64]byte
 }
 
-// txQueue is one queue's transmit side. Its caches take back the frames it
-// has sent.
+// txQueue is one queue's transmit side. Its caches, or the caller's
+// (SetTxCaches), take back the frames it has sent.
 type txQueue struct {
 	_       [64]byte
 	fd      int
 	caches  engine.Caches
+	done    *engine.Caches // &caches, or the caller's
 	iov     [maxTxIov]unix.Iovec
 	scratch []byte
 	packets counter
@@ -229,7 +230,9 @@ func Open(cfg Config) (*Port, error) {
 		}
 		fds = append(fds, fd)
 		p.rxq = append(p.rxq, &rxQueue{fd: fd})
-		p.txq = append(p.txq, &txQueue{fd: fd})
+		tq := &txQueue{fd: fd}
+		tq.done = &tq.caches
+		p.txq = append(p.txq, tq)
 		ifr, err := unix.NewIfreq(name)
 		if err != nil {
 			return nil, fmt.Errorf("tap %s: %w", name, err)
@@ -558,7 +561,7 @@ burst:
 			break
 		}
 	}
-	tq.caches.FreeBulk(pkts[:i]) // sent or dropped: either way done with
+	tq.done.FreeBulk(pkts[:i]) // sent or dropped: either way done with
 	if sent > 0 {
 		tq.packets.Add(sent)
 		tq.bytes.Add(bytes)
@@ -570,6 +573,16 @@ burst:
 		tq.drops[engine.DropError].Add(errs)
 	}
 	return i
+}
+
+// SetTxCaches makes the queue free the frames it sends into cs, the caches
+// of the goroutine that drives it; nil restores the queue's own.
+func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
+	tq := p.checkTx(q)
+	if cs == nil {
+		cs = &tq.caches
+	}
+	tq.done = cs
 }
 
 // RxStats returns a receive queue's counters. Frames the kernel dropped

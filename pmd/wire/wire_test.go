@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/pollnet/pollnet/engine"
 )
@@ -199,69 +198,6 @@ func TestFullRingDropsAndCounts(t *testing.T) {
 	}
 }
 
-func TestToeplitzVectors(t *testing.T) {
-	// Verification values from Microsoft's RSS specification.
-	tz, err := engine.NewToeplitz(engine.DefaultRSSKey[:], 12)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		src, dst     [4]byte
-		sport, dport uint16
-		withPorts    uint32
-		addrsOnly    uint32
-	}{
-		{[4]byte{66, 9, 149, 187}, [4]byte{161, 142, 100, 80}, 2794, 1766, 0x51ccc178, 0x323e8fc2},
-		{[4]byte{199, 92, 111, 2}, [4]byte{65, 69, 140, 83}, 14230, 4739, 0xc626b0ea, 0xd718262a},
-		{[4]byte{24, 19, 198, 95}, [4]byte{12, 22, 207, 184}, 12898, 38024, 0x5c2b394a, 0xd2d0a5de},
-	}
-	for _, c := range cases {
-		var in [12]byte
-		copy(in[0:4], c.src[:])
-		copy(in[4:8], c.dst[:])
-		binary.BigEndian.PutUint16(in[8:], c.sport)
-		binary.BigEndian.PutUint16(in[10:], c.dport)
-		if h := tz.Hash(in[:]); h != c.withPorts {
-			t.Errorf("%v:%d -> %v:%d: hash %#x, want %#x", c.src, c.sport, c.dst, c.dport, h, c.withPorts)
-		}
-		if h := tz.Hash(in[:8]); h != c.addrsOnly {
-			t.Errorf("%v -> %v: hash %#x, want %#x", c.src, c.dst, h, c.addrsOnly)
-		}
-	}
-	if _, err := engine.NewToeplitz(make([]byte, 10), 12); err == nil {
-		t.Fatal("a 10-byte key accepted for 12-byte inputs")
-	}
-}
-
-func TestRSSSpreadsFlowsAndKeepsEachOnOneQueue(t *testing.T) {
-	const queues = 4
-	h := newHarness(t, Config{Queues: queues})
-	queueOf := map[uint16]int{}
-	for round := 0; round < 3; round++ {
-		for sport := uint16(1000); sport < 1064; sport++ {
-			h.send(0, int(sport)%queues, udpFrame(60, [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}, sport, 9, 0))
-		}
-		for q := 0; q < queues; q++ {
-			for _, f := range h.recv(1, q) {
-				sport := binary.BigEndian.Uint16(f[34:])
-				if prev, ok := queueOf[sport]; ok && prev != q {
-					t.Fatalf("flow %d moved from queue %d to %d", sport, prev, q)
-				}
-				queueOf[sport] = q
-			}
-		}
-	}
-	per := make([]int, queues)
-	for _, q := range queueOf {
-		per[q]++
-	}
-	for q, n := range per {
-		if n < 64/queues/3 {
-			t.Fatalf("queue %d got %d of 64 flows: %v", q, n, per)
-		}
-	}
-}
-
 func TestInterrupts(t *testing.T) {
 	h := newHarness(t, Config{})
 	var raised atomic.Int32
@@ -299,107 +235,6 @@ func TestInterrupts(t *testing.T) {
 		t.Fatal("a disarmed queue raised an interrupt")
 	}
 	h.recv(1, 0)
-}
-
-func TestImpairmentIsSeededAndCounted(t *testing.T) {
-	run := func(seed uint64) (int, uint64) {
-		h := newHarness(t, Config{Impair: [2]Impairment{{Loss: 0.2, Seed: seed}}})
-		f := udpFrame(60, [4]byte{1, 1, 1, 1}, [4]byte{2, 2, 2, 2}, 1, 2, 0)
-		got := 0
-		for i := 0; i < 50; i++ {
-			var fs [][]byte
-			for j := 0; j < 20; j++ {
-				fs = append(fs, f)
-			}
-			h.send(0, 0, fs...)
-			got += len(h.recv(1, 0))
-		}
-		return got, h.pair.Ports[0].TxStats(0).Drops[engine.DropImpairment]
-	}
-	got, lost := run(7)
-	if got+int(lost) != 1000 || lost < 150 || lost > 250 {
-		t.Fatalf("loss 0.2 over 1000 frames: got %d, lost %d", got, lost)
-	}
-	again, _ := run(7)
-	if again != got {
-		t.Fatalf("same seed, different outcome: %d then %d", got, again)
-	}
-}
-
-func seqFrames(n int) [][]byte {
-	var fs [][]byte
-	for i := 0; i < n; i++ {
-		f := udpFrame(60, [4]byte{1, 1, 1, 1}, [4]byte{2, 2, 2, 2}, 1, 2, 0)
-		binary.BigEndian.PutUint32(f[42:], uint32(i))
-		fs = append(fs, f)
-	}
-	return fs
-}
-
-func seqs(fs [][]byte) []uint32 {
-	var s []uint32
-	for _, f := range fs {
-		s = append(s, binary.BigEndian.Uint32(f[42:]))
-	}
-	return s
-}
-
-func TestDuplicateReorderCorrupt(t *testing.T) {
-	t.Run("duplicate", func(t *testing.T) {
-		h := newHarness(t, Config{Impair: [2]Impairment{{Duplicate: 1, Seed: 1}}})
-		h.send(0, 0, seqFrames(3)...)
-		if s := seqs(h.recv(1, 0)); len(s) != 6 || s[0] != 0 || s[1] != 0 || s[5] != 2 {
-			t.Fatalf("duplicate 1.0: got %v", s)
-		}
-	})
-	t.Run("reorder", func(t *testing.T) {
-		h := newHarness(t, Config{Impair: [2]Impairment{{Reorder: 1, Seed: 1}}})
-		h.send(0, 0, seqFrames(4)...)
-		// Every frame that finds no frame already held is held back and
-		// goes out after the next one.
-		if s := seqs(h.recv(1, 0)); len(s) != 4 || s[0] != 1 || s[1] != 0 || s[2] != 3 || s[3] != 2 {
-			t.Fatalf("reorder 1.0: got %v", s)
-		}
-	})
-	t.Run("corrupt", func(t *testing.T) {
-		h := newHarness(t, Config{Impair: [2]Impairment{{Corrupt: 1, Seed: 1}}})
-		fs := seqFrames(20)
-		h.send(0, 0, fs...)
-		got := h.recv(1, 0)
-		if len(got) != 20 {
-			t.Fatalf("corrupt: got %d frames", len(got))
-		}
-		for i, g := range got {
-			diff := 0
-			for j := range g {
-				for b := g[j] ^ fs[i][j]; b != 0; b &= b - 1 {
-					diff++
-				}
-			}
-			if diff != 1 {
-				t.Fatalf("frame %d differs in %d bits, want 1", i, diff)
-			}
-		}
-	})
-	t.Run("delay", func(t *testing.T) {
-		h := newHarness(t, Config{Impair: [2]Impairment{{Delay: 30 * time.Millisecond, Seed: 1}}})
-		start := time.Now()
-		h.send(0, 0, seqFrames(3)...)
-		if got := h.recv(1, 0); len(got) != 0 {
-			t.Fatalf("delayed frames arrived at once: %d", len(got))
-		}
-		var got [][]byte
-		for len(got) < 3 && time.Since(start) < 5*time.Second {
-			time.Sleep(5 * time.Millisecond)
-			got = append(got, h.recv(1, 0)...)
-		}
-		if el := time.Since(start); len(got) != 3 || el < 30*time.Millisecond {
-			t.Fatalf("delay 30ms: %d frames after %v", len(got), el)
-		}
-		if s := seqs(got); s[0] != 0 || s[2] != 2 {
-			t.Fatalf("delay reordered frames: %v", s)
-		}
-	})
 }
 
 func TestBadConfigs(t *testing.T) {
@@ -469,95 +304,6 @@ func BenchmarkWire(b *testing.B) {
 	}
 }
 
-// fragment makes f an IPv4 fragment: more fragments follow if mf, at byte
-// offset off of the datagram.
-func fragment(f []byte, mf bool, off int) []byte {
-	v := uint16(off / 8)
-	if mf {
-		v |= 0x2000
-	}
-	binary.BigEndian.PutUint16(f[20:], v)
-	return f
-}
-
-// A datagram's fragments land on one queue: RSS hashes fragments, the first
-// included, on their addresses only, as NICs and Linux do, since only the
-// first carries the ports.
-func TestFragmentsOfADatagramShareAQueue(t *testing.T) {
-	const queues = 4
-	h := newHarness(t, Config{Queues: queues})
-	src, dst := [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}
-	for sport := uint16(1000); sport < 1032; sport++ {
-		h.send(0, 0, fragment(udpFrame(1400, src, dst, sport, 9, 0), true, 0))
-		h.send(0, 0, fragment(udpFrame(200, src, dst, sport, 9, 0), false, 1376))
-	}
-	used := 0
-	for q := 0; q < queues; q++ {
-		if n := len(h.recv(1, q)); n > 0 {
-			used++
-			if n != 64 {
-				t.Errorf("queue %d got %d of the 64 fragments", q, n)
-			}
-		}
-	}
-	if used != 1 {
-		t.Fatalf("fragments of one address pair spread over %d queues", used)
-	}
-}
-
-// queueOf is the peer queue RSS picks for a frame sent from port 0.
-func queueOf(h *harness, frame []byte) int {
-	m := h.mbuf(frame)
-	defer h.cs.Free(m)
-	return h.pair.Ports[0].queueFor(m)
-}
-
-// A frame the receiver cannot take is counted on the queue it was bound for,
-// on every path: a duplicate or a copy made to corrupt as much as the frame.
-func TestDropsAreCountedOnTheQueueTheFrameWasBoundFor(t *testing.T) {
-	const queues = 4
-	src, dst := [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}
-	for _, c := range []struct {
-		name   string
-		impair Impairment
-	}{
-		{"duplicate", Impairment{Duplicate: 1, Seed: 1}},
-		{"corrupt", Impairment{Corrupt: 1, Seed: 1}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			h := newHarness(t, Config{Queues: queues, PoolSize: 64, Impair: [2]Impairment{c.impair}})
-			var f []byte
-			want := 0
-			for sport := uint16(1000); want == 0; sport++ {
-				f = udpFrame(60, src, dst, sport, 9, 0)
-				want = queueOf(h, f)
-			}
-			// The receiver's pool is empty: every copy fails.
-			rxPool := h.pair.Ports[1].Pool()
-			var held []engine.Mbuf
-			for {
-				m, err := h.cs.Alloc(rxPool)
-				if err != nil {
-					break
-				}
-				held = append(held, m)
-			}
-			// A shared frame: corrupting it means copying it first.
-			m := h.mbuf(f)
-			engine.Ref(m)
-			h.pair.Ports[0].TxBurst(0, []engine.Mbuf{m})
-			h.cs.Free(m)
-			h.cs.FreeBulk(held)
-			for q := 0; q < queues; q++ {
-				nombuf := h.pair.Ports[1].RxStats(q).Drops[engine.DropNoMbuf]
-				if (q == want) != (nombuf > 0) {
-					t.Errorf("queue %d: rx_nombuf %d; the frame was bound for queue %d", q, nombuf, want)
-				}
-			}
-		})
-	}
-}
-
 // Every way across the wire gives the receiver the same metadata: the
 // frame's bytes and what the receiving port itself sets (its RSS hash),
 // never the sender's offload requests, hash or header lengths.
@@ -604,5 +350,66 @@ func TestEveryPathAcrossTheWireCarriesTheSameMetadata(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// With SetTxCaches the frames a queue has sent go back into the caller's
+// cache (as a shard gets its mbufs back where it allocates them), whether
+// freed by a reap or by the completion threshold of TxBurst, with no
+// allocation per burst; nil gives them back to the queue's own caches.
+func TestSentFramesComeBackIntoTheCallersCache(t *testing.T) {
+	for _, reap := range []bool{true, false} {
+		h := newHarness(t, Config{})
+		tx, rx := h.pair.Ports[0], h.pair.Ports[1]
+		var mine engine.Caches
+		tx.SetTxCaches(0, &mine)
+		cache := mine.For(h.pool)
+		f := udpFrame(60, [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}, 1000, 9, 0)
+		var burst, got [engine.Burst]engine.Mbuf
+		sent := 0 // sent and not yet reaped
+		round := func() {
+			if err := cache.GetBulk(burst[:]); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range burst {
+				d, _ := m.Append(len(f))
+				copy(d, f)
+			}
+			before := cache.Len()
+			tx.TxBurst(0, burst[:])
+			sent += engine.Burst
+			if reap {
+				tx.ReapTx(0)
+			}
+			if sent >= txFreeThresh || reap {
+				if after := cache.Len(); after != before+sent {
+					t.Fatalf("reap %v: the caller's cache went from %d to %d, want %d back", reap, before, after, sent)
+				}
+				sent = 0
+			}
+			n := rx.RxBurst(0, got[:])
+			h.cs.FreeBulk(got[:n])
+		}
+		for i := 0; i < 4; i++ {
+			round()
+		}
+		if allocs := testing.AllocsPerRun(100, round); allocs != 0 {
+			t.Errorf("reap %v: %.1f allocations per burst", reap, allocs)
+		}
+		tx.ReapTx(0)
+		sent = 0
+		tx.SetTxCaches(0, nil)
+		before := cache.Len()
+		if err := cache.GetBulk(burst[:]); err != nil {
+			t.Fatal(err)
+		}
+		tx.TxBurst(0, burst[:])
+		tx.ReapTx(0)
+		if after := cache.Len(); after != before-engine.Burst {
+			t.Errorf("after SetTxCaches(nil) the caller's cache went from %d to %d: sent frames still come back to it", before, after)
+		}
+		h.cs.FreeBulk(got[:rx.RxBurst(0, got[:])])
+		mine.Flush()
+		tx.txq[0].caches.Flush()
 	}
 }

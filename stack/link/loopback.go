@@ -27,6 +27,7 @@ type Loopback struct {
 	txBytes atomic.Uint64
 	dropped atomic.Uint64
 	mtu     int
+	txFree  *engine.Caches // where dropped frames go (SetTxCaches); nil: the pools' rings
 }
 
 // NewLoopback returns a loopback device with a backlog of n frames (0 means
@@ -88,9 +89,7 @@ func (l *Loopback) TxBurst(q int, pkts []engine.Mbuf) int {
 	n := l.backlog.EnqueueBurst(pkts[:min(room, len(pkts))])
 	if n < len(pkts) {
 		l.dropped.Add(uint64(len(pkts) - n))
-		for _, m := range pkts[n:] {
-			engine.Free(m)
-		}
+		l.txFree.FreeBulk(pkts[n:])
 	}
 	l.txPkts.Add(uint64(len(pkts)))
 	l.txBytes.Add(bytes)
@@ -99,6 +98,12 @@ func (l *Loopback) TxBurst(q int, pkts []engine.Mbuf) int {
 	}
 	return len(pkts)
 }
+
+// SetTxCaches makes TxBurst free the frames the backlog refuses into cs, the
+// caches of the one goroutine that sends on the device; nil (the default)
+// frees them to their pools' shared rings, for a device several goroutines
+// send on.
+func (l *Loopback) SetTxCaches(q int, cs *engine.Caches) { l.txFree = cs }
 
 // RxStats counts what the backlog delivered and dropped.
 func (l *Loopback) RxStats(int) engine.QueueStats {

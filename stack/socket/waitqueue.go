@@ -1,6 +1,7 @@
 // Package socket holds what every socket type shares: wait queues on which
-// blocked goroutines park until the stack signals readiness, the counters of
-// parks and wake-ups, and a poller in the manner of epoll.
+// blocked goroutines park until the stack signals readiness, the notifier
+// whose callbacks carry what changed to those queues and to pollers, the
+// counters of parks and wake-ups, and a poller in the manner of epoll.
 package socket
 
 import (
@@ -22,9 +23,21 @@ var (
 // Counters count how goroutines waited. They are shared by the sockets of one
 // stack so that a run can report parks and wake-ups per mode.
 type Counters struct {
-	Parks   atomic.Uint64 // goroutines that went to sleep on a wait queue
-	Wakeups atomic.Uint64 // goroutines woken by a readiness callback
-	Spins   atomic.Uint64 // non-blocking attempts that found nothing (poll mode)
+	// Parks is the number of times a goroutine went to sleep on a wait queue.
+	Parks atomic.Uint64
+	// Wakeups is the number of those sleeps ended by a wake-up rather than
+	// by a deadline.
+	Wakeups atomic.Uint64
+	// ExclusiveWakeups is the number of Wakeups that chose one exclusive
+	// waiter and left the other exclusive waiters asleep (WQ_FLAG_EXCLUSIVE);
+	// Wakeups minus these woke every waiter of a queue.
+	ExclusiveWakeups atomic.Uint64
+	// Handoffs is the number of wake-ups a consumer handed on to the next
+	// exclusive waiter because what it waited for was still there (PassOn).
+	Handoffs atomic.Uint64
+	// Spins is the number of non-blocking attempts that found nothing (poll
+	// mode).
+	Spins atomic.Uint64
 }
 
 // waiter is one parked goroutine. It sleeps in the kernel on word (a futex)
@@ -33,24 +46,22 @@ type Counters struct {
 // softirq may not yield its processor for a long time.
 type waiter struct {
 	word      atomic.Uint32 // 0 while asleep, 1 once woken
-	exclusive bool
-	woken     bool
-	next      *waiter
+	exclusive bool          // written by its goroutine before it is queued
+	chosen    bool          // woken alone among the exclusive waiters; written by the waker before word
+	// next links the queue, guarded by the queue's mu; once a waker unlinks
+	// the waiter it uses next for its own list until it sets word.
+	next *waiter
 }
 
 var waiterPool = sync.Pool{New: func() any { return new(waiter) }}
 
-// sleep waits until the waiter is woken or d passes (d <= 0: no limit); it
-// reports whether it was woken.
-func (w *waiter) sleep(d time.Duration) bool {
-	var end time.Time
-	if d > 0 {
-		end = time.Now().Add(d)
-	}
+// sleep waits until the waiter is woken or the deadline passes (a zero
+// deadline never does); it reports whether it was woken.
+func (w *waiter) sleep(deadline time.Time) bool {
 	for w.word.Load() == 0 {
 		left := time.Duration(0)
-		if d > 0 {
-			if left = time.Until(end); left <= 0 {
+		if !deadline.IsZero() {
+			if left = time.Until(deadline); left <= 0 {
 				return false
 			}
 		}
@@ -59,7 +70,9 @@ func (w *waiter) sleep(d time.Duration) bool {
 	return true
 }
 
-// wake marks the waiter woken and wakes its thread.
+// wake marks the waiter woken and wakes its thread. After the store its
+// goroutine may reuse the waiter: a late futex wake then lands on a reused
+// waiter, and is only a spurious one, which sleep re-checks.
 func (w *waiter) wake() {
 	w.word.Store(1)
 	futex.Wake(&w.word, 1)
@@ -68,13 +81,29 @@ func (w *waiter) wake() {
 // WaitQueue is where goroutines sleep until a condition holds, like a
 // wait_queue_head_t: the stack calls Wake after it changes what the condition
 // reads (the data-ready callback, sk_data_ready), and sleepers re-check it.
-// Exclusive waiters are woken one per Wake, the others all at once.
+//
+// Exclusive waiters are woken one per Wake, the others all at once, so that
+// one arrival does not rouse a herd of readers of which all but one find
+// nothing. An exclusive waiter that a Wake chose owes the queue what it was
+// woken for: it consumes it, or hands the wake-up on with PassOn. A consumer
+// that leaves something behind does the same, since one callback may stand
+// for a burst of arrivals.
+//
+// Wakers take no lock when nobody sleeps. This is safe because a waiter is
+// counted in sleepers before it re-checks its condition, and a waker changes
+// the condition before it reads sleepers: either the waiter's re-check sees
+// the change or the waker sees the waiter (wq_has_sleeper). The condition
+// must therefore be written with an atomic or under a lock that the
+// condition's reader also takes.
 type WaitQueue struct {
-	mu       sync.Mutex
-	head     *waiter
-	tail     *waiter
-	closed   bool
-	counters *Counters
+	mu sync.Mutex
+	// head and tail hold the non-exclusive waiters first, then the exclusive
+	// ones in arrival order, so that a Wake stops at the first exclusive
+	// one. Guarded by mu.
+	head, tail *waiter
+	closed     bool         // guarded by mu
+	sleepers   atomic.Int32 // waiters queued; written under mu, read by wakers without it
+	counters   *Counters
 }
 
 // NewWaitQueue returns a queue whose parks and wake-ups go to c (may be nil).
@@ -82,7 +111,9 @@ func NewWaitQueue(c *Counters) *WaitQueue { return &WaitQueue{counters: c} }
 
 // Wait blocks until ready returns true, the deadline passes (a zero deadline
 // never does), or the queue is closed. ready is called with no lock held by
-// the queue and must be safe to call from the waiting goroutine.
+// the queue and must be safe to call from the waiting goroutine. An exclusive
+// waiter for which Wait returns nil must consume what ready saw or call
+// PassOn.
 func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) error {
 	for {
 		if ready() {
@@ -92,7 +123,7 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 			return ErrTimeout
 		}
 		w := waiterPool.Get().(*waiter)
-		w.exclusive, w.woken, w.next = exclusive, false, nil
+		w.exclusive, w.chosen, w.next = exclusive, false, nil
 		w.word.Store(0)
 		q.mu.Lock()
 		if q.closed {
@@ -103,22 +134,21 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 		q.push(w)
 		q.mu.Unlock()
 		// Readiness may have come between the check and the enqueue, with
-		// its Wake finding nobody: check again now that we are queued.
+		// its Wake finding nobody: check again now that we are counted.
 		if ready() {
-			q.remove(w)
-			return nil
+			q.leave(w)
+			waiterPool.Put(w)
+			return nil // a wake-up that chose us meanwhile is ours to consume
 		}
 		if q.counters != nil {
 			q.counters.Parks.Add(1)
 		}
-		timedOut := false
-		if deadline.IsZero() {
-			w.sleep(0)
-		} else if !w.sleep(time.Until(deadline)) {
-			timedOut = q.remove(w) // false: woken just as time ran out
-		}
-		if !timedOut && q.counters != nil {
+		woken := w.sleep(deadline) || q.leave(w)
+		if woken && q.counters != nil {
 			q.counters.Wakeups.Add(1)
+			if w.chosen {
+				q.counters.ExclusiveWakeups.Add(1)
+			}
 		}
 		waiterPool.Put(w)
 		q.mu.Lock()
@@ -127,22 +157,32 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 		if closed {
 			return ErrClosed
 		}
+		// Loop: re-check ready, then the deadline. A chosen waiter that
+		// finds ready true returns nil and consumes; one that finds it false
+		// leaves nothing behind to hand on.
 	}
 }
 
+// push queues w: a non-exclusive waiter at the head, an exclusive one at the
+// tail (add_wait_queue, add_wait_queue_exclusive). Called under mu.
 func (q *WaitQueue) push(w *waiter) {
-	if q.tail == nil {
+	switch {
+	case q.head == nil:
 		q.head, q.tail = w, w
-		return
+	case w.exclusive:
+		q.tail.next = w
+		q.tail = w
+	default:
+		w.next = q.head
+		q.head = w
 	}
-	q.tail.next = w
-	q.tail = w
+	q.sleepers.Add(1)
 }
 
-// remove takes w off the queue; false if a Wake took it first.
-func (q *WaitQueue) remove(w *waiter) bool {
+// leave takes w off the queue and reports whether a wake-up took it first;
+// then it waits for that waker's store, after which w may be reused.
+func (q *WaitQueue) leave(w *waiter) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	var prev *waiter
 	for c := q.head; c != nil; prev, c = c, c.next {
 		if c == w {
@@ -154,24 +194,38 @@ func (q *WaitQueue) remove(w *waiter) bool {
 			if q.tail == c {
 				q.tail = prev
 			}
-			return true
+			q.sleepers.Add(-1)
+			q.mu.Unlock()
+			return false
 		}
 	}
-	return false
+	q.mu.Unlock()
+	w.sleep(time.Time{}) // unlinked by a waker that is about to set word
+	return true
 }
 
-// Wake wakes every non-exclusive waiter and the first exclusive one, and
-// reports how many it woke.
-func (q *WaitQueue) Wake() int {
+// wakeMode says whom a wake-up wakes.
+type wakeMode uint8
+
+const (
+	wakeOne  wakeMode = iota // every non-exclusive waiter and the first exclusive one
+	wakeAll                  // every waiter
+	wakeNext                 // the first exclusive waiter only
+)
+
+// wake unlinks the waiters mode selects under the lock, then wakes them
+// outside it, so that a waiter queueing is not held up by the system calls.
+func (q *WaitQueue) wake(mode wakeMode) int {
+	if q.sleepers.Load() == 0 {
+		return 0
+	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
+	var first, last, prev *waiter
 	n := 0
-	exclusiveWoken := false
-	var prev *waiter
 	for c := q.head; c != nil; {
 		next := c.next
-		if c.exclusive && exclusiveWoken {
-			prev, c = c, next // one exclusive waiter per wake-up
+		if mode == wakeNext && !c.exclusive {
+			prev, c = c, next
 			continue
 		}
 		if prev == nil {
@@ -182,33 +236,63 @@ func (q *WaitQueue) Wake() int {
 		if q.tail == c {
 			q.tail = prev
 		}
-		// Read c before waking it: once woken, its goroutine may reuse it
-		// (a late futex wake on a reused waiter is only a spurious one).
-		exclusiveWoken = exclusiveWoken || c.exclusive
-		c.woken = true
-		c.wake()
+		c.next = nil
+		c.chosen = c.exclusive && mode != wakeAll
+		if last == nil {
+			first = c
+		} else {
+			last.next = c
+		}
+		last = c
 		n++
+		if c.chosen {
+			break // exclusive waiters after it stay asleep
+		}
+		c = next
+	}
+	q.sleepers.Add(-int32(n))
+	q.mu.Unlock()
+	for c := first; c != nil; {
+		next := c.next // read before waking: once woken, its goroutine may reuse it
+		c.wake()
 		c = next
 	}
 	return n
 }
 
-// Waiters counts the goroutines asleep on the queue.
-func (q *WaitQueue) Waiters() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	n := 0
-	for c := q.head; c != nil; c = c.next {
-		n++
+// Wake wakes every non-exclusive waiter and the first exclusive one, and
+// reports how many it woke. With nobody asleep it takes no lock.
+func (q *WaitQueue) Wake() int { return q.wake(wakeOne) }
+
+// WakeAll wakes every waiter, exclusive or not: for a change every waiter
+// must see, such as an end of stream or a new deadline.
+func (q *WaitQueue) WakeAll() int { return q.wake(wakeAll) }
+
+// PassOn wakes the next exclusive waiter if more reports that what waiters
+// wait for is still there, and reports whether it woke one. A consumer calls
+// it after taking one item, and an exclusive waiter that leaves without
+// consuming calls it before it goes, so that nothing waits while its readers
+// sleep. With nobody asleep it neither calls more nor takes a lock.
+func (q *WaitQueue) PassOn(more func() bool) bool {
+	if q.sleepers.Load() == 0 || !more() {
+		return false
 	}
-	return n
+	if q.wake(wakeNext) == 0 {
+		return false
+	}
+	if q.counters != nil {
+		q.counters.Handoffs.Add(1)
+	}
+	return true
 }
+
+// Waiters counts the goroutines asleep on the queue.
+func (q *WaitQueue) Waiters() int { return int(q.sleepers.Load()) }
 
 // Close wakes everyone and makes every later Wait fail with ErrClosed.
 func (q *WaitQueue) Close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
-	for q.Wake() > 0 {
-	}
+	q.wake(wakeAll)
 }

@@ -143,3 +143,77 @@ func TestNoLostWakeups(t *testing.T) {
 	q.Close()
 	wg.Wait()
 }
+
+func TestWakeRousesEveryNonExclusiveWaiterAndOneExclusive(t *testing.T) {
+	q := NewWaitQueue(nil)
+	var open atomic.Bool
+	var back atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 5; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if q.Wait(open.Load, time.Time{}, i >= 2) == nil {
+				back.Add(1)
+			}
+		}()
+	}
+	eventually(t, "five waiters sleep", func() bool { return q.Waiters() == 5 })
+	open.Store(true)
+	if n := q.Wake(); n != 3 {
+		t.Fatalf("Wake woke %d of 2 non-exclusive and 3 exclusive waiters, want 3", n)
+	}
+	if n := q.WakeAll(); n != 2 {
+		t.Fatalf("WakeAll woke %d of the 2 exclusive waiters left", n)
+	}
+	wg.Wait()
+	if back.Load() != 5 {
+		t.Fatalf("%d waiters returned", back.Load())
+	}
+}
+
+func TestPassOnWakesTheNextExclusiveWaiterOnlyWhileSomethingRemains(t *testing.T) {
+	var c Counters
+	q := NewWaitQueue(&c)
+	var open atomic.Bool
+	done := make(chan struct{}, 2)
+	for i := 0; i < 2; i++ {
+		go func() {
+			q.Wait(open.Load, time.Time{}, true)
+			done <- struct{}{}
+		}()
+	}
+	eventually(t, "two waiters sleep", func() bool { return q.Waiters() == 2 })
+	if q.PassOn(open.Load) {
+		t.Fatal("PassOn woke a waiter with nothing there")
+	}
+	open.Store(true)
+	if !q.PassOn(open.Load) {
+		t.Fatal("PassOn woke nobody")
+	}
+	<-done
+	stays(t, 20*time.Millisecond, "the other waiter sleeps on", func() bool { return q.Waiters() == 1 })
+	if c.Handoffs.Load() != 1 || c.ExclusiveWakeups.Load() != 1 {
+		t.Fatalf("handoffs %d exclusive wake-ups %d", c.Handoffs.Load(), c.ExclusiveWakeups.Load())
+	}
+	q.Close()
+	<-done
+}
+
+// A waiter whose deadline passes just as a Wake chooses it still counts as
+// woken and re-checks: the wake-up is not lost with it.
+func TestAWaiterChosenAsItsDeadlinePassesTakesWhatItWasWokenFor(t *testing.T) {
+	for i := 0; i < 300; i++ {
+		q := NewWaitQueue(nil)
+		var tokens atomic.Int32
+		take := func() bool { return tokens.CompareAndSwap(1, 0) }
+		got := make(chan error, 1)
+		go func() { got <- q.Wait(take, time.Now().Add(time.Duration(i%5)*100*time.Microsecond), true) }()
+		time.Sleep(time.Duration(i%7) * 50 * time.Microsecond)
+		tokens.Store(1)
+		chose := q.Wake()
+		if err := <-got; chose == 1 && err != nil {
+			t.Fatalf("round %d: chosen by a wake-up, yet returned %v with the token left", i, err)
+		}
+	}
+}

@@ -46,12 +46,11 @@ var ErrExhausted = errors.New("no free port in the local port range")
 // lock under which it binds.
 type Picker struct {
 	rng     Range
-	key     siphash.Key // secret, used for nothing else
+	key     siphash.Key // the stack's secret, used with siphash.TagPort
 	perturb uint32      // next_ephemeral of the RFC (Linux's table_perturb)
 }
 
-// NewPicker returns a picker over r keyed by key, a secret no other use of
-// SipHash shares (derive one per use from the stack's secret).
+// NewPicker returns a picker over r keyed by the stack's secret key.
 func NewPicker(r Range, key siphash.Key) (*Picker, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -77,7 +76,7 @@ func (p *Picker) Pick(laddr netip.Addr, raddr netip.AddrPort, free func(uint16) 
 		r = uint64(binary.BigEndian.Uint32(b[:]))
 	}
 	// Reduce before adding i: a sum wrapping at 2^32 would skip ports.
-	start := (uint32(p.key.Hash3(l, r, uint64(raddr.Port()))) + p.perturb) % n
+	start := (uint32(p.key.Hash3(l, r, uint64(raddr.Port())|siphash.TagPort<<16)) + p.perturb) % n
 	for i := uint32(0); i < n; i++ {
 		port := p.rng.Low + uint16((start+i)%n)
 		if !free(port) {

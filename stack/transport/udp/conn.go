@@ -45,6 +45,7 @@ type Conn struct {
 	sockErr   atomic.Uint32 // a pending error (syscall.Errno), reported once by a read (sk_err)
 	drops     atomic.Uint64 // datagrams dropped for a full receive buffer
 	noBufs    atomic.Bool   // the last send failed for want of a buffer
+	starved   atomic.Bool   // on the table's list for RetryWriteSpace
 
 	sendMu sync.Mutex
 	tx     *sender // guarded by sendMu; made by the first send
@@ -125,10 +126,10 @@ func (c *Conn) SetReadHandler(h func(*Conn)) {
 // socket's wait queue until the data-ready callback.
 func (c *Conn) SetBusyPoll(on bool) { c.busyPoll.Store(on) }
 
-// Readiness reports what the socket is ready for, for pollers: Readable
-// with a datagram queued, or a pending ICMP error (as EPOLLERR, until a
-// read reports it); Writable unless its last send failed for want of a
-// buffer and the pool is still empty; Hangup once closed.
+// Readiness reports what the socket is ready for, for pollers (udp_poll):
+// Readable with a datagram queued; Error and Readable with a pending ICMP
+// error, until a read reports it; Writable unless its last send failed for
+// want of a buffer and the pool is still empty; Hangup once closed.
 func (c *Conn) Readiness() socket.Events {
 	if c.closed.Load() {
 		return socket.Readable | socket.Writable | socket.Hangup
@@ -137,7 +138,9 @@ func (c *Conn) Readiness() socket.Events {
 	if c.writable() {
 		ev |= socket.Writable
 	}
-	if c.readable() {
+	if c.sockErr.Load() != 0 {
+		ev |= socket.Error | socket.Readable
+	} else if c.queued() {
 		ev |= socket.Readable
 	}
 	return ev
@@ -165,6 +168,14 @@ func (c *Conn) writable() bool {
 	tx.cs.Free(m)
 	c.noBufs.Store(false)
 	return true
+}
+
+// starve marks the socket short of buffers and lists it with the table,
+// whose RetryWriteSpace tells its pollers when buffers are back.
+func (c *Conn) starve() {
+	if c.noBufs.CompareAndSwap(false, true) && c.starved.CompareAndSwap(false, true) {
+		c.t.starve(c)
+	}
 }
 
 // Notifier is the socket's wait queue and poller list.
@@ -202,7 +213,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // SetReadDeadline bounds blocking reads; the zero time removes the bound.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.rdeadline.Store(unixNano(t))
-	c.n.Readers.Wake() // let sleepers re-check against the new deadline
+	c.n.Readers.WakeAll() // let sleepers re-check against the new deadline
 	return nil
 }
 

@@ -3,6 +3,8 @@ package udp
 import (
 	"net/netip"
 	"syscall"
+
+	"github.com/pollnet/pollnet/stack/siphash"
 )
 
 // Lookup finds the socket for a datagram from src to dst that arrived on
@@ -54,7 +56,7 @@ func (t *Table) Lookup(src, dst netip.AddrPort, shard int, hash uint32) *Conn {
 		}
 	}
 	if hash == 0 {
-		hash = uint32(t.key.Hash2(uint64(s)<<32|uint64(d), uint64(sport)<<16|uint64(dst.Port())))
+		hash = uint32(t.key.Hash3(uint64(s)<<32|uint64(d), uint64(sport)<<16|uint64(dst.Port()), siphash.TagReusePort))
 	}
 	// The high bits of the hash, scaled (reciprocal_scale): a port's RSS
 	// spreads flows over queues by the low bits, so flows that share a

@@ -81,12 +81,19 @@ func (c *Conn) Deliver(m engine.Mbuf, off, n int, from netip.AddrPort) bool {
 	return true
 }
 
-// Notify is the data-ready callback (sk_data_ready): it wakes parked
-// readers and pollers, then runs the socket's read handler on the calling
-// goroutine (the poll loop, in poll mode). A shard calls it once per burst
-// for each socket that got data or an error, after releasing its lock.
+// Notify is the data-ready callback (sk_data_ready, and sk_error_report
+// when an ICMP error is pending): it wakes a parked reader and the pollers
+// that asked, then runs the socket's read handler on the calling goroutine
+// (the poll loop, in poll mode). A shard calls it once per burst for each
+// socket that got data or an error, after releasing its lock. Readers wait
+// exclusively, so one wake-up rouses one reader; a reader that leaves more
+// behind hands the wake-up on (see dequeue).
 func (c *Conn) Notify() {
-	c.n.DataReady()
+	ev := socket.Readable
+	if c.sockErr.Load() != 0 {
+		ev |= socket.Error
+	}
+	c.n.Notify(ev)
 	if h := c.onRead.Load(); h != nil {
 		(*h)(c)
 	}
@@ -94,14 +101,21 @@ func (c *Conn) Notify() {
 
 // readable reports whether a read would return at once.
 func (c *Conn) readable() bool {
-	if c.closed.Load() || c.sockErr.Load() != 0 {
-		return true
-	}
+	return c.closed.Load() || c.sockErr.Load() != 0 || c.queued()
+}
+
+// queued reports whether a datagram is queued.
+func (c *Conn) queued() bool {
 	c.mu.Lock()
 	ok := c.rxq.len() > 0
 	c.mu.Unlock()
 	return ok
 }
+
+// passOn wakes the next parked reader if a datagram or an error is left
+// for it: one Notify may stand for a burst, and each wake-up rouses one
+// exclusive reader. With nobody parked it costs a load.
+func (c *Conn) passOn() { c.n.Readers.PassOn(c.readable) }
 
 // dequeue takes the first queued datagram into b, if there is one. The
 // copy runs outside the queue's lock, so shards delivering to the socket
@@ -118,6 +132,7 @@ func (c *Conn) dequeue(b []byte) (int, netip.AddrPort, bool) {
 	e := c.rxq.pop()
 	c.rxBytes -= int(e.cost)
 	c.mu.Unlock()
+	c.passOn()
 	n := e.m.CopyOut(b[:min(len(b), int(e.n))], int(e.off))
 	c.st.FreeRead(e.m)
 	return n, netip.AddrPortFrom(netip.AddrFrom4(e.from), e.fport), true
@@ -149,10 +164,12 @@ func (c *Conn) ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error) {
 			return 0, netip.AddrPort{}, c.opError("read", nil, net.ErrClosed)
 		}
 		if d := c.rdeadline.Load(); d != 0 && time.Now().UnixNano() >= d {
+			c.passOn() // a wake-up meant for us goes to another reader
 			return 0, netip.AddrPort{}, c.opError("read", nil, socket.ErrTimeout)
 		}
 		if c.sockErr.Load() != 0 {
 			if e := syscall.Errno(c.sockErr.Swap(0)); e != 0 {
+				c.passOn()
 				return 0, netip.AddrPort{}, c.opError("read", nil, os.NewSyscallError("recvfrom", e))
 			}
 		}
@@ -183,8 +200,9 @@ func (c *Conn) wait() error {
 		}
 		return nil
 	}
-	// A new deadline set while we sleep wakes us to wait again under it.
-	return c.n.Readers.Wait(func() bool { return c.readable() || c.rdeadline.Load() != d0 }, deadline, false)
+	// Exclusively: one wake-up, one reader (the caller consumes or passes
+	// on). A new deadline wakes every sleeper to wait again under it.
+	return c.n.Readers.Wait(func() bool { return c.readable() || c.rdeadline.Load() != d0 }, deadline, true)
 }
 
 // ReadFrom implements net.PacketConn.

@@ -101,8 +101,8 @@ func TestReadinessSaysReadableErrorAndHangup(t *testing.T) {
 	}
 	c.TryRead(make([]byte, 1))
 	tb.Err(c.LocalAddrPort(), flow(53), syscall.ECONNREFUSED, true)
-	if c.Readiness()&socket.Readable == 0 {
-		t.Fatal("not readable with an error pending")
+	if ev := c.Readiness(); ev != socket.Readable|socket.Error|socket.Writable {
+		t.Fatalf("with an error pending: %v", ev)
 	}
 	if _, err := c.Read(nil); !errors.Is(err, syscall.ECONNREFUSED) {
 		t.Fatal(err)
@@ -218,4 +218,51 @@ func TestCloseRacesReaders(t *testing.T) {
 			t.Fatalf("read after close: %v", err)
 		}
 	}
+}
+
+// TestOneNotifyForABurstWakesAReaderPerDatagram: readers park exclusively,
+// so one datagram wakes one of them; a burst of two with one Notify still
+// reaches two readers, the first handing the wake-up on.
+func TestOneNotifyForABurstWakesAReaderPerDatagram(t *testing.T) {
+	f, tb := newFakeStack(t, 64, 1)
+	c := open(t, f, tb, any4(7000), netip.AddrPort{}, noShard)
+	got := make(chan byte, 3)
+	for r := 0; r < 3; r++ {
+		go func() {
+			b := make([]byte, 10)
+			if _, _, err := c.ReadFromUDPAddrPort(b); err == nil {
+				got <- b[0]
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for c.n.Readers.Waiters() < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if c.n.Readers.Waiters() != 3 {
+		t.Fatalf("%d readers parked, want 3", c.n.Readers.Waiters())
+	}
+	c.Deliver(f.packet(hdrs, []byte{1}), hdrs, 1, flow(1))
+	c.Deliver(f.packet(hdrs, []byte{2}), hdrs, 1, flow(1))
+	c.Notify()
+	seen := map[byte]bool{}
+	for i := 0; i < 2; i++ {
+		select {
+		case b := <-got:
+			seen[b] = true
+		case <-time.After(5 * time.Second):
+			t.Fatalf("only %d of 2 datagrams read after one Notify", i)
+		}
+	}
+	if !seen[1] || !seen[2] {
+		t.Fatalf("read %v", seen)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := c.n.Readers.Waiters(); n != 1 {
+		t.Fatalf("%d readers still parked, want the third alone", n)
+	}
+	if h := f.counters.Handoffs.Load(); h == 0 {
+		t.Fatal("no wake-up was handed on")
+	}
+	c.Close() // frees the third reader
 }

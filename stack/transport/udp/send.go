@@ -191,7 +191,7 @@ func (c *Conn) build(tx *sender, b []byte, p *path) (engine.Mbuf, error) {
 	}
 	if err != nil {
 		c.t.noBuffers.Add(1)
-		c.noBufs.Store(true)
+		c.starve()
 		return engine.NoMbuf, ErrNoBuffers
 	}
 	hdr, err := m.Prepend(udpheader.HeaderLen) // a fresh buffer has the headroom
@@ -223,7 +223,7 @@ func (c *Conn) output(tx *sender, p *path, k int, addr netip.AddrPort) (int, err
 		return n, err
 	}
 	if c.noBufs.Load() {
-		c.noBufs.Store(false)
+		c.noBufs.Store(false) // the table's next retry tells the pollers
 	}
 	return n, nil
 }

@@ -204,12 +204,31 @@ func TestAnEmptyPoolFailsTheSendAndTheSocketIsNotWritableUntilBuffersReturn(t *t
 	if u.Readiness()&socket.Writable != 0 || tb.Counters().OutNoBuffers == 0 {
 		t.Fatalf("writable with an empty pool (counters %+v)", tb.Counters())
 	}
+	// A poller waiting for room hears of it once buffers are back and the
+	// table's retry runs.
+	p := socket.NewPoller(nil)
+	defer p.Close()
+	if err := p.Add(u, socket.Writable|socket.EdgeTriggered, 7); err != nil {
+		t.Fatal(err)
+	}
+	ev := make([]socket.Event, 1)
+	if n, _ := p.Wait(ev, 0); n != 0 {
+		t.Fatalf("reported %+v with an empty pool", ev[0])
+	}
+	tb.RetryWriteSpace()
+	if n, _ := p.Wait(ev, 0); n != 0 {
+		t.Fatalf("a retry with the pool still empty reported %+v", ev[0])
+	}
 	for _, m := range held {
 		f.free(m)
 	}
 	f.mu.Lock()
 	f.cs.Flush()
 	f.mu.Unlock()
+	tb.RetryWriteSpace()
+	if n, _ := p.Wait(ev, time.Second); n != 1 || ev[0].Data != 7 || ev[0].Events&socket.Writable == 0 {
+		t.Fatalf("after the buffers came back: %d events %+v", n, ev[0])
+	}
 	if u.Readiness()&socket.Writable == 0 {
 		t.Fatal("not writable once the buffers came back")
 	}

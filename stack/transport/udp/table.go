@@ -18,9 +18,9 @@ type Config struct {
 	// Ports is where ephemeral ports come from (default
 	// ephemeral.DefaultRange, net.ipv4.ip_local_port_range).
 	Ports ephemeral.Range
-	// Key is the table's secret, for ephemeral port offsets and for the
+	// Key is the stack's secret, for ephemeral port offsets and for the
 	// flow hash that spreads datagrams over a reuseport group when the
-	// port gave none. Derive it from the stack's secret for this use only.
+	// port gave none (each hashes in its siphash tag).
 	Key siphash.Key
 	// RecvBuffer is a socket's receive buffer unless its Options say
 	// otherwise (default 212992, net.core.rmem_default).
@@ -58,6 +58,9 @@ type Table struct {
 
 	noRoutes  atomic.Uint64 // sends refused for want of a route to pick a source by
 	noBuffers atomic.Uint64 // datagrams not built for want of a buffer
+
+	starvedMu sync.Mutex
+	starved   []*Conn // guarded by starvedMu: sockets whose send found no buffer
 }
 
 // portBlock is the bindings of 256 consecutive ports.
@@ -95,8 +98,6 @@ func NewTable(cfg Config) (*Table, error) {
 	if cfg.RecvBuffer < MinRecvBuffer || cfg.RecvBuffer > MaxRecvBuffer {
 		return nil, fmt.Errorf("udp: receive buffer %d out of range %d..%d", cfg.RecvBuffer, MinRecvBuffer, MaxRecvBuffer)
 	}
-	// The picker hashes three words, the flow hash two: the lengths keep
-	// the two uses of the one key apart.
 	p, err := ephemeral.NewPicker(cfg.Ports, cfg.Key)
 	if err != nil {
 		return nil, err
@@ -372,4 +373,42 @@ func (t *Table) Len() int {
 		}
 	}
 	return n
+}
+
+// starve lists c as short of buffers. Only a failed send calls it, once
+// until RetryWriteSpace takes c off, so the lock is off the hot path.
+func (t *Table) starve(c *Conn) {
+	t.starvedMu.Lock()
+	t.starved = append(t.starved, c)
+	t.starvedMu.Unlock()
+}
+
+// RetryWriteSpace tells the pollers of each socket whose send found the
+// pool empty that it is writable again, once buffers are back (the
+// sk_write_space that Linux runs as transmitted buffers are freed). The
+// pool has no callback for that, so the stack calls this from its timer
+// tick: a socket that ran out waits at most a tick to hear of room. It
+// takes no lock of the stack's.
+func (t *Table) RetryWriteSpace() {
+	t.starvedMu.Lock()
+	cs := t.starved
+	t.starved = nil
+	t.starvedMu.Unlock()
+	var still []*Conn
+	for _, c := range cs {
+		switch {
+		case c.closed.Load():
+			c.starved.Store(false)
+		case c.writable():
+			c.starved.Store(false)
+			c.n.WriteSpace()
+		default:
+			still = append(still, c)
+		}
+	}
+	if len(still) > 0 {
+		t.starvedMu.Lock()
+		t.starved = append(t.starved, still...)
+		t.starvedMu.Unlock()
+	}
 }

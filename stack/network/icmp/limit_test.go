@@ -1,15 +1,15 @@
-package stack
+package icmp
 
 import (
 	"testing"
 
-	"github.com/pollnet/pollnet/stack/header/icmp"
+	header "github.com/pollnet/pollnet/stack/header/icmp"
 	"github.com/pollnet/pollnet/stack/siphash"
 )
 
-func newTestLimiter(now *int64) *icmpLimiter {
-	l := new(icmpLimiter)
-	l.init(siphash.Key{K0: 1, K1: 2}, func() int64 { return *now })
+func newTestLimiter(now *int64) *Limiter {
+	l := new(Limiter)
+	l.Init(siphash.Key{K0: 1, K1: 2}, func() int64 { return *now })
 	return l
 }
 
@@ -20,20 +20,20 @@ func TestAHostGetsABurstOfSixThenOneErrorASecond(t *testing.T) {
 	l := newTestLimiter(&now)
 	l.credit = 1 << 30 // keep the global bucket out of the way
 	host := [4]byte{198, 18, 0, 1}
-	for i := 0; i < icmpHostBurst; i++ {
-		if v := l.allow(icmp.TypeDestUnreachable, icmp.CodePortUnreachable, host, false); v != icmpSend {
+	for i := 0; i < HostBurst; i++ {
+		if v := l.Allow(header.TypeDestUnreachable, header.CodePortUnreachable, host, false); v != Send {
 			t.Fatalf("error %d of the burst: %v", i, v)
 		}
 	}
-	if v := l.allow(icmp.TypeTimeExceeded, 0, host, false); v != icmpLimitedHost {
+	if v := l.Allow(header.TypeTimeExceeded, 0, host, false); v != LimitedHost {
 		t.Fatalf("after the burst: %v", v)
 	}
-	now += icmpHostInterval - 1
-	if v := l.allow(icmp.TypeDestUnreachable, 3, host, false); v != icmpLimitedHost {
+	now += HostInterval - 1
+	if v := l.Allow(header.TypeDestUnreachable, 3, host, false); v != LimitedHost {
 		t.Fatalf("just under a second later: %v", v)
 	}
 	now++
-	if v := l.allow(icmp.TypeDestUnreachable, 3, host, false); v != icmpSend {
+	if v := l.Allow(header.TypeDestUnreachable, 3, host, false); v != Send {
 		t.Fatalf("a second later: %v", v)
 	}
 	// Our own addresses, fragmentation needed and echo replies are exempt.
@@ -41,16 +41,16 @@ func TestAHostGetsABurstOfSixThenOneErrorASecond(t *testing.T) {
 		typ, code uint8
 		local     bool
 	}{
-		{icmp.TypeDestUnreachable, icmp.CodePortUnreachable, true},
-		{icmp.TypeDestUnreachable, icmp.CodeFragNeeded, false},
-		{icmp.TypeEchoReply, 0, false},
+		{header.TypeDestUnreachable, header.CodePortUnreachable, true},
+		{header.TypeDestUnreachable, header.CodeFragNeeded, false},
+		{header.TypeEchoReply, 0, false},
 	} {
-		if v := l.allow(c.typ, c.code, host, c.local); v != icmpSend {
+		if v := l.Allow(c.typ, c.code, host, c.local); v != Send {
 			t.Fatalf("type %d code %d local %v: %v", c.typ, c.code, c.local, v)
 		}
 	}
 	// Another host has a bucket of its own.
-	if v := l.allow(icmp.TypeDestUnreachable, 3, [4]byte{198, 18, 0, 9}, false); v != icmpSend {
+	if v := l.Allow(header.TypeDestUnreachable, 3, [4]byte{198, 18, 0, 9}, false); v != Send {
 		t.Fatalf("another host: %v", v)
 	}
 }
@@ -63,25 +63,25 @@ func TestTheGlobalBucketHoldsFiftyAndRefillsAtAThousandASecond(t *testing.T) {
 	l := newTestLimiter(&now)
 	sent := 0
 	for i := 0; i < 1000; i++ {
-		if l.allow(icmp.TypeDestUnreachable, 3, [4]byte{10, 0, byte(i >> 8), byte(i)}, false) == icmpSend {
+		if l.Allow(header.TypeDestUnreachable, 3, [4]byte{10, 0, byte(i >> 8), byte(i)}, false) == Send {
 			sent++
 		}
 	}
-	if sent < icmpMsgsBurst/2 || sent > 2*icmpMsgsBurst {
-		t.Fatalf("%d sent from a full bucket of %d", sent, icmpMsgsBurst)
+	if sent < MsgsBurst/2 || sent > 2*MsgsBurst {
+		t.Fatalf("%d sent from a full bucket of %d", sent, MsgsBurst)
 	}
 	now += icmpGlobalStep - 1
-	if v := l.allow(icmp.TypeDestUnreachable, 3, [4]byte{10, 1, 0, 0}, false); v != icmpLimitedGlobal {
+	if v := l.Allow(header.TypeDestUnreachable, 3, [4]byte{10, 1, 0, 0}, false); v != LimitedGlobal {
 		t.Fatalf("before a refill step: %v", v)
 	}
 	now += 1e9 // a second: at most a full bucket again
 	sent = 0
 	for i := 0; i < 1000; i++ {
-		if l.allow(icmp.TypeDestUnreachable, 3, [4]byte{10, 2, byte(i >> 8), byte(i)}, false) == icmpSend {
+		if l.Allow(header.TypeDestUnreachable, 3, [4]byte{10, 2, byte(i >> 8), byte(i)}, false) == Send {
 			sent++
 		}
 	}
-	if sent < icmpMsgsBurst/2-1 || sent > 2*icmpMsgsBurst+1 {
+	if sent < MsgsBurst/2-1 || sent > 2*MsgsBurst+1 {
 		t.Fatalf("%d sent after a second's refill", sent)
 	}
 }
@@ -97,7 +97,7 @@ func TestSpoofedSourcesCannotGrowTheHostTable(t *testing.T) {
 	allocs := testing.AllocsPerRun(100000, func() {
 		i++
 		now += 1000
-		l.allow(icmp.TypeDestUnreachable, 3, [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}, false)
+		l.Allow(header.TypeDestUnreachable, 3, [4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}, false)
 	})
 	if allocs != 0 {
 		t.Fatalf("%v allocations per error", allocs)

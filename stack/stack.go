@@ -355,7 +355,7 @@ func (s *Stack) tickAt(now int64) {
 	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
 	s.flushTx()
 	s.mu.Unlock()
-	s.udp.RetryWriteSpace()
+	s.udp.Tick()
 }
 
 // Close stops the driver, closes every socket and frees every packet the

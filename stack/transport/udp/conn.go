@@ -45,7 +45,7 @@ type Conn struct {
 	sockErr   atomic.Uint32 // a pending error (syscall.Errno), reported once by a read (sk_err)
 	drops     atomic.Uint64 // datagrams dropped for a full receive buffer
 	noBufs    atomic.Bool   // the last send failed for want of a buffer
-	starved   atomic.Bool   // on the table's list for RetryWriteSpace
+	starved   atomic.Bool   // on the table's starved list
 
 	sendMu sync.Mutex
 	tx     *sender // guarded by sendMu; made by the first send
@@ -59,6 +59,7 @@ type sender struct {
 	pool *engine.Pool
 	cs   engine.Caches
 	ms   [engine.Burst]engine.Mbuf
+	held bool // on the table's list of sockets to trim
 }
 
 func newConn(st Stack, t *Table, laddr, raddr netip.AddrPort, o Options, rcvbuf int) *Conn {
@@ -102,7 +103,7 @@ func (c *Conn) release() {
 	}
 	c.sendMu.Lock() // a writer in the middle of a send finishes it first
 	if c.tx != nil {
-		c.tx.cs.Close()
+		c.tx.cs.Close() // a trim that still lists the socket finds tx nil
 		c.tx = nil
 	}
 	c.sendMu.Unlock()
@@ -171,7 +172,7 @@ func (c *Conn) writable() bool {
 }
 
 // starve marks the socket short of buffers and lists it with the table,
-// whose RetryWriteSpace tells its pollers when buffers are back.
+// whose Tick tells its pollers when buffers are back.
 func (c *Conn) starve() {
 	if c.noBufs.CompareAndSwap(false, true) && c.starved.CompareAndSwap(false, true) {
 		c.t.starve(c)

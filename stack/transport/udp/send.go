@@ -100,6 +100,10 @@ func (c *Conn) sendState() *sender {
 	if c.tx == nil && !c.closed.Load() {
 		c.tx = &sender{pool: c.st.Pool()}
 	}
+	if c.tx != nil && !c.tx.held {
+		c.tx.held = true // it is about to take buffers: list it for trims
+		c.t.hold(c)
+	}
 	return c.tx
 }
 
@@ -184,6 +188,9 @@ func (c *Conn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) {
 // sendMu.
 func (c *Conn) build(tx *sender, b []byte, p *path) (engine.Mbuf, error) {
 	m, err := tx.cs.Alloc(tx.pool)
+	if err != nil && c.t.trim(c) {
+		m, err = tx.cs.Alloc(tx.pool) // other sockets' spare buffers are back
+	}
 	if err == nil && len(b) > 0 {
 		if err = tx.cs.AppendBytes(m, tx.pool, b); err != nil {
 			tx.cs.Free(m)

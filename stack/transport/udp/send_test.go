@@ -215,7 +215,7 @@ func TestAnEmptyPoolFailsTheSendAndTheSocketIsNotWritableUntilBuffersReturn(t *t
 	if n, _ := p.Wait(ev, 0); n != 0 {
 		t.Fatalf("reported %+v with an empty pool", ev[0])
 	}
-	tb.RetryWriteSpace()
+	tb.Tick()
 	if n, _ := p.Wait(ev, 0); n != 0 {
 		t.Fatalf("a retry with the pool still empty reported %+v", ev[0])
 	}
@@ -225,7 +225,7 @@ func TestAnEmptyPoolFailsTheSendAndTheSocketIsNotWritableUntilBuffersReturn(t *t
 	f.mu.Lock()
 	f.cs.Flush()
 	f.mu.Unlock()
-	tb.RetryWriteSpace()
+	tb.Tick()
 	if n, _ := p.Wait(ev, time.Second); n != 1 || ev[0].Data != 7 || ev[0].Events&socket.Writable == 0 {
 		t.Fatalf("after the buffers came back: %d events %+v", n, ev[0])
 	}
@@ -297,5 +297,38 @@ func TestConcurrentSendersShareASocket(t *testing.T) {
 		if _, err := udpheader.Parse(fr); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestSendingSocketsDoNotHoardThePool: each sending socket caches free
+// buffers of the pool; a send that finds the pool empty takes back what
+// the others keep, and a Tick takes back what idle sockets keep.
+func TestSendingSocketsDoNotHoardThePool(t *testing.T) {
+	const size, sockets = 512, 24 // a cache holds up to 64 of 512: 24 would hold them all
+	f, tb := newFakeStack(t, size, 1)
+	f.record(false)
+	for i := 0; i < sockets; i++ {
+		c := open(t, f, tb, any4(0), netip.AddrPort{}, noShard)
+		if _, err := c.WriteToUDPAddrPort([]byte("once"), netip.AddrPortFrom(peer, 53)); err != nil {
+			t.Fatalf("socket %d's first send: %v", i, err)
+		}
+	}
+	tb.Tick()
+	f.mu.Lock()
+	f.cs.Flush()
+	f.mu.Unlock()
+	var got []engine.Mbuf
+	for {
+		m, err := f.pool.Get() // straight from the shared ring
+		if err != nil {
+			break
+		}
+		got = append(got, m)
+	}
+	for _, m := range got {
+		f.free(m)
+	}
+	if len(got) != size {
+		t.Fatalf("after a tick the pool's ring holds %d of %d buffers", len(got), size)
 	}
 }

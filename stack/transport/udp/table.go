@@ -61,6 +61,9 @@ type Table struct {
 
 	starvedMu sync.Mutex
 	starved   []*Conn // guarded by starvedMu: sockets whose send found no buffer
+
+	heldMu sync.Mutex
+	held   []*Conn // guarded by heldMu: sockets that took send buffers since the last trim
 }
 
 // portBlock is the bindings of 256 consecutive ports.
@@ -376,20 +379,21 @@ func (t *Table) Len() int {
 }
 
 // starve lists c as short of buffers. Only a failed send calls it, once
-// until RetryWriteSpace takes c off, so the lock is off the hot path.
+// until Tick takes c off, so the lock is off the hot path.
 func (t *Table) starve(c *Conn) {
 	t.starvedMu.Lock()
 	t.starved = append(t.starved, c)
 	t.starvedMu.Unlock()
 }
 
-// RetryWriteSpace tells the pollers of each socket whose send found the
-// pool empty that it is writable again, once buffers are back (the
-// sk_write_space that Linux runs as transmitted buffers are freed). The
-// pool has no callback for that, so the stack calls this from its timer
-// tick: a socket that ran out waits at most a tick to hear of room. It
-// takes no lock of the stack's.
-func (t *Table) RetryWriteSpace() {
+// Tick runs the table's periodic work; the stack calls it from its timer
+// tick (every 100 ms), holding none of its locks. It gives back the free
+// buffers that sockets keep for sending (trim), and tells the pollers of
+// each socket whose send found the pool empty that it is writable again
+// once buffers are back: the sk_write_space that Linux runs as sent
+// buffers are freed, for which the pool has no callback.
+func (t *Table) Tick() {
+	t.trim(nil)
 	t.starvedMu.Lock()
 	cs := t.starved
 	t.starved = nil
@@ -411,4 +415,52 @@ func (t *Table) RetryWriteSpace() {
 		t.starved = append(t.starved, still...)
 		t.starvedMu.Unlock()
 	}
+}
+
+// Each sending socket keeps its own cache of the send pool, which a refill
+// fills with up to the pool's cache size of free buffers (256 by default):
+// forty sockets that each sent once could hold a whole pool of 8192 out of
+// everyone's reach, as private receive caches once did. So the caches are
+// trimmed. A socket lists itself (held) at its first send after a trim;
+// every Tick gives back what the listed sockets keep (one burst to the
+// pool's ring, and one refill at the socket's next send: nothing against
+// 100 ms of sending), and so does a send that finds the pool empty, before
+// it gives up. A trim visits only the sockets that took buffers since the
+// last one, so sends failing in a row cost little after the first.
+
+// hold lists c as keeping send buffers. Under c.sendMu, once per trim.
+func (t *Table) hold(c *Conn) {
+	t.heldMu.Lock()
+	t.held = append(t.held, c)
+	t.heldMu.Unlock()
+}
+
+// trim gives back the free send buffers cached by the listed sockets. A
+// socket in the middle of a send (its lock taken: skip's is, by the
+// caller) keeps its own and stays listed. It reports whether it gave back
+// anything.
+func (t *Table) trim(skip *Conn) bool {
+	t.heldMu.Lock()
+	cs := t.held
+	t.held = nil
+	t.heldMu.Unlock()
+	busy := 0 // the busy ones, kept at the front of cs
+	for _, c := range cs {
+		if c == skip || !c.sendMu.TryLock() {
+			cs[busy] = c
+			busy++
+			continue
+		}
+		if c.tx != nil {
+			c.tx.cs.For(c.tx.pool).Flush()
+			c.tx.held = false
+		}
+		c.sendMu.Unlock()
+	}
+	trimmed := busy < len(cs)
+	clear(cs[busy:])
+	t.heldMu.Lock()
+	t.held = append(cs[:busy], t.held...) // and those listed meanwhile; the array is reused
+	t.heldMu.Unlock()
+	return trimmed
 }

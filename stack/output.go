@@ -2,7 +2,7 @@ package stack
 
 import (
 	"errors"
-	"net/netip"
+	"syscall"
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/eth"
@@ -11,18 +11,24 @@ import (
 	"github.com/pollnet/pollnet/stack/network/route"
 )
 
-// Errors of the send path, returned to sockets.
+// Errors of the send path, returned to sockets: the errnos a Linux socket
+// returns, the same values as package transport/udp's.
 var (
-	ErrNoRoute   = errors.New("no route to host")
-	ErrNoBuffers = errors.New("no buffer space available")
-	ErrTooBig    = errors.New("message too long")
+	ErrNoRoute   error = syscall.EHOSTUNREACH
+	ErrNoBuffers error = syscall.ENOBUFS
+	ErrTooBig    error = syscall.EMSGSIZE
 )
 
 // ipOutput puts an IPv4 header in front of a transport packet and sends it
 // (ip_queue_xmit / ip_output): route, source address, fragmentation, link.
 // It takes m whatever happens. Called under the stack lock.
 func (s *Stack) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
-	r, ok := s.routes.Lookup(netip.AddrFrom4(dst))
+	return s.ipOutputCached(nil, src, dst, proto, m)
+}
+
+// ipOutputCached is ipOutput through a socket's route cache (nil: none).
+func (s *Stack) ipOutputCached(rc *route.Cache, src, dst [4]byte, proto uint8, m engine.Mbuf) error {
+	r, ok := s.routes.LookupCached(rc, dst)
 	if !ok {
 		s.stats.IPOutNoRoutes++
 		s.cs.Free(m)

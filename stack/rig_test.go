@@ -216,9 +216,11 @@ func arpOf(frame []byte) (eth.Header, arp.Packet, bool) {
 }
 
 // fakeClock starts the rig's clock: the stack's timers, and so its
-// neighbour table's time, move only by advance from now on.
+// neighbour table's time, move only by advance from now on. It starts on a
+// whole millisecond, the tick of the timer wheels, so that advance's steps
+// land on the deadlines the stack arms.
 func (r *rig) fakeClock() {
-	now := engine.Nanotime()
+	now := (engine.Nanotime()/1e6 + 1) * 1e6
 	r.now = &now
 	r.s.tickAt(now)
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
+	"github.com/pollnet/pollnet/stack/transport/udp"
 )
 
 // Mode is how the stack is driven, and so how its sockets wait.
@@ -104,8 +105,7 @@ type Stack struct {
 	cs     engine.Caches // used under mu
 	neigh  *neigh.Table
 	reasm  *frag.Reassembler
-	udp    udpTable
-	ports  ephemeralPorts
+	udp    *udp.Table
 	stats  Stats
 	ready  []*UDPConn // sockets that got data during this burst or call
 
@@ -119,7 +119,6 @@ type Stack struct {
 	held     heldMemory  // buffers held by packets that wait
 	sockFree socketFrees // where sockets free what they have read
 
-	rcvbuf   int
 	idle     engine.Idle
 	pollTick func(*engine.Worker, int)
 	mode     atomic.Pointer[Mode] // set by Start, read by sockets on any goroutine
@@ -147,7 +146,7 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.LocalPortRange == (PortRange{}) {
 		cfg.LocalPortRange = defaultPortRange
 	}
-	if err := cfg.LocalPortRange.validate(); err != nil {
+	if err := cfg.LocalPortRange.Validate(); err != nil {
 		return nil, fmt.Errorf("stack: %w", err)
 	}
 	name := cfg.Name
@@ -163,12 +162,15 @@ func New(cfg Config) (*Stack, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, rcvbuf: cfg.UDPRecvBuffer, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
+	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
 	s.secret = siphash.NewKey()
 	s.idents.Init(s.secret)
 	s.icmpRL.Init(s.secret, engine.Nanotime)
-	s.udp.init()
-	s.ports = ephemeralPorts{rng: cfg.LocalPortRange, key: s.secret}
+	if s.udp, err = newUDPTable(cfg, s.secret); err != nil {
+		loop.Close()
+		pool.Close()
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
 	cfg.Reasm.Account = &s.held
 	s.reasm = frag.NewReassembler(&s.cs, pool, cfg.Reasm)
 	lo := &device{Device: &link.Device{ID: 0, Port: loop, Queues: 1, MTU: engine.MaxPacket, Loopback: true,
@@ -341,6 +343,7 @@ func (s *Stack) tickAt(now int64) {
 	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
 	s.flushTx()
 	s.mu.Unlock()
+	s.udp.Tick()
 }
 
 // Close stops the driver, closes every socket and frees every packet the
@@ -357,19 +360,8 @@ func (s *Stack) Close() error {
 	if s.worker != nil {
 		s.worker.Stop()
 	}
-	// Sockets close under the lock, which writers take and then find the
-	// stack closed: once it is released, nothing uses the pool again.
-	s.mu.Lock()
-	socks := s.udp.all()
-	for _, c := range socks {
-		c.closed.Store(true)
-		s.udp.remove(c)
-		c.purge()
-	}
-	s.mu.Unlock()
-	for _, c := range socks {
-		c.n.Close()
-	}
+	// Once every socket is closed, none touches the pool again.
+	s.udp.CloseAll()
 	return s.release()
 }
 
@@ -458,6 +450,7 @@ func (s *Stack) Stats() Stats {
 	st.HeldMbufs, st.HeldRefusals = uint64(s.held.held), s.held.refused
 	rc := s.reasm.Counters()
 	st.ReasmReqds, st.ReasmOKs, st.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
+	s.addUDPStats(&st)
 	return st
 }
 

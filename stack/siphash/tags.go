@@ -11,4 +11,5 @@ const (
 	TagICMPRandom                   // the ICMP rate limiter's random spend
 	TagPort                         // ephemeral port offsets (RFC 6056)
 	TagSteer                        // software steering of flows to shards (RPS)
+	TagReusePort                    // spreading flows over a UDP reuseport group
 )

@@ -7,6 +7,7 @@ import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/link"
+	"github.com/pollnet/pollnet/stack/timer"
 )
 
 // entry is one neighbour (struct neighbour). The fields the per-packet path
@@ -26,7 +27,7 @@ type entry struct {
 	bucket  uint32
 	updated int64 // when the state or the address last changed
 	probes  int   // requests sent in this INCOMPLETE or PROBE period, numbered as Linux's
-	timer   timer
+	timer   timer.Timer
 
 	queue      []engine.Mbuf // packets waiting for the address, oldest first
 	queueBytes int           // buffer bytes they hold (unres_qlen_bytes counts these)

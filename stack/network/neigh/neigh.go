@@ -38,6 +38,13 @@
 // entry, making an entry, ARP input, timers and collection. None of that
 // happens per packet once the neighbours are resolved.
 //
+// The timers (retransmission, reachable and delay times, the periodic
+// collection) are embedded in the entries and sit on a timer.Wheel the
+// table owns. Every shard's loop calls Advance; the first to find a timer
+// due turns the wheel under the mutex, taken with TryLock so that no shard
+// waits for another, and publishes the next deadline in an atomic word that
+// Next and Advance read without the lock.
+//
 // Time, to the table, is what Advance was last given (or New, at first),
 // kept in one atomic word, the way Linux's neighbour code reads jiffies:
 // every shard's loop calls Advance, and the per-packet path reads the word
@@ -60,12 +67,7 @@ import (
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
-)
-
-// The timer types: package stack/timer's, once it lands (see standin.go).
-type (
-	timer = standinTimer
-	wheel = standinWheel
+	"github.com/pollnet/pollnet/stack/timer"
 )
 
 // Linux's fixed neighbour-table timings (net/core/neighbour.c, arp_tbl),
@@ -205,15 +207,15 @@ type Table struct {
 	// Everything below is guarded by mu (+checklocks:mu), and so is every
 	// entry's field that is not atomic.
 	mu        sync.Mutex
-	link      Link   // the calling shard's, while it holds mu
-	wheel     wheel  // the timers of the entries and the periodic collection
-	n         int    // entries in the table
-	oldest    *entry // every entry in the order made (Linux's gc_list)
+	link      Link        // the calling shard's, while it holds mu
+	wheel     timer.Wheel // the timers of the entries and the periodic collection
+	n         int         // entries in the table
+	oldest    *entry      // every entry in the order made (Linux's gc_list)
 	newest    *entry
-	reachable int64 // this period's randomised reachable time (reachable_time)
-	lastRand  int64 // when reachable was drawn
-	lastFlush int64 // when a forced collection last ran
-	gc        timer // the periodic collection
+	reachable int64       // this period's randomised reachable time (reachable_time)
+	lastRand  int64       // when reachable was drawn
+	lastFlush int64       // when a forced collection last ran
+	gc        timer.Timer // the periodic collection
 	stats     Stats
 	rng       *rand.Rand // draws reachable times
 }
@@ -366,7 +368,7 @@ func (t *Table) unlock() {
 
 // arm arms tm for d after now, and never sooner than minTimerStep, so that
 // no timer can fire on every round of a loop.
-func (t *Table) arm(tm *timer, now, d int64) {
+func (t *Table) arm(tm *timer.Timer, now, d int64) {
 	t.wheel.Arm(tm, now+max(d, minTimerStep))
 }
 

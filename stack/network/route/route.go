@@ -104,6 +104,7 @@ type Table struct {
 	mu     sync.Mutex
 	routes []Route // every route, sorted by address, prefix length, metric
 	fib    atomic.Pointer[fib]
+	gen    atomic.Uint64 // snapshots published; bumped after each store of fib
 }
 
 // fib is one immutable snapshot of a Table.
@@ -347,6 +348,7 @@ func (t *Table) publish(routes []Route) {
 	}
 	f.index[indexBlocks] = uint32(len(f.starts) - 1)
 	t.fib.Store(f)
+	t.gen.Add(1) // after the store: a cache that sees the new number sees f
 }
 
 // Routes is the pair of tables an input or output route lookup consults, as

@@ -1,6 +1,8 @@
 package stack
 
 import (
+	"sync/atomic"
+
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/network/frag"
 )
@@ -15,30 +17,33 @@ import (
 // A holder charges each packet's segments before keeping it and drops the
 // packet when refused; it uncharges them when it lets the packet go.
 //
-// It implements frag.Accountant for the reassembler. Used under the stack
-// lock.
+// It implements frag.Accountant for the reassemblers and the neighbour
+// table. Every shard charges the one budget, with atomic operations.
 type heldMemory struct {
-	limit   int    // mbufs that may be held
-	held    int    // mbufs held now
-	refused uint64 // charges refused
+	limit   atomic.Int64  // mbufs that may be held
+	held    atomic.Int64  // mbufs held now
+	refused atomic.Uint64 // charges refused
 }
 
-// Charge counts n more mbufs as held and reports true, or, when that would
-// pass the limit, counts a refusal and reports false.
+// Charge takes n mbufs of the budget, or refuses and counts.
 func (h *heldMemory) Charge(n int) bool {
-	if h.held+n > h.limit {
-		h.refused++
-		return false
+	for {
+		held := h.held.Load()
+		if held+int64(n) > h.limit.Load() {
+			h.refused.Add(1)
+			return false
+		}
+		if h.held.CompareAndSwap(held, held+int64(n)) {
+			return true
+		}
 	}
-	h.held += n
-	return true
 }
 
-// Uncharge gives back n mbufs charged earlier.
-func (h *heldMemory) Uncharge(n int) { h.held -= n }
+// Uncharge gives n mbufs back.
+func (h *heldMemory) Uncharge(n int) { h.held.Add(-int64(n)) }
 
-// Room is how many more mbufs may be held now.
-func (h *heldMemory) Room() int { return max(0, h.limit-h.held) }
+// Room is how many mbufs may still be charged.
+func (h *heldMemory) Room() int { return int(max(0, h.limit.Load()-h.held.Load())) }
 
 var _ frag.Accountant = (*heldMemory)(nil)
 

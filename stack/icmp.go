@@ -6,6 +6,7 @@ import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/icmp"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/link"
 	icmpnet "github.com/pollnet/pollnet/stack/network/icmp"
 	"github.com/pollnet/pollnet/stack/network/route"
 )
@@ -23,62 +24,62 @@ const (
 
 // icmpInput handles an ICMP message addressed to us (icmp_rcv): echo
 // requests are answered in place; everything else is counted.
-func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
-	s.stats.ICMPInMsgs++
+func (sh *shard) icmpInput(dev *link.Device, m engine.Mbuf, h ipv4.Header) {
+	sh.stats.ICMPInMsgs++
 	hl := int(h.HeaderLen)
 	n := m.PktLen() - hl
 	first := m.Data()
 	if n < icmp.HeaderLen || len(first) < hl+icmp.HeaderLen ||
 		(m.Flags()&engine.FlagRxL4CsumGood == 0 && ipv4.Checksum(nil, ipv4.MbufSum(m, hl, n, 0)) != 0) {
-		s.stats.ICMPInErrors++
-		s.cs.Free(m)
+		sh.stats.ICMPInErrors++
+		sh.cs.Free(m)
 		return
 	}
 	msg, err := icmp.ParseUnverified(first[hl:])
 	if err != nil {
-		s.stats.ICMPInErrors++
-		s.cs.Free(m)
+		sh.stats.ICMPInErrors++
+		sh.cs.Free(m)
 		return
 	}
 	if msg.Type != icmp.TypeEchoRequest {
 		// An error goes to the transport that owns the quoted flow.
-		s.icmpErrInput(msg)
-		s.cs.Free(m) // replies and errors for sockets we do not have
+		sh.icmpErrInput(msg)
+		sh.cs.Free(m) // replies and errors for sockets we do not have
 		return
 	}
-	s.stats.ICMPInEchos++
-	if m = s.own(m); m == engine.NoMbuf {
+	sh.stats.ICMPInEchos++
+	if m = sh.own(m); m == engine.NoMbuf {
 		return
 	}
 	first = m.Data()
 	if icmp.EchoReplyInPlace(first[hl:]) != nil {
-		s.stats.ICMPInErrors++
-		s.cs.Free(m)
+		sh.stats.ICMPInErrors++
+		sh.cs.Free(m)
 		return
 	}
 	// Same datagram back: swap the addresses, fresh ID and TTL, no options.
 	if hl > ipv4.HeaderLen {
-		s.cs.Free(m) // echo requests with IP options are not answered
+		sh.cs.Free(m) // echo requests with IP options are not answered
 		return
 	}
 	// The request was for one of our unicast addresses (routeInput sent
 	// broadcasts to icmpInputBroadcast): the reply comes from it.
-	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipIdent(h.Dst, h.Src, ipv4.ProtoICMP), TTL: ipv4.DefaultTTL,
+	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: sh.s.ipIdent(h.Dst, h.Src, ipv4.ProtoICMP), TTL: ipv4.DefaultTTL,
 		Protocol: ipv4.ProtoICMP, Src: h.Dst, Dst: h.Src}.Put(first, nil)
-	r, ok := s.routes.Lookup(netip.AddrFrom4(h.Src))
+	r, ok := sh.s.routes.Lookup(netip.AddrFrom4(h.Src))
 	if !ok {
-		s.stats.IPOutNoRoutes++
-		s.cs.Free(m)
+		sh.stats.IPOutNoRoutes++
+		sh.cs.Free(m)
 		return
 	}
-	out := s.devs[r.Dev]
+	out := sh.s.devs[r.Dev]
 	if r.Kind == route.KindLocal {
-		out = s.devs[0]
+		out = sh.s.devs[0]
 	}
-	s.stats.ICMPOutEchoReps++
-	s.stats.ICMPOutMsgs++
-	s.stats.IPOutRequests++
-	s.routeOutput(out, r, h.Src, m, false)
+	sh.stats.ICMPOutEchoReps++
+	sh.stats.ICMPOutMsgs++
+	sh.stats.IPOutRequests++
+	sh.routeOutput(out, r, h.Src, m, false)
 }
 
 // icmpInputBroadcast takes an ICMP message sent to a broadcast address:
@@ -87,13 +88,13 @@ func (s *Stack) icmpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 // request to a broadcast "MAY be silently discarded"; answering one makes
 // us an amplifier for a smurf attack). Error messages to a broadcast are
 // bogus anyway.
-func (s *Stack) icmpInputBroadcast(m engine.Mbuf, h ipv4.Header) {
-	s.stats.ICMPInMsgs++
+func (sh *shard) icmpInputBroadcast(m engine.Mbuf, h ipv4.Header) {
+	sh.stats.ICMPInMsgs++
 	if first := m.Data(); len(first) > int(h.HeaderLen) && first[h.HeaderLen] == icmp.TypeEchoRequest {
-		s.stats.ICMPInEchos++
+		sh.stats.ICMPInEchos++
 	}
-	s.stats.ICMPInErrors++
-	s.cs.Free(m)
+	sh.stats.ICMPInErrors++
+	sh.cs.Free(m)
 }
 
 // icmpError answers the datagram m (starting at its IPv4 header h) with an
@@ -108,42 +109,42 @@ func (s *Stack) icmpInputBroadcast(m engine.Mbuf, h ipv4.Header) {
 // address, a broadcast address, a multicast address, or a Class E
 // address." routeInput has already dropped unicast datagrams that came as
 // link-layer broadcasts, and loopback sources from any wire.
-func (s *Stack) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uint16) {
-	defer s.cs.Free(m)
+func (sh *shard) icmpError(m engine.Mbuf, h ipv4.Header, typ, code uint8, mtu uint16) {
+	defer sh.cs.Free(m)
 	var quote [icmpMaxQuoteBytes]byte
 	q := icmp.Quote(quote[:m.CopyOut(quote[:], 0)])
-	dr, dok := s.routes.Lookup4(h.Dst)
+	dr, dok := sh.s.routes.Lookup4(h.Dst)
 	toBroadcast := h.Dst == limitedBroadcast || dok && dr.Kind == route.KindBroadcast
-	sr, sok := s.routes.Lookup4(h.Src)
+	sr, sok := sh.s.routes.Lookup4(h.Src)
 	if !icmp.ErrorAllowed(q, toBroadcast) || h.Src[0] == 0 || sok && sr.Kind == route.KindBroadcast {
 		return
 	}
-	switch s.icmpRL.Allow(typ, code, h.Src, sok && sr.Kind == route.KindLocal) {
+	switch sh.s.icmpRL.Allow(typ, code, h.Src, sok && sr.Kind == route.KindLocal) {
 	case icmpnet.LimitedGlobal:
-		s.stats.ICMPOutRateLimitGlobal++
+		sh.stats.ICMPOutRateLimitGlobal++
 		return
 	case icmpnet.LimitedHost:
-		s.stats.ICMPOutRateLimitHost++
+		sh.stats.ICMPOutRateLimitHost++
 		return
 	}
-	r, err := s.cs.Alloc(s.pool)
+	r, err := sh.cs.Alloc(sh.s.pool)
 	if err != nil {
-		s.stats.NoMbuf++
+		sh.stats.NoMbuf++
 		return
 	}
 	b, _ := r.Append(icmp.HeaderLen + len(q))
 	switch typ {
 	case icmp.TypeTimeExceeded:
 		icmp.PutTimeExceeded(b, code, q)
-		s.stats.ICMPOutTimeExcds++
+		sh.stats.ICMPOutTimeExcds++
 	default:
 		icmp.PutDestUnreachable(b, code, mtu, q)
-		s.stats.ICMPOutDestUnreachs++
+		sh.stats.ICMPOutDestUnreachs++
 	}
-	s.stats.ICMPOutMsgs++
+	sh.stats.ICMPOutMsgs++
 	var src [4]byte // zero: ipOutput takes the route's source, an address of ours
 	if dok && dr.Kind == route.KindLocal {
 		src = h.Dst // about a datagram for us: from the address it was sent to
 	}
-	s.ipOutput(src, h.Src, ipv4.ProtoICMP, r)
+	sh.ipOutput(src, h.Src, ipv4.ProtoICMP, r)
 }

@@ -25,14 +25,14 @@ type icmpErrInfo struct {
 // err_handler). msg aliases the message's packet, which the caller frees
 // afterwards. Messages that are not errors are ignored. Nothing here
 // allocates: a flood of forged errors costs a parse and a lookup each.
-func (s *Stack) icmpErrInput(msg icmp.Message) {
+func (sh *shard) icmpErrInput(msg icmp.Message) {
 	errno, hard, ok := icmpnet.Errno(msg.Type, msg.Code)
 	if !ok {
 		return
 	}
 	qh, rest, err := msg.Quoted()
 	if err != nil || len(rest) < 8 {
-		s.stats.ICMPInErrors++ // RFC 792: an error quotes a header and 8 bytes
+		sh.stats.ICMPInErrors++ // RFC 792: an error quotes a header and 8 bytes
 		return
 	}
 	// An error about a datagram we sent to a broadcast or multicast
@@ -41,7 +41,7 @@ func (s *Stack) icmpErrInput(msg icmp.Message) {
 	if qh.Dst[0] >= 224 {
 		return
 	}
-	if r, ok := s.routes.Lookup(dst); ok && r.Kind == route.KindBroadcast {
+	if r, ok := sh.s.routes.Lookup(dst); ok && r.Kind == route.KindBroadcast {
 		return
 	}
 	p := &inetProtos[qh.Protocol]
@@ -49,5 +49,5 @@ func (s *Stack) icmpErrInput(msg icmp.Message) {
 		return
 	}
 	// By value: a pointer passed through a function variable escapes.
-	p.errHandler(s, icmpErrInfo{typ: msg.Type, code: msg.Code, errno: errno, hard: hard, quoted: qh, transport: rest})
+	p.errHandler(sh, icmpErrInfo{typ: msg.Type, code: msg.Code, errno: errno, hard: hard, quoted: qh, transport: rest})
 }

@@ -6,82 +6,74 @@ import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/route"
 )
 
-// Input is the engine.Handler of every queue the stack serves: it runs a
-// burst of received frames up the stack to completion, then tells the
-// sockets that got data. Malformed frames are counted and dropped.
+// Input runs a burst of frames received on from up the stack, as the shard
+// polling that queue does: for tests that drive a stack by hand, and for
+// drivers that deliver to the stack themselves.
 func (s *Stack) Input(w *engine.Worker, from engine.QueueRef, pkts []engine.Mbuf) {
-	dev := s.deviceOf(from.Port)
-	s.mu.Lock()
-	if dev == nil {
-		s.stats.EthInErrors += uint64(len(pkts))
-		s.cs.FreeBulk(pkts)
-		s.mu.Unlock()
-		return
-	}
-	for _, m := range pkts {
-		s.receive(dev, m)
-	}
-	s.flushTx()
-	ready := s.takeReady()
-	s.mu.Unlock()
-	s.notify(ready)
-}
-
-// deviceOf finds the device of a port.
-func (s *Stack) deviceOf(p engine.Port) *device {
-	for _, d := range s.devs {
-		if d.Port == p {
-			return d
-		}
-	}
-	return nil
+	s.shards[from.Queue%len(s.shards)].input(w, from, pkts)
 }
 
 // receive is the netdev receive of one frame (__netif_receive_skb): check
 // the link header and hand the payload to the protocol of its EtherType.
-func (s *Stack) receive(dev *device, m engine.Mbuf) {
-	s.stats.EthInFrames++
+//
+// On a stack of several shards, an IPv4 frame whose flow another shard owns
+// goes to that shard (steered is set when it comes from another shard
+// already).
+func (sh *shard) receive(dev *link.Device, m engine.Mbuf, steered bool) {
+	if !steered && len(sh.s.shards) > 1 && !sh.s.rssSteers(dev) {
+		if owner := sh.s.ownerOf(m, sh.id); owner != sh.id {
+			m.SetRxInfo(dev.ID, 0)
+			sh.steerOut[owner] = append(sh.steerOut[owner], m)
+			sh.count.steeredOut++
+			if len(sh.steerOut[owner]) >= engine.Burst {
+				sh.flushSteerTo(owner)
+			}
+			return
+		}
+	}
+	sh.stats.EthInFrames++
 	h, err := eth.Parse(m.Data())
 	if err != nil {
 		if err == eth.ErrVLAN {
-			s.stats.EthVLANDropped++ // stacked tags
+			sh.stats.EthVLANDropped++ // stacked tags
 		} else {
-			s.stats.EthInErrors++
+			sh.stats.EthInErrors++
 		}
-		s.cs.Free(m)
+		sh.cs.Free(m)
 		return
 	}
 	if h.Tagged {
 		// No VLAN devices: a tagged frame belongs to none of ours, whatever
 		// its VLAN ID (even 0, a priority tag), and is not read as untagged.
-		s.stats.EthVLANDropped++
-		s.cs.Free(m)
+		sh.stats.EthVLANDropped++
+		sh.cs.Free(m)
 		return
 	}
 	if !dev.Loopback && h.Dst != dev.MAC && !h.Dst.IsBroadcast() {
-		s.stats.EthNotForUs++ // another host's frame, or multicast we did not join
-		s.cs.Free(m)
+		sh.stats.EthNotForUs++ // another host's frame, or multicast we did not join
+		sh.cs.Free(m)
 		return
 	}
 	m.Adj(h.Len())
 	switch h.Type {
 	case eth.TypeIPv4:
-		s.ipInput(dev, m, h.Dst.IsBroadcast())
+		sh.ipInput(dev, m, h.Dst.IsBroadcast())
 	case eth.TypeARP:
-		s.neigh.Input(s.neighLink(), dev.Device, m, h.Dst == dev.MAC)
+		sh.s.neigh.Input(sh, dev, m, h.Dst == dev.MAC)
 	default:
-		s.stats.EthUnknownType++
-		s.cs.Free(m)
+		sh.stats.EthUnknownType++
+		sh.cs.Free(m)
 	}
 }
 
 // ipInput validates an IPv4 datagram and routes it (ip_rcv, then
 // ip_route_input): to local delivery, to forwarding, or to the floor.
-func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
-	s.stats.IPInReceives++
+func (sh *shard) ipInput(dev *link.Device, m engine.Mbuf, linkBroadcast bool) {
+	sh.stats.IPInReceives++
 	var h ipv4.Header
 	var err error
 	if m.Flags()&engine.FlagRxIPCsumGood != 0 {
@@ -90,49 +82,50 @@ func (s *Stack) ipInput(dev *device, m engine.Mbuf, linkBroadcast bool) {
 		h, err = ipv4.ParseHeader(m.Data(), m.PktLen())
 	}
 	if err != nil {
-		s.stats.IPInHdrErrors++
-		s.cs.Free(m)
+		sh.stats.IPInHdrErrors++
+		sh.cs.Free(m)
 		return
 	}
 	// Ethernet pads short frames: the IPv4 length says where the datagram
 	// ends. Padding sits in the last segment; anything else is malformed.
 	if extra := m.PktLen() - int(h.TotalLen); extra > 0 && m.Trim(extra) != nil {
-		s.stats.IPInHdrErrors++
-		s.cs.Free(m)
+		sh.stats.IPInHdrErrors++
+		sh.cs.Free(m)
 		return
 	}
-	verdict := s.routeInput(dev, h, linkBroadcast)
+	verdict := sh.routeInput(dev, h, linkBroadcast)
 	switch verdict {
 	case inputDrop:
-		s.cs.Free(m)
+		sh.cs.Free(m)
 		return
 	case inputForward:
-		s.forward(dev, m, h)
+		sh.forward(dev, m, h)
 		return
 	}
 	if h.IsFragment() {
-		whole, done, err := s.reasm.Add(engine.Nanotime(), m)
+		whole, done, err := sh.reasm.Add(sh.s.clock(), m)
+		sh.armReassembly()
 		if err != nil || !done {
 			return // held, or refused and freed (counted by the reassembler)
 		}
 		m = whole
 		if h, err = ipv4.ParseOffloaded(m.Data(), m.PktLen()); err != nil {
-			s.stats.IPInHdrErrors++
-			s.cs.Free(m)
+			sh.stats.IPInHdrErrors++
+			sh.cs.Free(m)
 			return
 		}
 	}
-	s.stats.IPInDelivers++
+	sh.stats.IPInDelivers++
 	if verdict == inputBroadcast && h.Protocol == ipv4.ProtoICMP {
-		s.icmpInputBroadcast(m, h) // icmp_echo_ignore_broadcasts
+		sh.icmpInputBroadcast(m, h) // icmp_echo_ignore_broadcasts
 		return
 	}
 	if p := &inetProtos[h.Protocol]; p.handler != nil {
-		p.handler(s, dev, m, h)
+		p.handler(sh, dev, m, h)
 		return
 	}
-	s.stats.IPInUnknownProtos++
-	s.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
+	sh.stats.IPInUnknownProtos++
+	sh.icmpError(m, h, icmpDestUnreach, icmpProtoUnreach, 0)
 }
 
 // inputRoute is what routeInput decided for a received datagram.
@@ -161,13 +154,13 @@ var limitedBroadcast = [4]byte{255, 255, 255, 255}
 // a datagram that is received via a link-layer broadcast but does not
 // specify an IP multicast or broadcast destination address"), which also
 // spares the ICMP error path from having to know how a datagram arrived.
-func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) inputRoute {
+func (sh *shard) routeInput(dev *link.Device, h ipv4.Header, linkBroadcast bool) inputRoute {
 	src, dst := h.Src, h.Dst
 	if dev.Loopback {
 		if dst == limitedBroadcast {
 			return inputBroadcast
 		}
-		if r, ok := s.routes.Lookup4(dst); ok && r.Kind == route.KindLocal {
+		if r, ok := sh.s.routes.Lookup4(dst); ok && r.Kind == route.KindLocal {
 			return inputLocal
 		} else if ok && r.Kind == route.KindBroadcast {
 			return inputBroadcast
@@ -176,55 +169,55 @@ func (s *Stack) routeInput(dev *device, h ipv4.Header, linkBroadcast bool) input
 	}
 	switch {
 	case isMulticast4(dst):
-		s.stats.IPInAddrErrors++ // no groups joined (ip_route_input_mc finds no membership)
+		sh.stats.IPInAddrErrors++ // no groups joined (ip_route_input_mc finds no membership)
 		return inputDrop
 	case isMulticast4(src) || src == limitedBroadcast:
-		return s.martianSource()
+		return sh.martianSource()
 	case dst == limitedBroadcast || src == [4]byte{} && dst == [4]byte{}:
-		if src != [4]byte{} && !s.validSource(src) {
-			return s.martianSource()
+		if src != [4]byte{} && !sh.validSource(src) {
+			return sh.martianSource()
 		}
 		return inputBroadcast
 	case src[0] == 0:
-		return s.martianSource()
+		return sh.martianSource()
 	case dst[0] == 0 || dst[0] == 127:
-		s.stats.IPInMartianDst++
-		s.stats.IPInAddrErrors++
+		sh.stats.IPInMartianDst++
+		sh.stats.IPInAddrErrors++
 		return inputDrop
 	case src[0] == 127:
-		return s.martianSource()
+		return sh.martianSource()
 	}
-	r, ok := s.routes.Lookup4(dst)
+	r, ok := sh.s.routes.Lookup4(dst)
 	if ok && (r.Kind == route.KindLocal || r.Kind == route.KindBroadcast) {
-		if !s.validSource(src) {
-			return s.martianSource()
+		if !sh.validSource(src) {
+			return sh.martianSource()
 		}
 		if r.Kind == route.KindBroadcast {
 			return inputBroadcast
 		}
 	}
 	if linkBroadcast {
-		s.stats.IPInAddrErrors++ // a unicast datagram in a link broadcast
+		sh.stats.IPInAddrErrors++ // a unicast datagram in a link broadcast
 		return inputDrop
 	}
 	if ok && r.Kind == route.KindLocal {
 		return inputLocal
 	}
-	if s.fwd && !s.validSource(src) {
-		return s.martianSource()
+	if sh.s.fwd.Load() && !sh.validSource(src) {
+		return sh.martianSource()
 	}
 	return inputForward
 }
 
 // validSource reports whether src may be another host's address: not one
 // of ours, nor a broadcast address of our subnets.
-func (s *Stack) validSource(src [4]byte) bool {
-	r, ok := s.routes.Lookup4(src)
+func (sh *shard) validSource(src [4]byte) bool {
+	r, ok := sh.s.routes.Lookup4(src)
 	return !ok || r.Kind != route.KindLocal && r.Kind != route.KindBroadcast
 }
 
-func (s *Stack) martianSource() inputRoute {
-	s.stats.IPInMartianSrc++
+func (sh *shard) martianSource() inputRoute {
+	sh.stats.IPInMartianSrc++
 	return inputDrop
 }
 
@@ -234,7 +227,7 @@ func isMulticast4(a [4]byte) bool { return a[0]&0xf0 == 0xe0 }
 // broadcastOf is the directed broadcast address of dev's subnet, or the
 // limited broadcast when the subnet has none (a /31 or a /32, RFC 3021), so
 // that comparing an address with both finds every broadcast.
-func broadcastOf(dev *device) [4]byte {
+func broadcastOf(dev *link.Device) [4]byte {
 	if b, ok := route.Broadcast(dev.Addr); ok {
 		return b.As4()
 	}
@@ -244,41 +237,41 @@ func broadcastOf(dev *device) [4]byte {
 // forward routes a datagram for another host (ip_forward), when forwarding
 // is on: the TTL goes down by one, and a datagram too big for the next link
 // with DF set earns an ICMP fragmentation-needed.
-func (s *Stack) forward(in *device, m engine.Mbuf, h ipv4.Header) {
-	if !s.fwd {
-		s.stats.IPInAddrErrors++
-		s.cs.Free(m)
+func (sh *shard) forward(in *link.Device, m engine.Mbuf, h ipv4.Header) {
+	if !sh.s.fwd.Load() {
+		sh.stats.IPInAddrErrors++
+		sh.cs.Free(m)
 		return
 	}
 	if h.TTL <= 1 {
-		s.icmpError(m, h, icmpTimeExceeded, 0, 0)
+		sh.icmpError(m, h, icmpTimeExceeded, 0, 0)
 		return
 	}
-	r, ok := s.routes.Lookup(netip.AddrFrom4(h.Dst))
+	r, ok := sh.s.routes.Lookup(netip.AddrFrom4(h.Dst))
 	if !ok {
-		s.stats.IPOutNoRoutes++
-		s.icmpError(m, h, icmpDestUnreach, icmpNetUnreach, 0)
+		sh.stats.IPOutNoRoutes++
+		sh.icmpError(m, h, icmpDestUnreach, icmpNetUnreach, 0)
 		return
 	}
-	out := s.devs[r.Dev]
-	if m = s.own(m); m == engine.NoMbuf {
+	out := sh.s.devs[r.Dev]
+	if m = sh.own(m); m == engine.NoMbuf {
 		return
 	}
 	ipv4.DecTTL(m.Data())
-	s.stats.IPForwDatagrams++
-	s.routeOutput(out, r, h.Dst, m, h.Flags&ipv4.FlagDF != 0)
+	sh.stats.IPForwDatagrams++
+	sh.routeOutput(out, r, h.Dst, m, h.Flags&ipv4.FlagDF != 0)
 }
 
 // own returns a packet whose bytes are ours to change: m itself, or, when
 // m shares its buffer (a clone, external memory), a copy, freeing m. It
 // returns NoMbuf, counted, when no buffer is left for the copy.
-func (s *Stack) own(m engine.Mbuf) engine.Mbuf {
+func (sh *shard) own(m engine.Mbuf) engine.Mbuf {
 	for seg := m; seg != engine.NoMbuf; seg = seg.Next() {
 		if !seg.Writable() {
-			c, err := s.copyPacket(m)
-			s.cs.Free(m)
+			c, err := sh.copyPacket(m)
+			sh.cs.Free(m)
 			if err != nil {
-				s.stats.NoMbuf++
+				sh.stats.NoMbuf++
 				return engine.NoMbuf
 			}
 			return c
@@ -289,14 +282,14 @@ func (s *Stack) own(m engine.Mbuf) engine.Mbuf {
 
 // copyPacket copies a packet, segment by segment, into fresh mbufs of the
 // stack's pool.
-func (s *Stack) copyPacket(m engine.Mbuf) (engine.Mbuf, error) {
-	c, err := s.cs.Alloc(s.pool)
+func (sh *shard) copyPacket(m engine.Mbuf) (engine.Mbuf, error) {
+	c, err := sh.cs.Alloc(sh.s.pool)
 	if err != nil {
 		return engine.NoMbuf, err
 	}
 	for seg := m; seg != engine.NoMbuf; seg = seg.Next() {
-		if err := s.cs.AppendBytes(c, s.pool, seg.Data()); err != nil {
-			s.cs.Free(c)
+		if err := sh.cs.AppendBytes(c, sh.s.pool, seg.Data()); err != nil {
+			sh.cs.Free(c)
 			return engine.NoMbuf, err
 		}
 	}

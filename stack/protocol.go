@@ -3,6 +3,7 @@ package stack
 import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	"github.com/pollnet/pollnet/stack/link"
 )
 
 // netProtocol is a protocol's entry in the protocol table, as Linux's
@@ -12,11 +13,11 @@ import (
 type netProtocol struct {
 	// handler takes a datagram addressed to us, m starting at its IPv4
 	// header h. It takes m.
-	handler func(s *Stack, dev *device, m engine.Mbuf, h ipv4.Header)
+	handler func(sh *shard, dev *link.Device, m engine.Mbuf, h ipv4.Header)
 	// errHandler takes an ICMP error about a datagram of this protocol
 	// that we sent. It must not keep e.transport, which aliases the
 	// message's packet.
-	errHandler func(s *Stack, e icmpErrInfo)
+	errHandler func(sh *shard, e icmpErrInfo)
 }
 
 // inetProtos is the protocol table, indexed by IP protocol number, as
@@ -27,6 +28,6 @@ var inetProtos [256]netProtocol
 // rather than a composite literal because the handlers refer back to the
 // table (ICMP hands errors to the transports), an initialisation cycle.
 func init() {
-	inetProtos[ipv4.ProtoICMP] = netProtocol{handler: (*Stack).icmpInput}
-	inetProtos[ipv4.ProtoUDP] = netProtocol{handler: (*Stack).udpInput, errHandler: (*Stack).udpErr}
+	inetProtos[ipv4.ProtoICMP] = netProtocol{handler: (*shard).icmpInput}
+	inetProtos[ipv4.ProtoUDP] = netProtocol{handler: (*shard).udpInput, errHandler: (*shard).udpErr}
 }

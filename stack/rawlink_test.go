@@ -35,6 +35,12 @@ type rawLink struct {
 // pair; the attacker holds port 0. edit, if set, adjusts the stack's config.
 func newRawLink(t *testing.T, addr netip.Prefix, wc wire.Config, edit func(*Config)) *rawLink {
 	t.Helper()
+	return newRawLinkIn(t, ModeNAPI, addr, wc, edit)
+}
+
+// newRawLinkIn is newRawLink with the stack driven in mode.
+func newRawLinkIn(t *testing.T, mode Mode, addr netip.Prefix, wc wire.Config, edit func(*Config)) *rawLink {
+	t.Helper()
 	wp, err := wire.NewPair(wc)
 	if err != nil {
 		t.Fatal(err)
@@ -64,7 +70,7 @@ func newRawLink(t *testing.T, addr netip.Prefix, wc wire.Config, edit func(*Conf
 		l.cs.Flush()
 		pool.Close()
 	})
-	if err := s.Start(ModeNAPI, engine.AnyCore, engine.SoftirqConfig{}); err != nil {
+	if err := s.StartOn(mode, nil, engine.SoftirqConfig{}); err != nil {
 		t.Fatal(err)
 	}
 	return l
@@ -72,6 +78,12 @@ func newRawLink(t *testing.T, addr netip.Prefix, wc wire.Config, edit func(*Conf
 
 // send writes frames to the stack and waits until it has taken them all.
 func (l *rawLink) send(frames ...[]byte) {
+	l.t.Helper()
+	l.sendMbufs(l.mbufs(frames...)...)
+}
+
+// mbufs copies frames into packets of the attacker's pool.
+func (l *rawLink) mbufs(frames ...[]byte) []engine.Mbuf {
 	l.t.Helper()
 	ms := make([]engine.Mbuf, 0, len(frames))
 	for _, f := range frames {
@@ -84,12 +96,19 @@ func (l *rawLink) send(frames ...[]byte) {
 		}
 		ms = append(ms, m)
 	}
-	l.sendMbufs(ms...)
+	return ms
 }
 
 // sendMbufs writes packets of the attacker's pool as they are (on a
 // zero-copy wire, the stack receives these very mbufs).
 func (l *rawLink) sendMbufs(ms ...engine.Mbuf) {
+	l.t.Helper()
+	l.push(ms...)
+	l.settle()
+}
+
+// push writes packets to the stack without waiting for it to take them.
+func (l *rawLink) push(ms ...engine.Mbuf) {
 	l.t.Helper()
 	for len(ms) > 0 {
 		n := l.port.TxBurst(0, ms[:min(len(ms), engine.Burst)])
@@ -100,7 +119,6 @@ func (l *rawLink) sendMbufs(ms ...engine.Mbuf) {
 		l.sent += uint64(n)
 	}
 	l.port.ReapTx(0)
-	l.settle()
 }
 
 // settle waits until the stack has run every frame sent so far to
@@ -130,7 +148,10 @@ func (l *rawLink) recv(want int, d time.Duration) [][]byte {
 	deadline := time.Now().Add(d)
 	var burst [engine.Burst]engine.Mbuf
 	for {
-		n := l.port.RxBurst(0, burst[:])
+		n := 0
+		for q := range l.port.Info().RxQueues {
+			n += l.port.RxBurst(q, burst[n:])
+		}
 		for _, m := range burst[:n] {
 			f := make([]byte, m.PktLen())
 			m.CopyOut(f, 0)
@@ -176,8 +197,10 @@ func (l *rawLink) answerARP(b []byte) {
 // drain frees whatever is left on the attacker's receive queue.
 func (l *rawLink) drain() {
 	var burst [engine.Burst]engine.Mbuf
-	for n := l.port.RxBurst(0, burst[:]); n > 0; n = l.port.RxBurst(0, burst[:]) {
-		l.cs.FreeBulk(burst[:n])
+	for q := range l.port.Info().RxQueues {
+		for n := l.port.RxBurst(q, burst[:]); n > 0; n = l.port.RxBurst(q, burst[:]) {
+			l.cs.FreeBulk(burst[:n])
+		}
 	}
 }
 

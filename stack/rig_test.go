@@ -222,7 +222,8 @@ func arpOf(frame []byte) (eth.Header, arp.Packet, bool) {
 func (r *rig) fakeClock() {
 	now := (engine.Nanotime()/1e6 + 1) * 1e6
 	r.now = &now
-	r.s.tickAt(now)
+	r.s.clock = func() int64 { return *r.now }
+	r.s.advanceTimers(now)
 }
 
 // advance moves the fake clock on by d, running the stack's timers every
@@ -231,6 +232,6 @@ func (r *rig) advance(d time.Duration) {
 	end := *r.now + int64(d)
 	for *r.now < end {
 		*r.now = min(end, *r.now+int64(100*time.Millisecond))
-		r.s.tickAt(*r.now)
+		r.s.advanceTimers(*r.now)
 	}
 }

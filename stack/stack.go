@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/eth"
@@ -65,9 +64,13 @@ type Config struct {
 	Name       string
 	Interfaces []Interface
 	Routes     []Route
-	Forwarding bool        // route datagrams not addressed to us (net.ipv4.ip_forward)
-	PoolSize   int         // mbufs for locally built packets (default 8192)
-	Idle       engine.Idle // what the poll-mode worker does when idle
+	Forwarding bool // route datagrams not addressed to us (net.ipv4.ip_forward)
+	// Shards is the number of shards (default: the most receive queues
+	// any interface has). Shard i polls queue i of each interface; a port
+	// with fewer queues than shards has its flows steered in software.
+	Shards   int
+	PoolSize int         // mbufs for locally built packets (default 8192)
+	Idle     engine.Idle // what the poll-mode worker does when idle
 	// PollTick, in poll mode, runs after every round of the stack's worker
 	// on its goroutine: an application living in the poll loop sends from
 	// it (a generator, a client). It must not block.
@@ -88,35 +91,33 @@ type Config struct {
 	Reasm frag.ReasmConfig
 }
 
-// device is an interface as the stack sees it.
-type device struct {
-	*link.Device
-	txq []engine.Mbuf // frames to send at the end of the burst or call
-}
-
-// Stack is one instance of the protocol stack.
+// Stack is one instance of the protocol stack: what its shards share. The
+// devices and the configuration are fixed by New; routes are published
+// snapshots; the neighbour table, the socket tables, the ID counters and
+// the ICMP limiter are safe for every shard at once. Per-packet state lives
+// in the shards.
 type Stack struct {
-	mu     sync.Mutex
 	name   string
-	devs   []*device
+	devs   []*link.Device // by interface index; 0 is loopback
 	routes *route.Routes
-	fwd    bool
-	pool   *engine.Pool
-	cs     engine.Caches // used under mu
+	fwd    atomic.Bool
+	pool   *engine.Pool // locally built packets; every shard and socket has caches on it
 	neigh  *neigh.Table
-	reasm  *frag.Reassembler
 	udp    *udp.Table
-	stats  Stats
-	ready  []*UDPConn // sockets that got data during this burst or call
+	shards []*shard
+	steer  []steering // by device index
+	// txLocks guard the transmit queues several shards share; fixed by New.
+	txLocks map[txLockKey]*sync.Mutex
 
-	// secret keys every hash an off-path host must not predict; the
-	// tables below hold a copy.
+	// secret keys every hash an off-path host must not predict.
 	secret siphash.Key
 	idents ipv4net.Idents
 	icmpRL icmpnet.Limiter
 	loop   *link.Loopback
+	clock  func() int64 // engine.Nanotime; tests stop it
 
-	held     heldMemory  // buffers held by packets that wait
+	app      appCounters // counters of sends before a shard takes them
+	held     heldMemory  // buffers held by packets that wait, across shards
 	sockFree socketFrees // where sockets free what they have read
 
 	idle     engine.Idle
@@ -124,12 +125,8 @@ type Stack struct {
 	mode     atomic.Pointer[Mode] // set by Start, read by sockets on any goroutine
 	counters socket.Counters
 
-	worker  *engine.Worker
-	softirq *engine.Softirq
-	ticker  *time.Ticker
-	tickEnd chan struct{}
+	started bool
 	closed  atomic.Bool
-	wg      sync.WaitGroup
 }
 
 // New builds a stack instance; Start drives it.
@@ -142,6 +139,9 @@ func New(cfg Config) (*Stack, error) {
 	}
 	if cfg.UDPRecvBuffer < 256 || cfg.UDPRecvBuffer > 1<<30 {
 		return nil, fmt.Errorf("stack: UDP receive buffer %d out of range 256..%d", cfg.UDPRecvBuffer, 1<<30)
+	}
+	if cfg.Shards < 0 || cfg.Shards > MaxShards {
+		return nil, fmt.Errorf("stack: %d shards out of range 1..%d (0 takes one per receive queue)", cfg.Shards, MaxShards)
 	}
 	if cfg.LocalPortRange == (PortRange{}) {
 		cfg.LocalPortRange = defaultPortRange
@@ -162,19 +162,14 @@ func New(cfg Config) (*Stack, error) {
 		pool.Close()
 		return nil, err
 	}
-	s := &Stack{name: name, routes: route.NewRoutes(), fwd: cfg.Forwarding, pool: pool, loop: loop, idle: cfg.Idle, pollTick: cfg.PollTick}
+	s := &Stack{name: name, routes: route.NewRoutes(), pool: pool, loop: loop,
+		idle: cfg.Idle, pollTick: cfg.PollTick, clock: engine.Nanotime}
+	s.fwd.Store(cfg.Forwarding)
 	s.secret = siphash.NewKey()
 	s.idents.Init(s.secret)
 	s.icmpRL.Init(s.secret, engine.Nanotime)
-	if s.udp, err = newUDPTable(cfg, s.secret); err != nil {
-		loop.Close()
-		pool.Close()
-		return nil, fmt.Errorf("stack %s: %w", name, err)
-	}
-	cfg.Reasm.Account = &s.held
-	s.reasm = frag.NewReassembler(&s.cs, pool, cfg.Reasm)
-	lo := &device{Device: &link.Device{ID: 0, Port: loop, Queues: 1, MTU: engine.MaxPacket, Loopback: true,
-		Addr: netip.MustParsePrefix("127.0.0.1/8")}}
+	lo := &link.Device{ID: 0, Port: loop, Queues: 1, MTU: engine.MaxPacket, Loopback: true,
+		Addr: netip.MustParsePrefix("127.0.0.1/8")}
 	s.devs = append(s.devs, lo)
 	if err := s.routes.AddLoopback(lo.Addr, 0); err != nil {
 		s.release()
@@ -192,11 +187,34 @@ func New(cfg Config) (*Stack, error) {
 			return nil, fmt.Errorf("stack %s: route %v: %w", name, r.Prefix, err)
 		}
 	}
-	s.held.limit = cfg.HeldLimit
-	if s.held.limit <= 0 {
-		s.held.limit = s.heldLimit()
+	s.held.limit.Store(int64(cfg.HeldLimit))
+	if cfg.HeldLimit <= 0 {
+		s.held.limit.Store(int64(s.heldLimit()))
 	}
-	if s.neigh, err = neigh.New(cfg.ARP, s.routes, &s.held, s.held.limit, s.secret, engine.Nanotime()); err != nil {
+	if s.neigh, err = neigh.New(cfg.ARP, s.routes, &s.held, int(s.held.limit.Load()), s.secret, s.clock()); err != nil {
+		s.release()
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
+	if s.udp, err = newUDPTable(cfg, s.secret); err != nil {
+		s.release()
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
+	n := cfg.Shards
+	if n == 0 {
+		for _, d := range s.devs {
+			n = max(n, d.Queues)
+		}
+	}
+	cfg.Reasm.Account = &s.held
+	for i := range n {
+		sh, err := newShard(s, i, n, cfg.Reasm)
+		if err != nil {
+			s.release()
+			return nil, fmt.Errorf("stack %s: shard %d: %w", name, i, err)
+		}
+		s.shards = append(s.shards, sh)
+	}
+	if err := s.initSteering(); err != nil {
 		s.release()
 		return nil, fmt.Errorf("stack %s: %w", name, err)
 	}
@@ -211,7 +229,7 @@ func (s *Stack) addInterface(ifc Interface) error {
 		return fmt.Errorf("address %v is not an IPv4 prefix", ifc.Addr)
 	}
 	info := ifc.Port.Info()
-	d := &device{Device: &link.Device{ID: len(s.devs), Port: ifc.Port, Queues: info.RxQueues, MAC: ifc.MAC, MTU: ifc.MTU, Addr: ifc.Addr}}
+	d := &link.Device{ID: len(s.devs), Port: ifc.Port, Queues: info.RxQueues, MAC: ifc.MAC, MTU: ifc.MTU, Addr: ifc.Addr}
 	if d.MAC == (eth.MAC{}) {
 		d.MAC = eth.MAC(info.MAC)
 	}
@@ -228,13 +246,12 @@ func (s *Stack) addInterface(ifc Interface) error {
 	return s.routes.AddAddress(ifc.Addr, d.ID)
 }
 
-// AddRoute adds a static route.
+// AddRoute adds a static route. Sockets that cached a route see the change
+// at their next send: the route table's generation moves on.
 func (s *Stack) AddRoute(r Route) error {
 	if r.Dev < 0 || r.Dev >= len(s.devs) {
 		return fmt.Errorf("no interface %d (have 0..%d)", r.Dev, len(s.devs)-1)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	rt := route.Route{Prefix: r.Prefix.Masked(), Kind: route.KindConnected, Dev: r.Dev, Metric: r.Metric}
 	if r.Via.IsValid() {
 		rt.Kind, rt.NextHop = route.KindGateway, r.Via
@@ -242,11 +259,19 @@ func (s *Stack) AddRoute(r Route) error {
 	return s.routes.Main.AddRoute(rt)
 }
 
+// DeleteRoute removes a static route added with AddRoute.
+func (s *Stack) DeleteRoute(r Route) error {
+	return s.routes.Main.Delete(r.Prefix.Masked(), r.Metric)
+}
+
 // Name is the instance's name.
 func (s *Stack) Name() string { return s.name }
 
-// Queues lists every receive queue the stack's driver must poll: the
-// loopback backlog and each queue of each interface.
+// Shards is the number of shards.
+func (s *Stack) Shards() int { return len(s.shards) }
+
+// Queues lists every receive queue the stack's shards poll between them:
+// the loopback backlog and each queue of each interface.
 func (s *Stack) Queues() []engine.QueueRef {
 	var qs []engine.QueueRef
 	for _, d := range s.devs {
@@ -257,63 +282,36 @@ func (s *Stack) Queues() []engine.QueueRef {
 	return qs
 }
 
-// Start drives the stack in mode on a worker pinned to core (engine.AnyCore
-// for none): a poll loop, or a softirq woken by the ports' interrupts. It
-// also starts the stack's timers (ARP retries, reassembly timeouts).
+// Start drives the stack in mode, its first shard on a worker pinned to core
+// (engine.AnyCore for none) and any others unpinned; StartOn places every
+// shard.
 func (s *Stack) Start(mode Mode, core int, softirq engine.SoftirqConfig) error {
-	if s.worker != nil {
+	return s.StartOn(mode, []int{core}, softirq)
+}
+
+// StartOn drives the stack in mode: shard i on a worker pinned to cores[i]
+// (engine.AnyCore, or an index past the list, for an unpinned worker),
+// busy-polling its queues or woken by their interrupts. Two poll-mode
+// shards pinned to one core are refused; unpinned shards time-share the
+// cores, with a warning from the engine when busy workers outnumber them.
+func (s *Stack) StartOn(mode Mode, cores []int, softirq engine.SoftirqConfig) error {
+	if s.started {
 		return errors.New("stack: already started")
 	}
-	w, err := engine.NewWorker(core)
-	if err != nil {
-		return err
-	}
-	var run func() error
-	switch mode {
-	case ModePMD:
-		// Claim the core now, so a second busy worker on it is refused
-		// here and not inside a loop whose error nobody reads.
-		if err := w.ClaimBusy(); err != nil {
-			return fmt.Errorf("stack %s: %w", s.name, err)
-		}
-		run = func() error {
-			return w.Poll(engine.PollConfig{Rx: s.Queues(), Handler: s.Input, Idle: s.idle, Tick: s.pollTick})
-		}
-	case ModeNAPI:
-		si, err := engine.NewSoftirq(w, softirq)
-		if err != nil {
-			return err
-		}
-		for _, q := range s.Queues() {
-			if _, err := si.Add(engine.NAPIConfig{Port: q.Port, Queue: q.Queue, Handler: s.Input}); err != nil {
-				return err
-			}
-		}
-		s.softirq = si
-		run = si.Run
-	default:
+	if mode != ModePMD && mode != ModeNAPI {
 		return fmt.Errorf("stack: mode %q unknown: use pmd or napi", mode)
 	}
-	s.worker = w
+	s.started = true
 	s.mode.Store(&mode)
-	errc := make(chan error, 1)
-	if err := w.Start(func(*engine.Worker) { errc <- run() }); err != nil {
-		return err
-	}
-	s.ticker = time.NewTicker(100 * time.Millisecond)
-	s.tickEnd = make(chan struct{})
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			select {
-			case <-s.tickEnd:
-				return
-			case <-s.ticker.C:
-				s.tick()
-			}
+	for i, sh := range s.shards {
+		core := engine.AnyCore
+		if i < len(cores) {
+			core = cores[i]
 		}
-	}()
+		if err := sh.start(mode, core, softirq); err != nil {
+			return fmt.Errorf("stack %s: shard %d: %w", s.name, i, err)
+		}
+	}
 	return nil
 }
 
@@ -325,133 +323,87 @@ func (s *Stack) Mode() Mode {
 	return ""
 }
 
-// Worker is the worker driving the stack, nil before Start.
-func (s *Stack) Worker() *engine.Worker { return s.worker }
+// Worker is the worker driving the first shard, nil before Start.
+func (s *Stack) Worker() *engine.Worker { return s.shards[0].worker }
 
-// Softirq is the softirq driving the stack in NAPI mode.
-func (s *Stack) Softirq() *engine.Softirq { return s.softirq }
+// Softirq is the softirq driving the first shard in NAPI mode.
+func (s *Stack) Softirq() *engine.Softirq { return s.shards[0].softirq }
+
+// Workers are the workers driving the shards, in shard order, nil before
+// Start.
+func (s *Stack) Workers() []*engine.Worker {
+	var ws []*engine.Worker
+	for _, sh := range s.shards {
+		if sh.worker != nil {
+			ws = append(ws, sh.worker)
+		}
+	}
+	return ws
+}
+
+// Softirqs are the softirqs driving the shards in NAPI mode.
+func (s *Stack) Softirqs() []*engine.Softirq {
+	var ss []*engine.Softirq
+	for _, sh := range s.shards {
+		if sh.softirq != nil {
+			ss = append(ss, sh.softirq)
+		}
+	}
+	return ss
+}
+
+// ShardOfWorker is the index of the shard w drives, or -1: an application
+// living in the poll loop (Config.PollTick) learns on which shard it runs.
+func (s *Stack) ShardOfWorker(w *engine.Worker) int {
+	for i, sh := range s.shards {
+		if sh.worker == w {
+			return i
+		}
+	}
+	return -1
+}
 
 // SocketCounters are the parks, wake-ups and spins of this stack's sockets.
 func (s *Stack) SocketCounters() *socket.Counters { return &s.counters }
 
-// tick runs the timers: the neighbour table's, reassembly timeouts.
-func (s *Stack) tick() { s.tickAt(engine.Nanotime()) }
-
-func (s *Stack) tickAt(now int64) {
-	s.mu.Lock()
-	s.neigh.Advance(s.neighLink(), now)
-	s.stats.ReasmTimeouts += uint64(s.reasm.Expire(now))
-	s.flushTx()
-	s.mu.Unlock()
-	s.udp.Tick()
+// advanceTimers runs every shard's due timers at now, as their loops do:
+// for tests that drive a stack that was not started.
+func (s *Stack) advanceTimers(now int64) {
+	for _, sh := range s.shards {
+		sh.Advance(now)
+	}
 }
 
-// Close stops the driver, closes every socket and frees every packet the
+// Close stops the shards, closes every socket and frees every packet the
 // stack holds. The ports themselves stay open: they belong to the caller.
 func (s *Stack) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
-	if s.ticker != nil {
-		s.ticker.Stop()
-		close(s.tickEnd)
-		s.wg.Wait()
+	for _, sh := range s.shards {
+		sh.stop()
 	}
-	if s.worker != nil {
-		s.worker.Stop()
+	// Senders that find the stack closed stop before taking a shard; those
+	// already past that point finish under the shard lock, so once every
+	// shard has been locked once more, nothing uses the pool again.
+	for _, sh := range s.shards {
+		sh.mu.Lock()
+		sh.mu.Unlock()
 	}
-	// Once every socket is closed, none touches the pool again.
 	s.udp.CloseAll()
 	return s.release()
 }
 
 func (s *Stack) release() error {
-	s.mu.Lock()
-	if s.neigh != nil {
-		s.neigh.Clear(s.neighLink())
+	if s.neigh != nil && len(s.shards) > 0 {
+		s.neigh.Clear(s.shards[0])
 	}
-	s.reasm.Clear()
-	for _, d := range s.devs {
-		s.cs.FreeBulk(d.txq)
-		d.txq = d.txq[:0]
-		// Sent frames of ours that the port has not yet reaped.
-		if r, ok := d.Port.(engine.TxReaper); ok {
-			r.ReapTx(0)
-		}
+	for _, sh := range s.shards {
+		sh.release()
 	}
-	s.mu.Unlock()
 	s.loop.Close()
-	s.cs.Close() // the ports' pools outlive the stack: retire its caches
 	s.sockFree.flush()
-	if s.worker != nil {
-		s.worker.Caches.Close()
-	}
 	return s.pool.Close()
-}
-
-// Stats are the stack's counters, named after the SNMP MIB counters that
-// `netstat -s` prints where there is one.
-type Stats struct {
-	EthInFrames, EthInErrors, EthNotForUs, EthUnknownType uint64
-	// EthVLANDropped is the number of frames dropped for carrying an
-	// 802.1Q or 802.1ad tag: there are no VLAN devices, so no tagged frame
-	// is ours (Linux counts them in the device's rx_dropped).
-	EthVLANDropped uint64
-
-	ARPInRequests, ARPInReplies, ARPOutRequests, ARPOutReplies uint64
-	ARPInErrors                                                uint64
-
-	// The neighbour table, as Linux's /proc/net/stat/arp_cache.
-	ARPEntries             uint64 // the number of entries now (entries)
-	ARPAllocs              uint64 // the number of entries made (allocs)
-	ARPResolveFailed       uint64 // the number of addresses given up as unanswered (res_failed)
-	ARPQueueDrops          uint64 // the number of packets dropped while waiting for an address: past the queue's bytes (unres_discards), past the held-memory cap, or when the address was given up
-	ARPTableFulls          uint64 // the number of entries refused because the table was full (table_fulls)
-	ARPForcedGCRuns        uint64 // the number of forced collections (forced_gc_runs)
-	ARPForcedGCEvictions   uint64 // the number of entries a forced collection removed
-	ARPPeriodicGCRuns      uint64 // the number of periodic collections (periodic_gc_runs)
-	ARPPeriodicGCEvictions uint64 // the number of entries a periodic collection removed
-
-	HeldMbufs    uint64 // the number of mbufs held now by packets waiting (for an address, for reassembly)
-	HeldRefusals uint64 // the number of packets refused because waiting packets held all HeldLimit mbufs
-
-	IPInReceives, IPInHdrErrors, IPInAddrErrors, IPInUnknownProtos uint64
-	IPInDelivers, IPForwDatagrams, IPOutRequests, IPOutNoRoutes    uint64
-	IPInDiscards, IPFragOKs, IPFragFails, IPFragCreates            uint64
-	ReasmReqds, ReasmOKs, ReasmFails, ReasmTimeouts                uint64
-	IPInTooBig, IPOutDiscards                                      uint64
-	// IPInMartianSrc and IPInMartianDst are the number of datagrams from
-	// the wire dropped for a source or a destination that cannot be real
-	// there (loopback, zero network, broadcast or multicast source, our
-	// own address as source): Linux's in_martian_src and in_martian_dst
-	// (ip_route_input_slow). A martian destination counts in
-	// IPInAddrErrors too.
-	IPInMartianSrc, IPInMartianDst uint64
-
-	ICMPInMsgs, ICMPInErrors, ICMPInEchos, ICMPOutEchoReps, ICMPOutDestUnreachs uint64
-	ICMPOutTimeExcds, ICMPOutMsgs                                               uint64
-	// ICMPOutRateLimitGlobal and ICMPOutRateLimitHost are the number of
-	// ICMP errors not sent because the stack's budget (icmp_msgs_per_sec)
-	// or the destination's (icmp_ratelimit) was spent: Linux's ICMP
-	// OutRateLimitGlobal and OutRateLimitHost.
-	ICMPOutRateLimitGlobal, ICMPOutRateLimitHost uint64
-
-	UDPInDatagrams, UDPNoPorts, UDPInErrors, UDPInCsumErrors, UDPRcvbufErrors, UDPOutDatagrams uint64
-
-	NoMbuf uint64 // packets not built for want of a buffer
-}
-
-// Stats returns a copy of the counters.
-func (s *Stack) Stats() Stats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := s.stats
-	copyNeighStats(&st, s.neigh.Stats())
-	st.HeldMbufs, st.HeldRefusals = uint64(s.held.held), s.held.refused
-	rc := s.reasm.Counters()
-	st.ReasmReqds, st.ReasmOKs, st.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
-	s.addUDPStats(&st)
-	return st
 }
 
 // Loopback is the stack's loopback device.
@@ -459,8 +411,4 @@ func (s *Stack) Loopback() *link.Loopback { return s.loop }
 
 // SetForwarding switches routing between interfaces on or off
 // (net.ipv4.ip_forward).
-func (s *Stack) SetForwarding(on bool) {
-	s.mu.Lock()
-	s.fwd = on
-	s.mu.Unlock()
-}
+func (s *Stack) SetForwarding(on bool) { s.fwd.Store(on) }

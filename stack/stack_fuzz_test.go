@@ -159,7 +159,7 @@ func FuzzStackInput(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r, sock := newFuzzRig(t)
 		r.send(splitFrames(data)...)
-		r.s.tick()
+		r.s.advanceTimers(r.s.clock())
 		r.checkStillServes(sock, 1)
 	})
 }

@@ -365,30 +365,31 @@ func TestPrependNeverWritesSharedHeadroom(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	orig, _ := s.cs.Alloc(s.pool)
+	sh := s.shards[0]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	orig, _ := sh.cs.Alloc(s.pool)
 	b, _ := orig.Append(4)
 	copy(b, "data")
-	clone, err := s.cs.Clone(orig, s.pool)
+	clone, err := sh.cs.Clone(orig, s.pool)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := append([]byte(nil), orig.Data()...)
-	m, hdr := s.prepend(clone, 20)
+	m, hdr := sh.prepend(clone, 20)
 	if m == engine.NoMbuf || len(hdr) != 20 || m.Segs() != 2 || m.PktLen() != 24 {
 		t.Fatalf("clone: %v segments %d length %d header %d", m, m.Segs(), m.PktLen(), len(hdr))
 	}
 	copy(hdr, bytes.Repeat([]byte{0xff}, 20))
-	s.cs.Free(m)
+	sh.cs.Free(m)
 	if orig.Headroom() != engine.Headroom || !bytes.Equal(orig.Data(), before) {
 		t.Fatal("the header went into the shared buffer")
 	}
-	own, hdr := s.prepend(orig, 14)
+	own, hdr := sh.prepend(orig, 14)
 	if own != orig || own.Segs() != 1 || len(hdr) != 14 {
 		t.Fatalf("own packet: %v segments %d", own, own.Segs())
 	}
-	s.cs.Free(own)
+	sh.cs.Free(own)
 }
 
 func TestTwoPollModeStacksPinnedToOneCoreAreRefusedAtStart(t *testing.T) {

@@ -3,12 +3,12 @@ package stack
 import (
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	udpheader "github.com/pollnet/pollnet/stack/header/udp"
+	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
@@ -68,8 +68,8 @@ func (s *Stack) DialUDP(laddr, raddr netip.AddrPort) (*UDPConn, error) {
 }
 
 // udpInput delivers a datagram to its socket (udp_rcv), or answers port
-// unreachable. m starts at the IPv4 header h. Under the stack lock.
-func (s *Stack) udpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
+// unreachable. m starts at the IPv4 header h. Under the shard lock.
+func (sh *shard) udpInput(dev *link.Device, m engine.Mbuf, h ipv4.Header) {
 	hl := int(h.HeaderLen)
 	n := m.PktLen() - hl
 	var uh udpheader.Header
@@ -88,14 +88,14 @@ func (s *Stack) udpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 		err = udpheader.ErrTruncated
 	}
 	if err != nil {
-		s.stats.UDPInErrors++
-		s.cs.Free(m)
+		sh.stats.UDPInErrors++
+		sh.cs.Free(m)
 		return
 	}
 	if m.Flags()&engine.FlagRxL4CsumGood == 0 && !udpheader.VerifyMbuf(m, hl, int(uh.Length), h.Src, h.Dst) {
-		s.stats.UDPInCsumErrors++
-		s.stats.UDPInErrors++
-		s.cs.Free(m)
+		sh.stats.UDPInCsumErrors++
+		sh.stats.UDPInErrors++
+		sh.cs.Free(m)
 		return
 	}
 	src := netip.AddrPortFrom(netip.AddrFrom4(h.Src), uh.SrcPort)
@@ -104,79 +104,42 @@ func (s *Stack) udpInput(dev *device, m engine.Mbuf, h ipv4.Header) {
 	if m.Flags()&engine.FlagRSSHash != 0 {
 		hash = m.Hash()
 	}
-	c := s.udp.Lookup(src, dst, 0, hash) // one shard, for now
+	c := sh.s.udp.Lookup(src, dst, sh.id, hash)
 	if c == nil {
-		s.stats.UDPNoPorts++
+		sh.stats.UDPNoPorts++
 		bcast := h.Dst == [4]byte{255, 255, 255, 255} || h.Dst == broadcastOf(dev)
 		if bcast {
-			s.cs.Free(m)
+			sh.cs.Free(m)
 			return
 		}
-		s.icmpError(m, h, icmpDestUnreach, icmpPortUnreach, 0)
+		sh.icmpError(m, h, icmpDestUnreach, icmpPortUnreach, 0)
 		return
 	}
 	if !c.Deliver(m, hl+udpheader.HeaderLen, int(uh.Length)-udpheader.HeaderLen, src) {
-		s.stats.UDPRcvbufErrors++
-		s.cs.Free(m)
+		sh.stats.UDPRcvbufErrors++
+		sh.cs.Free(m)
 		return
 	}
-	s.stats.UDPInDatagrams++
-	s.markReady(c)
-}
-
-// markReady lists c for Notify at the end of the burst, once. A burst is
-// short, so a scan of the list finds a socket already there without a mark
-// on the socket that two shards would share.
-func (s *Stack) markReady(c *UDPConn) {
-	for _, r := range s.ready {
-		if r == c {
-			return
-		}
-	}
-	s.ready = append(s.ready, c)
+	sh.stats.UDPInDatagrams++
+	sh.markReady(c)
 }
 
 // udpErr is UDP's ICMP error handler: the quoted datagram is one we sent,
 // its source our end, its destination the peer (see udp.Table.Err). Under
-// the stack lock.
-func (s *Stack) udpErr(e icmpErrInfo) {
+// the shard lock.
+func (sh *shard) udpErr(e icmpErrInfo) {
 	if len(e.transport) < udpheader.HeaderLen {
 		return
 	}
 	local := netip.AddrPortFrom(netip.AddrFrom4(e.quoted.Src), binary.BigEndian.Uint16(e.transport[0:]))
 	remote := netip.AddrPortFrom(netip.AddrFrom4(e.quoted.Dst), binary.BigEndian.Uint16(e.transport[2:]))
-	told, owned := s.udp.Err(local, remote, e.errno, e.hard)
+	told, owned := sh.s.udp.Err(local, remote, e.errno, e.hard)
 	if !owned {
-		s.stats.ICMPInErrors++ // about no socket of ours, as __udp4_lib_err counts it
+		sh.stats.ICMPInErrors++ // about no socket of ours, as __udp4_lib_err counts it
 		return
 	}
 	if told != nil {
-		s.markReady(told) // wake its readers (sk_error_report)
-	}
-}
-
-// takeReady hands over the sockets that got data. Called under the lock.
-func (s *Stack) takeReady() []*UDPConn {
-	if len(s.ready) == 0 {
-		return nil
-	}
-	r := s.ready
-	s.ready = nil
-	return r
-}
-
-// notify runs the sockets' data-ready callbacks outside the lock.
-func (s *Stack) notify(ready []*UDPConn) {
-	for _, c := range ready {
-		c.Notify()
-	}
-	if cap(ready) > 0 {
-		clear(ready)
-		s.mu.Lock()
-		if s.ready == nil {
-			s.ready = ready[:0] // reuse the array
-		}
-		s.mu.Unlock()
+		sh.markReady(told) // wake its readers (sk_error_report)
 	}
 }
 
@@ -195,38 +158,26 @@ var _ udp.Stack = (*udpStack)(nil)
 
 func (u *udpStack) Pool() *engine.Pool         { return u.pool }
 func (u *udpStack) Routes() *route.Routes      { return u.routes }
-func (u *udpStack) Shards() int                { return 1 }
+func (u *udpStack) Shards() int                { return len(u.shards) }
 func (u *udpStack) BusyPoll() bool             { return (*Stack)(u).Mode() == ModePMD }
 func (u *udpStack) Counters() *socket.Counters { return &u.counters }
 func (u *udpStack) FreeRead(m engine.Mbuf)     { u.sockFree.free(m) }
 
-func (u *udpStack) ShardOf(src, dst [4]byte, sport, dport uint16) int { return 0 }
+func (u *udpStack) ShardOf(src, dst [4]byte, sport, dport uint16) int {
+	return (*Stack)(u).ShardOf(ipv4.ProtoUDP, src, dst, sport, dport)
+}
 
 func (u *udpStack) Source(r route.Result, dst [4]byte) [4]byte {
 	if r.Kind == route.KindLocal {
 		return dst // to one of our own addresses: from it
 	}
-	return (*Stack)(u).sourceFor(u.devs[r.Dev], r)
+	return sourceFor(u.devs[r.Dev], r)
 }
 
-// Output sends a socket's datagrams under the stack lock, through the
-// socket's route cache, in one transmit burst. The copy of the payload is
-// done already, outside the lock.
+// Output hands a socket's datagrams to a shard (see output): the payload was
+// copied already, outside any shard's lock.
 func (u *udpStack) Output(shard int, rc *route.Cache, src, dst [4]byte, ms []engine.Mbuf) (int, error) {
-	s := (*Stack)(u)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed.Load() {
-		s.cs.FreeBulk(ms)
-		return 0, net.ErrClosed
-	}
-	defer s.flushTx()
-	for i, m := range ms {
-		if err := s.ipOutputCached(rc, src, dst, ipv4.ProtoUDP, m); err != nil {
-			s.cs.FreeBulk(ms[i+1:])
-			return i, err
-		}
-		s.stats.UDPOutDatagrams++
-	}
-	return len(ms), nil
+	n, err := (*Stack)(u).output(shard, rc, src, dst, ipv4.ProtoUDP, ms)
+	u.app.udpOut.Add(uint64(n))
+	return n, err
 }

@@ -465,6 +465,15 @@ func (r *Reassembler) Expire(now int64) int {
 	return n
 }
 
+// Next is when the oldest datagram's time runs out, for a timer that calls
+// Expire then; ok is false when nothing is held.
+func (r *Reassembler) Next() (when int64, ok bool) {
+	if r.oldest == none {
+		return 0, false
+	}
+	return r.queues[r.oldest].expires, true
+}
+
 // Clear frees every fragment held, counting nothing, as a worker does when it
 // stops.
 func (r *Reassembler) Clear() {

@@ -209,7 +209,20 @@ func (t *Table) Open(st Stack, laddr, raddr netip.AddrPort, o Options) (*Conn, e
 	port := laddr.Port()
 	if port == 0 {
 		var err error
-		port, err = t.picker.Pick(addr, raddr, func(p uint16) bool { return t.entry(p) == nil })
+		free := func(p uint16) bool { return t.entry(p) == nil }
+		if raddr.IsValid() && o.Shard != AnyShard && st.Shards() > 1 {
+			// A connected socket bound to a shard takes a port whose
+			// replies land on that shard, as an active open does, so
+			// both directions of its flow stay on one shard; if the
+			// range has none free, any port.
+			ra, la := raddr.Addr().As4(), src.As4()
+			port, err = t.picker.Pick(addr, raddr, func(p uint16) bool {
+				return free(p) && st.ShardOf(ra, la, raddr.Port(), p) == o.Shard
+			})
+		}
+		if port == 0 {
+			port, err = t.picker.Pick(addr, raddr, free)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s %v: %w %v (ip_local_port_range): %w", op, laddr, err, t.picker.Range(), ErrAddrInUse)
 		}

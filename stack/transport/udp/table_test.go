@@ -288,3 +288,20 @@ func TestLookupsRunWhileSocketsBindAndClose(t *testing.T) {
 		t.Fatalf("%d sockets left", tb.Len())
 	}
 }
+
+// TestAConnectedSocketOnAShardTakesAPortWhoseRepliesLandThere: an
+// ephemeral port is picked so that the peer's answers arrive on the shard
+// the socket sends from.
+func TestAConnectedSocketOnAShardTakesAPortWhoseRepliesLandThere(t *testing.T) {
+	f, tb := newFakeStack(t, 64, 4)
+	raddr := netip.AddrPortFrom(peer, 53)
+	for shard := range 4 {
+		for range 20 {
+			c := open(t, f, tb, netip.AddrPort{}, raddr, Options{Shard: shard})
+			la := c.LocalAddrPort()
+			if got := f.ShardOf(peer.As4(), la.Addr().As4(), 53, la.Port()); got != shard {
+				t.Fatalf("socket on shard %d took port %d, whose replies land on shard %d", shard, la.Port(), got)
+			}
+		}
+	}
+}

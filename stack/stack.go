@@ -3,10 +3,12 @@
 // transmit path from sockets down to ports. One instance serves a set of
 // ports; several can live in one process (tests join two with a wire pair).
 //
-// The stack's state is guarded by one lock, taken once per received burst
-// and once per send. The receive path runs on whatever drives the ports: a
-// poll-mode worker (Start with ModePMD) or a NAPI softirq (ModeNAPI).
-// Sockets hand readiness to applications after the lock is released.
+// A stack runs as shards, one per receive queue (shard.go): each drives its
+// queues on its own poll-mode worker (ModePMD) or NAPI softirq (ModeNAPI),
+// runs every burst to completion under a lock of its own, and tells the
+// sockets that got data once it lets go. What the shards share (devices,
+// routes, the neighbour and socket tables, IP IDs) is read without locks.
+// docs/ARCHITECTURE.md follows a packet through the packages.
 package stack
 
 import (

@@ -33,6 +33,10 @@ type appCounters struct {
 // zero takes the route's source. rc, when set, is the sender's route cache.
 // It takes every mbuf and returns how many it accepted.
 func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8, ms []engine.Mbuf) (int, error) {
+	// Close waits for senders to leave before it frees the shards and the
+	// pool: one that arrives after Close began sees closed.
+	s.senders.Add(1)
+	defer s.senders.Add(-1)
 	if s.closed.Load() {
 		freeAll(ms)
 		return 0, net.ErrClosed

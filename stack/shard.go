@@ -194,6 +194,7 @@ func (sh *shard) start(mode Mode, core int, si engine.SoftirqConfig) error {
 	}
 	w.SetTimers(sh)
 	var run func() error
+	var soft *engine.Softirq
 	switch mode {
 	case ModePMD:
 		// Claim the core now, so a second busy worker on it is refused
@@ -205,8 +206,7 @@ func (sh *shard) start(mode Mode, core int, si engine.SoftirqConfig) error {
 			return w.Poll(engine.PollConfig{Rx: sh.rx, Handler: sh.input, Idle: sh.s.idle, Tick: sh.pollTick})
 		}
 	case ModeNAPI:
-		soft, err := engine.NewSoftirq(w, si)
-		if err != nil {
+		if soft, err = engine.NewSoftirq(w, si); err != nil {
 			return err
 		}
 		for _, q := range sh.rx {
@@ -214,15 +214,14 @@ func (sh *shard) start(mode Mode, core int, si engine.SoftirqConfig) error {
 				return err
 			}
 		}
-		sh.softirq = soft
 		run = soft.Run
 	}
-	sh.worker = w
-	for _, q := range sh.tx {
-		if q.shared == nil && !q.dev.Loopback {
-			q.dev.Port.SetTxCaches(q.queue, &sh.cs)
-		}
-	}
+	// Under mu: senders read softirq (publishNext), and whoever holds mu
+	// drives the transmit queues, whose completions now go to the shard.
+	sh.mu.Lock()
+	sh.worker, sh.softirq = w, soft
+	sh.setTxCaches(&sh.cs)
+	sh.mu.Unlock()
 	return w.Start(func(*engine.Worker) { run() })
 }
 
@@ -233,9 +232,17 @@ func (sh *shard) stop() {
 		return
 	}
 	sh.worker.Stop()
+	sh.mu.Lock()
+	sh.setTxCaches(nil)
+	sh.mu.Unlock()
+}
+
+// setTxCaches tells the ports of the transmit queues the shard alone drives
+// where to free what they sent: cs, or their own caches (nil). Under mu.
+func (sh *shard) setTxCaches(cs *engine.Caches) {
 	for _, q := range sh.tx {
 		if q.shared == nil && !q.dev.Loopback {
-			q.dev.Port.SetTxCaches(q.queue, nil)
+			q.dev.Port.SetTxCaches(q.queue, cs)
 		}
 	}
 }

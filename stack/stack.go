@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/eth"
@@ -129,6 +130,7 @@ type Stack struct {
 
 	started bool
 	closed  atomic.Bool
+	senders atomic.Int32 // application goroutines inside output
 }
 
 // New builds a stack instance; Start drives it.
@@ -385,12 +387,11 @@ func (s *Stack) Close() error {
 	for _, sh := range s.shards {
 		sh.stop()
 	}
-	// Senders that find the stack closed stop before taking a shard; those
-	// already past that point finish under the shard lock, so once every
-	// shard has been locked once more, nothing uses the pool again.
-	for _, sh := range s.shards {
-		sh.mu.Lock()
-		sh.mu.Unlock()
+	// Senders that find the stack closed stop before taking a shard; wait
+	// for those already past that point, so that nothing uses a shard or
+	// the pool once they are released.
+	for s.senders.Load() != 0 {
+		time.Sleep(10 * time.Microsecond)
 	}
 	s.udp.CloseAll()
 	return s.release()

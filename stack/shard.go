@@ -108,6 +108,9 @@ type ShardStats struct {
 	TxFrames, TxDropped uint64
 	// Timers is the number of timers its wheel fired.
 	Timers uint64
+	// SteerDrops is the number of frames other shards steered to it that
+	// its full steering backlog dropped (softnet_stat's dropped).
+	SteerDrops uint64
 	// Stats is the shard's share of the stack's counters (the neighbour
 	// table's are the stack's alone).
 	Stats Stats
@@ -468,6 +471,7 @@ func (sh *shard) snapshot() ShardStats {
 	if sh.worker != nil {
 		st.Core = sh.worker.Core()
 	}
+	st.SteerDrops = sh.steer.RxStats(0).Drops[engine.DropRingFull]
 	return st
 }
 

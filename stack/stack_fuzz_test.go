@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/pmd/wire"
 	"github.com/pollnet/pollnet/stack/header/arp"
 	"github.com/pollnet/pollnet/stack/header/eth"
@@ -168,4 +169,50 @@ func TestAFreshStackServesALegitimateHostTwice(t *testing.T) {
 	r, sock := newFuzzRig(t)
 	r.checkStillServes(sock, 1)
 	r.checkStillServes(sock, 2)
+}
+
+// FuzzSteering feeds any bytes to the software steering of a four-shard
+// stack: it never panics, always names a shard, and gives every fragment of
+// one datagram (same addresses, any offset or flags) the same shard.
+func FuzzSteering(f *testing.F) {
+	f.Add(udpFrame(1000, 7, []byte("x")))
+	f.Add(echoFrame(macPeer, ipPeer, 1, 1))
+	f.Add([]byte{1, 2, 3})
+	s, err := New(Config{Name: "steer", Shards: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer s.Close()
+	pool, err := engine.NewPool("steer-fuzz", 8, 0)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer pool.Close()
+	f.Fuzz(func(t *testing.T, frame []byte) {
+		if len(frame) > engine.BufSize-engine.Headroom {
+			frame = frame[:engine.BufSize-engine.Headroom]
+		}
+		m, err := pool.Get()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer engine.Free(m)
+		b, _ := m.Append(len(frame))
+		copy(b, frame)
+		owner := s.ownerOf(m, 0)
+		if owner < 0 || owner >= 4 {
+			t.Fatalf("owner %d of 4 shards", owner)
+		}
+		// The same datagram's other fragments: flags and offset changed.
+		if len(frame) >= eth.HeaderLen+ipv4.HeaderLen && binary.BigEndian.Uint16(frame[12:14]) == eth.TypeIPv4 &&
+			binary.BigEndian.Uint16(frame[eth.HeaderLen+6:])&0x3fff != 0 {
+			b[eth.HeaderLen+6] ^= 0x1f // another offset, MF flipped
+			b[eth.HeaderLen+7] ^= 0xa5
+			if binary.BigEndian.Uint16(b[eth.HeaderLen+6:])&0x3fff != 0 {
+				if other := s.ownerOf(m, 0); other != owner {
+					t.Fatalf("two fragments of one datagram on shards %d and %d", owner, other)
+				}
+			}
+		}
+	})
 }

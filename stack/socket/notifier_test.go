@@ -305,3 +305,19 @@ func TestDataReadyWithNobodyWaitingAllocatesNothingAndTakesNoLock(t *testing.T) 
 		t.Fatalf("a callback and a harvest allocate %v", a)
 	}
 }
+
+// Close makes every later wait of a reader or writer fail, even when the
+// socket reads as ready (it is hung up), so that a loop that waits until an
+// error ends.
+func TestAfterCloseReadersAndWritersFailToWaitThoughTheSocketIsReady(t *testing.T) {
+	s := newQueueSock(nil)
+	s.put(1)
+	s.set(func(s *queueSock) { s.closed, s.room = true, 1 })
+	s.n.Close()
+	if err := s.n.Readers.Wait(s.readable, time.Time{}, true); !errors.Is(err, ErrClosed) {
+		t.Fatalf("reader: %v, want ErrClosed", err)
+	}
+	if err := s.n.Writers.Wait(s.writable, time.Time{}, true); !errors.Is(err, ErrClosed) {
+		t.Fatalf("writer: %v, want ErrClosed", err)
+	}
+}

@@ -2,6 +2,7 @@ package socket
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -63,7 +64,9 @@ func TestStressEveryEventIsSeenAndNobodySleepsForever(t *testing.T) {
 		return s.room > 0 || s.closed
 	}
 
-	// Blocking readers: three exclusive, one not.
+	// Blocking readers: three exclusive, one not. Each loops until Wait
+	// fails: the hang-up makes readable true for ever, and only the closed
+	// queue's ErrClosed ends the loop of one that was awake at the close.
 	for i := 0; i < 4; i++ {
 		wg.Add(1)
 		go func() {
@@ -163,6 +166,7 @@ func TestStressEveryEventIsSeenAndNobodySleepsForever(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for read.Load() < int64(items) || wrote.Load() < int64(rooms) || errs.Load() < raised.Load() {
 		if time.Now().After(deadline) {
+			t.Logf("goroutines:\n%s", allStacks())
 			t.Fatalf("stuck: read %d of %d (%d queued), wrote %d of %d, errors %d of %d; asleep: %d readers, %d writers, %d+%d poller waiters",
 				read.Load(), items, s.queued(), wrote.Load(), rooms, errs.Load(), raised.Load(),
 				s.n.Readers.Waiters(), s.n.Writers.Waiters(), level.waiters.Waiters(), edge.waiters.Waiters())
@@ -186,6 +190,8 @@ func TestStressEveryEventIsSeenAndNobodySleepsForever(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
+		t.Logf("asleep: %d readers, %d writers, %d+%d poller waiters\n%s",
+			s.n.Readers.Waiters(), s.n.Writers.Waiters(), level.waiters.Waiters(), edge.waiters.Waiters(), allStacks())
 		t.Fatal("a sleeper did not come back after the hang-up")
 	}
 	if w := wrote.Load(); w != int64(rooms) {
@@ -193,4 +199,16 @@ func TestStressEveryEventIsSeenAndNobodySleepsForever(t *testing.T) {
 	}
 	t.Logf("parks %d wake-ups %d (exclusive %d) hand-offs %d, errors %d",
 		c.Parks.Load(), c.Wakeups.Load(), c.ExclusiveWakeups.Load(), c.Handoffs.Load(), raised.Load())
+}
+
+// allStacks returns the stacks of every goroutine, to name a stuck one.
+func allStacks() []byte {
+	buf := make([]byte, 1<<16)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return buf[:n]
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }

@@ -101,9 +101,12 @@ type WaitQueue struct {
 	// ones in arrival order, so that a Wake stops at the first exclusive
 	// one. Guarded by mu.
 	head, tail *waiter
-	closed     bool         // guarded by mu
-	sleepers   atomic.Int32 // waiters queued; written under mu, read by wakers without it
-	counters   *Counters
+	// closed is written under mu, so that a waiter that checks it under mu
+	// before queueing is either refused or woken by Close; Wait reads it
+	// without mu before anything else.
+	closed   atomic.Bool
+	sleepers atomic.Int32 // waiters queued; written under mu, read by wakers without it
+	counters *Counters
 }
 
 // NewWaitQueue returns a queue whose parks and wake-ups go to c (may be nil).
@@ -114,8 +117,15 @@ func NewWaitQueue(c *Counters) *WaitQueue { return &WaitQueue{counters: c} }
 // the queue and must be safe to call from the waiting goroutine. An exclusive
 // waiter for which Wait returns nil must consume what ready saw or call
 // PassOn.
+//
+// A closed queue fails every Wait with ErrClosed, even one whose condition
+// holds: a hang-up makes a socket read as ready for ever, so a caller that
+// waits until an error would otherwise spin on nil returns.
 func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) error {
 	for {
+		if q.closed.Load() {
+			return ErrClosed
+		}
 		if ready() {
 			return nil
 		}
@@ -126,7 +136,7 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 		w.exclusive, w.chosen, w.next = exclusive, false, nil
 		w.word.Store(0)
 		q.mu.Lock()
-		if q.closed {
+		if q.closed.Load() {
 			q.mu.Unlock()
 			waiterPool.Put(w)
 			return ErrClosed
@@ -151,15 +161,10 @@ func (q *WaitQueue) Wait(ready func() bool, deadline time.Time, exclusive bool) 
 			}
 		}
 		waiterPool.Put(w)
-		q.mu.Lock()
-		closed := q.closed
-		q.mu.Unlock()
-		if closed {
-			return ErrClosed
-		}
-		// Loop: re-check ready, then the deadline. A chosen waiter that
-		// finds ready true returns nil and consumes; one that finds it false
-		// leaves nothing behind to hand on.
+		// Loop: a Close that woke us set closed before our word, so it
+		// fails us; else re-check ready, then the deadline. A chosen waiter
+		// that finds ready true returns nil and consumes; one that finds it
+		// false leaves nothing behind to hand on.
 	}
 }
 
@@ -292,7 +297,7 @@ func (q *WaitQueue) Waiters() int { return int(q.sleepers.Load()) }
 // Close wakes everyone and makes every later Wait fail with ErrClosed.
 func (q *WaitQueue) Close() {
 	q.mu.Lock()
-	q.closed = true
+	q.closed.Store(true)
 	q.mu.Unlock()
 	q.wake(wakeAll)
 }

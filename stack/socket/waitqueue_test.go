@@ -217,3 +217,31 @@ func TestAWaiterChosenAsItsDeadlinePassesTakesWhatItWasWokenFor(t *testing.T) {
 		}
 	}
 }
+
+// A consumer loops on Wait until it fails, as the stress test's readers do.
+// One that is not asleep when the queue closes, and whose condition the
+// close makes true for ever (a hang-up reads as ready), must still be told
+// ErrClosed, or it spins on a nil Wait that nothing will ever consume.
+func TestAWaitAfterCloseFailsEvenWhenItsConditionHolds(t *testing.T) {
+	q := NewWaitQueue(nil)
+	var closed atomic.Bool
+	ready := func() bool { return closed.Load() }
+	closed.Store(true) // the socket's hang-up, then its wait queue's
+	q.Close()
+	done := make(chan int, 1)
+	go func() {
+		n := 0
+		for n < 1000 && q.Wait(ready, time.Time{}, true) == nil {
+			n++ // nothing to consume: a hang-up stays
+		}
+		done <- n
+	}()
+	if n := <-done; n != 0 {
+		t.Fatalf("Wait on a closed queue returned nil %d times, want ErrClosed at once", n)
+	}
+	for _, exclusive := range []bool{false, true} {
+		if err := q.Wait(func() bool { return true }, time.Now().Add(time.Hour), exclusive); !errors.Is(err, ErrClosed) {
+			t.Fatalf("exclusive %v: Wait on a closed queue with its condition true: %v, want ErrClosed", exclusive, err)
+		}
+	}
+}

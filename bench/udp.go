@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -417,8 +418,11 @@ type udpFlow struct {
 	to       netip.AddrPort // the server's address
 	count    atomic.Uint64  // transactions completed, or datagrams received
 	timeouts atomic.Uint64  // requests given up on
-	mu       sync.Mutex     // guards lat: written by the client, read at the end
-	lat      pktgen.Histogram
+	// sendErrors are the interrupt-mode client's sends that failed (no
+	// buffer, say): it counts them and goes on, as a poll-mode one does.
+	sendErrors atomic.Uint64
+	mu         sync.Mutex // guards lat: written by the client, read at the end
+	lat        pktgen.Histogram
 
 	// The poll-mode client's one request in flight; its tick and its read
 	// handler both run on its shard of the client stack.
@@ -577,7 +581,7 @@ func (f *udpFlow) napiClient(stop chan struct{}) {
 		now := engine.Nanotime()
 		if !f.rr {
 			f.stampBatch(now)
-			if _, err := cs.WriteBatchTo(f.bufs[:], to); err != nil {
+			if _, err := cs.WriteBatchTo(f.bufs[:], to); err != nil && !f.sendFailed(err) {
 				return
 			}
 			continue
@@ -585,7 +589,10 @@ func (f *udpFlow) napiClient(stop chan struct{}) {
 		f.seq++
 		stamp(f.payload, f.seq, now)
 		if _, err := cs.WriteToUDPAddrPort(f.payload, to); err != nil {
-			return
+			if !f.sendFailed(err) {
+				return
+			}
+			continue
 		}
 		cs.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		for {
@@ -605,6 +612,17 @@ func (f *udpFlow) napiClient(stop chan struct{}) {
 	}
 }
 
+// sendFailed counts a failed send and reports whether the client should go
+// on: it stops only once its socket is closed. A transient failure (the
+// pool empty for a moment) must not end a flow for the rest of the run.
+func (f *udpFlow) sendFailed(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	f.sendErrors.Add(1)
+	return true
+}
+
 // udpRun is what one run measured over its measured window.
 type udpRun struct {
 	rate       float64 // transactions or datagrams per second: the run's sample
@@ -621,6 +639,8 @@ type udpRun struct {
 // closes. Over the window:
 //
 //   - timeouts: the number of requests the clients gave up on (udp_rr);
+//   - send_errors: the number of sends that failed in interrupt mode (in
+//     poll mode a failed send is simply not counted by the server);
 //   - rcvbuf_drops: the number of datagrams the server's sockets dropped on
 //     a full receive queue (Linux's UDP_MIB_RCVBUFERRORS);
 //   - parks, wakeups, spins: the number of times the applications parked
@@ -634,13 +654,15 @@ type udpRun struct {
 //     themselves.
 func (a *udpApp) udpCounters() map[string]uint64 {
 	cc, sc := a.r.client.SocketCounters(), a.r.server.SocketCounters()
-	var timeouts, drops uint64
+	var timeouts, sendErrors, drops uint64
 	for _, f := range a.flows {
 		timeouts += f.timeouts.Load()
+		sendErrors += f.sendErrors.Load()
 		drops += f.ss.Drops()
 	}
 	m := map[string]uint64{
 		"timeouts":     timeouts,
+		"send_errors":  sendErrors,
 		"rcvbuf_drops": drops,
 		"parks":        cc.Parks.Load() + sc.Parks.Load(),
 		"wakeups":      cc.Wakeups.Load() + sc.Wakeups.Load(),

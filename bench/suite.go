@@ -379,7 +379,7 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		// quick: 64 B only, to stay within three minutes with
 		// independent repeats; full sweeps the payloads.
 		u := UDPConfig{Sizes: []int{64}, Modes: o.Modes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
-			ClientCore: o.GenCore, ServerCore: o.FwdCore, Softirq: o.Softirq, Progress: o.Progress, Live: o.Live}
+			Queues: o.Queues, ClientCore: o.GenCore, ServerCore: o.FwdCore, Softirq: o.Softirq, Progress: o.Progress, Live: o.Live}
 		if full {
 			u.Sizes = []int{16, 64, 1400, 8000}
 		}

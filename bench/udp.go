@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -20,6 +21,7 @@ import (
 	"github.com/pollnet/pollnet/internal/result"
 	"github.com/pollnet/pollnet/pmd/wire"
 	"github.com/pollnet/pollnet/stack"
+	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
 // UDPConfig is the UDP scenario: two stack instances joined by a wire pair,
@@ -37,7 +39,16 @@ type UDPConfig struct {
 	// mode), default 5: each builds its own stacks and warms up on its
 	// own, and gives one sample. The modes' runs interleave (pmd, napi,
 	// pmd, napi, ...) so that a drift of the machine touches both alike.
-	Repeat     int
+	Repeat int
+	// Queues is the receive queues of each wire port and so the shards of
+	// each stack, MinQueues..MaxQueues (the --queues flag, default 1).
+	// With q queues the applications run q flows, flow i on shard i at
+	// both ends. One queue keeps the client stack on ClientCore and the
+	// server on ServerCore; more run every shard unpinned, so on a machine
+	// with fewer cores than the 2q shards their workers time-share (the
+	// engine's warning lands in result.json's machine.warnings) and the
+	// figures measure the shards' overheads rather than their scaling.
+	Queues     int
 	ClientCore int
 	ServerCore int
 	Softirq    engine.SoftirqConfig
@@ -71,7 +82,14 @@ func (c *UDPConfig) Validate() error {
 	if len(c.Modes) == 0 {
 		return flagErr("--mode: give pmd, napi or pmd,napi")
 	}
-	return checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore, slices.Contains(c.Modes, ModePMD))
+	// Only one queue pins the stacks; more leave every shard unpinned.
+	if err := checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore, slices.Contains(c.Modes, ModePMD) && c.Queues <= 1); err != nil {
+		return err
+	}
+	if c.Queues < MinQueues || c.Queues > MaxQueues {
+		return flagErr("--queues %d is out of range: give %d..%d receive queues per port (each stack runs a shard per queue)", c.Queues, MinQueues, MaxQueues)
+	}
+	return nil
 }
 
 // UDPResult is one (workload, mode, size) measurement.
@@ -79,6 +97,7 @@ type UDPResult struct {
 	Workload string // "udp_rr" or "udp_stream"
 	Mode     Mode
 	Size     int
+	Queues   int
 	Scenario result.Scenario
 	Latency  *pktgen.Histogram // round trips, for udp_rr
 }
@@ -88,24 +107,33 @@ var (
 	udpServerAddr = netip.MustParsePrefix("198.18.1.2/24")
 )
 
-// udpRig is the two stacks and their sockets.
+// udpRig is the two stacks and their sockets: flow i's client socket cs[i]
+// and server socket ss[i], both on shard i of their stacks.
 type udpRig struct {
 	mode           Mode
 	wire           *wire.Pair
 	client, server *stack.Stack
-	cs, ss         *stack.UDPConn
+	cs, ss         []*stack.UDPConn
 	tick           atomic.Pointer[func(*engine.Worker, int)] // the client's poll-loop application, in PMD mode
 }
 
+// Client source ports of the flows when there are several: the first port
+// tried, and how many are tried before giving up.
+const (
+	udpFirstClientPort = 20000
+	udpClientPortScan  = 8192
+)
+
 func newUDPRig(cfg UDPConfig, mode Mode) (*udpRig, error) {
 	r := &udpRig{mode: mode}
+	q := cfg.Queues
 	var err error
-	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"udp-client", "udp-server"}}); err != nil {
+	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"udp-client", "udp-server"}, Queues: q}); err != nil {
 		return nil, err
 	}
 	mk := func(name string, port engine.Port, addr netip.Prefix, tick func(*engine.Worker, int)) (*stack.Stack, error) {
 		return stack.New(stack.Config{Name: name, Interfaces: []stack.Interface{{Port: port, Addr: addr}},
-			UDPRecvBuffer: 4 << 20, PollTick: tick})
+			Shards: q, UDPRecvBuffer: 4 << 20, PollTick: tick})
 	}
 	if r.client, err = mk("udp-client", r.wire.Ports[0], udpClientAddr, func(w *engine.Worker, n int) {
 		if t := r.tick.Load(); t != nil {
@@ -119,50 +147,156 @@ func newUDPRig(cfg UDPConfig, mode Mode) (*udpRig, error) {
 		r.close()
 		return nil, err
 	}
-	if r.ss, err = r.server.ListenUDP(netip.AddrPortFrom(udpServerAddr.Addr(), udpServerPort)); err != nil {
-		r.close()
-		return nil, err
-	}
-	if r.cs, err = r.client.ListenUDP(netip.AddrPortFrom(udpClientAddr.Addr(), 0)); err != nil {
+	if err := r.open(q); err != nil {
 		r.close()
 		return nil, err
 	}
 	smode := stack.Mode(mode)
-	if err := r.server.Start(smode, cfg.ServerCore, cfg.Softirq); err != nil {
+	if q == 1 {
+		err = r.server.Start(smode, cfg.ServerCore, cfg.Softirq)
+		if err == nil {
+			err = r.client.Start(smode, cfg.ClientCore, cfg.Softirq)
+		}
+	} else {
+		// Every shard unpinned: 2q busy workers cannot have a core each
+		// on most machines, and pinning some would starve the others.
+		err = r.server.StartOn(smode, nil, cfg.Softirq)
+		if err == nil {
+			err = r.client.StartOn(smode, nil, cfg.Softirq)
+		}
+	}
+	if err != nil {
 		r.close()
 		return nil, err
 	}
-	if err := r.client.Start(smode, cfg.ClientCore, cfg.Softirq); err != nil {
+	if err := r.exchange(); err != nil {
 		r.close()
 		return nil, err
 	}
-	// Resolve the server's address once, so no run starts with ARP.
-	r.cs.SetBusyPoll(false)
-	r.ss.SetBusyPoll(false)
-	r.cs.WriteToUDPAddrPort(make([]byte, MinUDPPayload), r.serverAddr())
-	r.ss.SetReadDeadline(time.Now().Add(5 * time.Second))
-	if _, _, err := r.ss.ReadFromUDPAddrPort(make([]byte, 64)); err != nil {
-		r.close()
-		return nil, fmt.Errorf("udp bench: the server never heard the client: %w", err)
-	}
-	r.ss.SetReadDeadline(time.Time{})
 	return r, nil
+}
+
+// open opens the flows' sockets. One flow is the scenario as it was before
+// shards: a server socket on port 7 and a client socket on an ephemeral
+// port. Several share port 7 as a reuseport group whose member i is bound
+// to shard i, and client socket i takes a source port whose datagrams land
+// on shard i of the server and whose answers land on shard i of the client.
+func (r *udpRig) open(q int) error {
+	if q == 1 {
+		ss, err := r.server.ListenUDP(r.serverAddr())
+		if err != nil {
+			return err
+		}
+		r.ss = append(r.ss, ss)
+		cs, err := r.client.ListenUDP(netip.AddrPortFrom(udpClientAddr.Addr(), 0))
+		if err != nil {
+			return err
+		}
+		r.cs = append(r.cs, cs)
+		return nil
+	}
+	for i := range q {
+		ss, err := r.server.ListenUDPWith(r.serverAddr(), stack.UDPOptions{ReusePort: true, Shard: i})
+		if err != nil {
+			return err
+		}
+		r.ss = append(r.ss, ss)
+	}
+	ports, err := udpFlowPorts(r.client, r.server, q)
+	if err != nil {
+		return err
+	}
+	for i, p := range ports {
+		cs, err := r.client.ListenUDPWith(netip.AddrPortFrom(udpClientAddr.Addr(), p), stack.UDPOptions{Shard: i})
+		if err != nil {
+			return err
+		}
+		r.cs = append(r.cs, cs)
+	}
+	return nil
+}
+
+// udpFlowPorts picks, for each shard i of q, a client source port whose
+// datagrams to the server's port 7 arrive on the server's shard i and whose
+// answers arrive on the client's shard i.
+func udpFlowPorts(client, server *stack.Stack, q int) ([]uint16, error) {
+	c, s := udpClientAddr.Addr().As4(), udpServerAddr.Addr().As4()
+	ports := make([]uint16, q)
+	found := 0
+	last := udpFirstClientPort + udpClientPortScan - 1
+	for p := udpFirstClientPort; p <= last && found < q; p++ {
+		port := uint16(p)
+		i := server.ShardOf(ipv4.ProtoUDP, c, s, port, udpServerPort)
+		if ports[i] == 0 && client.ShardOf(ipv4.ProtoUDP, s, c, udpServerPort, port) == i {
+			ports[i] = port
+			found++
+		}
+	}
+	for i, p := range ports {
+		if p == 0 {
+			return nil, fmt.Errorf("udp bench: no client port in %d..%d lands on shard %d of both stacks; use fewer --queues",
+				udpFirstClientPort, last, i)
+		}
+	}
+	return ports, nil
+}
+
+// exchange sends one datagram each way on every flow before any run, so no
+// run starts with ARP, and checks that flow i lives on shard i at both ends:
+// the applications of a flow count on running on one goroutine.
+func (r *udpRig) exchange() error {
+	buf := make([]byte, 64)
+	for i := range r.cs {
+		cs, ss := r.cs[i], r.ss[i]
+		cs.SetBusyPoll(false)
+		ss.SetBusyPoll(false)
+		cs.WriteToUDPAddrPort(make([]byte, MinUDPPayload), r.serverAddr())
+		ss.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, from, err := ss.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return fmt.Errorf("udp bench: the server never heard the client (flow %d): %w", i, err)
+		}
+		ss.SetReadDeadline(time.Time{})
+		if from != cs.LocalAddrPort() {
+			return fmt.Errorf("udp bench: flow %d's server socket heard %v, not its client %v", i, from, cs.LocalAddrPort())
+		}
+		ss.WriteToUDPAddrPort(buf[:n], from)
+		cs.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, _, err := cs.ReadFromUDPAddrPort(buf); err != nil {
+			return fmt.Errorf("udp bench: the client never heard the server (flow %d): %w", i, err)
+		}
+		cs.SetReadDeadline(time.Time{})
+	}
+	if len(r.cs) == 1 {
+		return nil
+	}
+	for _, s := range []*stack.Stack{r.server, r.client} {
+		for _, st := range s.ShardStats() {
+			if st.Stats.UDPInDatagrams != 1 {
+				return fmt.Errorf("udp bench: shard %d of %s received %d datagrams of the %d flows' first exchange, want 1: the flows are not one per shard",
+					st.Shard, s.Name(), st.Stats.UDPInDatagrams, len(r.cs))
+			}
+		}
+	}
+	return nil
 }
 
 func (r *udpRig) serverAddr() netip.AddrPort {
 	return netip.AddrPortFrom(udpServerAddr.Addr(), udpServerPort)
 }
 
+// live is what `pollnet stat` shows of the run: the ports' queues and every
+// shard's worker or softirq.
 func (r *udpRig) live(size int) *Live {
 	l := &Live{Mode: r.mode, Size: size, Ports: []engine.Port{r.wire.Ports[0], r.wire.Ports[1]}}
 	for _, s := range []*stack.Stack{r.client, r.server} {
 		if s == nil {
 			continue
 		}
-		if si := s.Softirq(); si != nil {
-			l.Softirqs = append(l.Softirqs, si)
-		} else if w := s.Worker(); w != nil {
-			l.Workers = append(l.Workers, w)
+		if sis := s.Softirqs(); len(sis) > 0 {
+			l.Softirqs = append(l.Softirqs, sis...)
+		} else {
+			l.Workers = append(l.Workers, s.Workers()...)
 		}
 	}
 	return l
@@ -202,8 +336,11 @@ func RunUDP(cfg UDPConfig) ([]UDPResult, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if runtime.GOMAXPROCS(0) < 4 {
-		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4)) // two stack workers, apps, sampler
+	// Every shard's worker of both stacks, the applications, the sampler:
+	// below that, busy workers would wait for a processor rather than a
+	// core.
+	if procs := max(4, 2*cfg.Queues+2); runtime.GOMAXPROCS(0) < procs {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
 	}
 	repeat := cfg.Repeat
 	if repeat <= 0 {
@@ -256,21 +393,39 @@ func poolBuf(pool *bytebufferpool.Pool, n int) *bytebufferpool.ByteBuffer {
 	return b
 }
 
-// udpApp is the client and server applications of one run and what they
-// measure. In poll mode both run in their stacks' loops; in interrupt mode
-// they are goroutines parked on their sockets.
+// udpApp is the client and server applications of one run: a flow per
+// shard. In poll mode each flow's client and server run in the loops of
+// their stacks' shard i; in interrupt mode they are goroutines parked on
+// their sockets.
 type udpApp struct {
 	workload string
 	size     int
 	r        *udpRig
-	count    atomic.Uint64 // transactions completed, or datagrams received
-	timeouts atomic.Uint64 // requests given up on
-	mu       sync.Mutex    // guards lat: written by the client, read at the end
-	lat      pktgen.Histogram
+	flows    []*udpFlow
 	inWindow atomic.Bool // round trips count only while the window is open
 
+	// pooled are the flows' buffers, given back by release.
+	pooled []pooledBuf
+}
+
+// udpFlow is one flow's client and server, and what they measure. Its
+// counters are its own, so that flows on different shards share no cache
+// line on the per-datagram path.
+type udpFlow struct {
+	a        *udpApp
+	cs, ss   *stack.UDPConn
+	rr       bool           // udp_rr, or else udp_stream
+	to       netip.AddrPort // the server's address
+	count    atomic.Uint64  // transactions completed, or datagrams received
+	timeouts atomic.Uint64  // requests given up on
+	// sendErrors are the interrupt-mode client's sends that failed (no
+	// buffer, say): it counts them and goes on, as a poll-mode one does.
+	sendErrors atomic.Uint64
+	mu         sync.Mutex // guards lat: written by the client, read at the end
+	lat        pktgen.Histogram
+
 	// The poll-mode client's one request in flight; its tick and its read
-	// handler both run on the client stack's worker.
+	// handler both run on its shard of the client stack.
 	outstanding bool
 	sentAt      int64
 	seq         uint64
@@ -278,9 +433,6 @@ type udpApp struct {
 	bufs        [udpBatch][]byte
 	reply       []byte
 	serverBuf   []byte // the server's read buffer, in either mode
-
-	// pooled are the buffers above, given back by release.
-	pooled []pooledBuf
 }
 
 type pooledBuf struct {
@@ -295,12 +447,16 @@ func newUDPApp(workload string, size int, r *udpRig) *udpApp {
 		a.pooled = append(a.pooled, pooledBuf{pool, b})
 		return b.B
 	}
-	a.payload = take(&udpPayloadPool, size)
-	for i := range a.bufs {
-		a.bufs[i] = take(&udpPayloadPool, size)
+	for i := range r.cs {
+		f := &udpFlow{a: a, cs: r.cs[i], ss: r.ss[i], rr: workload == "udp_rr", to: r.serverAddr()}
+		f.payload = take(&udpPayloadPool, size)
+		for i := range f.bufs {
+			f.bufs[i] = take(&udpPayloadPool, size)
+		}
+		f.reply = take(&udpReadPool, udpReadBuf)
+		f.serverBuf = take(&udpReadPool, udpReadBuf)
+		a.flows = append(a.flows, f)
 	}
-	a.reply = take(&udpReadPool, udpReadBuf)
-	a.serverBuf = take(&udpReadPool, udpReadBuf)
 	return a
 }
 
@@ -311,98 +467,111 @@ func (a *udpApp) release() {
 		p.pool.Put(p.b)
 	}
 	a.pooled = nil
-	a.payload, a.reply, a.serverBuf, a.bufs = nil, nil, nil, [udpBatch][]byte{}
+	for _, f := range a.flows {
+		f.payload, f.reply, f.serverBuf, f.bufs = nil, nil, nil, [udpBatch][]byte{}
+	}
+}
+
+// count is the transactions completed, or datagrams received, over all
+// flows.
+func (a *udpApp) count() uint64 {
+	var n uint64
+	for _, f := range a.flows {
+		n += f.count.Load()
+	}
+	return n
 }
 
 // record notes a completed round trip whose request carried the stamp;
 // its time is kept if it completed inside the measured window.
-func (a *udpApp) record(reply []byte) {
-	if a.inWindow.Load() {
-		a.mu.Lock()
-		a.lat.Record(engine.Nanotime() - stampTime(reply))
-		a.mu.Unlock()
+func (f *udpFlow) record(reply []byte) {
+	if f.a.inWindow.Load() {
+		f.mu.Lock()
+		f.lat.Record(engine.Nanotime() - stampTime(reply))
+		f.mu.Unlock()
 	}
-	a.count.Add(1)
+	f.count.Add(1)
 }
 
 // serve answers (udp_rr) or counts (udp_stream) what is queued, without
 // waiting: the poll-mode server's read handler.
-func (a *udpApp) serve(c *stack.UDPConn, buf []byte) {
+func (f *udpFlow) serve(c *stack.UDPConn) {
+	buf := f.serverBuf
 	for {
 		n, from, ok := c.TryRead(buf)
 		if !ok {
 			return
 		}
-		if a.workload == "udp_rr" {
+		if f.rr {
 			c.WriteToUDPAddrPort(buf[:n], from)
 		} else {
-			a.count.Add(1)
+			f.count.Add(1)
 		}
 	}
 }
 
-// pollTick is the poll-mode client, run after every round of its stack's
+// pollTick is the poll-mode client, run after every round of its shard's
 // loop: the next request (udp_rr), or a batch of datagrams (udp_stream).
-func (a *udpApp) pollTick(*engine.Worker, int) {
+func (f *udpFlow) pollTick(*engine.Worker, int) {
 	now := engine.Nanotime()
-	if a.workload == "udp_stream" {
-		a.stampBatch(now)
-		a.r.cs.WriteBatchTo(a.bufs[:], a.r.serverAddr())
+	if !f.rr {
+		f.stampBatch(now)
+		f.cs.WriteBatchTo(f.bufs[:], f.to)
 		return
 	}
-	if a.outstanding {
-		if now-a.sentAt < int64(100*time.Millisecond) {
+	if f.outstanding {
+		if now-f.sentAt < int64(100*time.Millisecond) {
 			return
 		}
-		a.timeouts.Add(1) // lost: send another
+		f.timeouts.Add(1) // lost: send another
 	}
-	a.seq++
-	stamp(a.payload, a.seq, now)
-	a.sentAt, a.outstanding = now, true
-	a.r.cs.WriteToUDPAddrPort(a.payload, a.r.serverAddr())
+	f.seq++
+	stamp(f.payload, f.seq, now)
+	f.sentAt, f.outstanding = now, true
+	f.cs.WriteToUDPAddrPort(f.payload, f.to)
 }
 
 // pollReply is the poll-mode client's read handler.
-func (a *udpApp) pollReply(c *stack.UDPConn) {
+func (f *udpFlow) pollReply(c *stack.UDPConn) {
 	for {
-		n, _, ok := c.TryRead(a.reply)
+		n, _, ok := c.TryRead(f.reply)
 		if !ok {
 			return
 		}
-		if n >= MinUDPPayload && binary.LittleEndian.Uint64(a.reply) == a.seq {
-			a.record(a.reply)
-			a.outstanding = false
+		if n >= MinUDPPayload && binary.LittleEndian.Uint64(f.reply) == f.seq {
+			f.record(f.reply)
+			f.outstanding = false
 		}
 	}
 }
 
-func (a *udpApp) stampBatch(now int64) {
-	for i := range a.bufs {
-		a.seq++
-		stamp(a.bufs[i], a.seq, now)
+func (f *udpFlow) stampBatch(now int64) {
+	for i := range f.bufs {
+		f.seq++
+		stamp(f.bufs[i], f.seq, now)
 	}
 }
 
 // napiServer is the interrupt-mode server: a goroutine parked on its socket.
-func (a *udpApp) napiServer() {
-	buf := a.serverBuf
+func (f *udpFlow) napiServer() {
+	buf := f.serverBuf
 	for {
-		n, from, err := a.r.ss.ReadFromUDPAddrPort(buf)
+		n, from, err := f.ss.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			return
 		}
-		if a.workload == "udp_rr" {
-			a.r.ss.WriteToUDPAddrPort(buf[:n], from)
+		if f.rr {
+			f.ss.WriteToUDPAddrPort(buf[:n], from)
 		} else {
-			a.count.Add(1)
+			f.count.Add(1)
 		}
 	}
 }
 
 // napiClient is the interrupt-mode client: it sends, then parks for the
 // answer (udp_rr), or sends batches as fast as it can (udp_stream).
-func (a *udpApp) napiClient(stop chan struct{}) {
-	r := a.r
+func (f *udpFlow) napiClient(stop chan struct{}) {
+	cs, to := f.cs, f.to
 	for {
 		select {
 		case <-stop:
@@ -410,34 +579,48 @@ func (a *udpApp) napiClient(stop chan struct{}) {
 		default:
 		}
 		now := engine.Nanotime()
-		if a.workload == "udp_stream" {
-			a.stampBatch(now)
-			if _, err := r.cs.WriteBatchTo(a.bufs[:], r.serverAddr()); err != nil {
+		if !f.rr {
+			f.stampBatch(now)
+			if _, err := cs.WriteBatchTo(f.bufs[:], to); err != nil && !f.sendFailed(err) {
 				return
 			}
 			continue
 		}
-		a.seq++
-		stamp(a.payload, a.seq, now)
-		if _, err := r.cs.WriteToUDPAddrPort(a.payload, r.serverAddr()); err != nil {
-			return
+		f.seq++
+		stamp(f.payload, f.seq, now)
+		if _, err := cs.WriteToUDPAddrPort(f.payload, to); err != nil {
+			if !f.sendFailed(err) {
+				return
+			}
+			continue
 		}
-		r.cs.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		cs.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 		for {
-			n, _, err := r.cs.ReadFromUDPAddrPort(a.reply)
+			n, _, err := cs.ReadFromUDPAddrPort(f.reply)
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) {
-					a.timeouts.Add(1)
+					f.timeouts.Add(1)
 					break
 				}
 				return
 			}
-			if n >= MinUDPPayload && binary.LittleEndian.Uint64(a.reply) == a.seq {
-				a.record(a.reply)
+			if n >= MinUDPPayload && binary.LittleEndian.Uint64(f.reply) == f.seq {
+				f.record(f.reply)
 				break
 			} // else a late answer to a request already given up on
 		}
 	}
+}
+
+// sendFailed counts a failed send and reports whether the client should go
+// on: it stops only once its socket is closed. A transient failure (the
+// pool empty for a moment) must not end a flow for the rest of the run.
+func (f *udpFlow) sendFailed(err error) bool {
+	if errors.Is(err, net.ErrClosed) {
+		return false
+	}
+	f.sendErrors.Add(1)
+	return true
 }
 
 // udpRun is what one run measured over its measured window.
@@ -455,20 +638,53 @@ type udpRun struct {
 // udpCounters are the run's counters, read as the window opens and as it
 // closes. Over the window:
 //
-//   - timeouts: the number of requests the client gave up on (udp_rr);
-//   - rcvbuf_drops: the number of datagrams the server's socket dropped on a
-//     full receive queue (Linux's UDP_MIB_RCVBUFERRORS);
-//   - parks, wakeups, spins: the number of times the two applications
-//     parked on a socket, were woken, and spun before parking.
+//   - timeouts: the number of requests the clients gave up on (udp_rr);
+//   - send_errors: the number of sends that failed in interrupt mode (in
+//     poll mode a failed send is simply not counted by the server);
+//   - rcvbuf_drops: the number of datagrams the server's sockets dropped on
+//     a full receive queue (Linux's UDP_MIB_RCVBUFERRORS);
+//   - parks, wakeups, spins: the number of times the applications parked
+//     on a socket, were woken, and spun before parking;
+//   - client_shardI_... and server_shardI_...: shard I's own counters in
+//     each stack (stack.ShardStats): rx_frames and tx_frames its queues
+//     took and gave, tx_dropped, udp_in the datagrams it delivered to
+//     sockets, steered_out and steered_in the frames it passed to and took
+//     from other shards, handed_off the datagrams applications queued for
+//     it while it was busy, direct_sends those they sent through it
+//     themselves.
 func (a *udpApp) udpCounters() map[string]uint64 {
 	cc, sc := a.r.client.SocketCounters(), a.r.server.SocketCounters()
-	return map[string]uint64{
-		"timeouts":     a.timeouts.Load(),
-		"rcvbuf_drops": a.r.ss.Drops(),
+	var timeouts, sendErrors, drops uint64
+	for _, f := range a.flows {
+		timeouts += f.timeouts.Load()
+		sendErrors += f.sendErrors.Load()
+		drops += f.ss.Drops()
+	}
+	m := map[string]uint64{
+		"timeouts":     timeouts,
+		"send_errors":  sendErrors,
+		"rcvbuf_drops": drops,
 		"parks":        cc.Parks.Load() + sc.Parks.Load(),
 		"wakeups":      cc.Wakeups.Load() + sc.Wakeups.Load(),
 		"spins":        cc.Spins.Load() + sc.Spins.Load(),
 	}
+	for _, s := range []struct {
+		name string
+		st   *stack.Stack
+	}{{"client", a.r.client}, {"server", a.r.server}} {
+		for _, sh := range s.st.ShardStats() {
+			p := fmt.Sprintf("%s_shard%d_", s.name, sh.Shard)
+			m[p+"rx_frames"] = sh.RxFrames
+			m[p+"tx_frames"] = sh.TxFrames
+			m[p+"tx_dropped"] = sh.TxDropped
+			m[p+"udp_in"] = sh.Stats.UDPInDatagrams
+			m[p+"steered_out"] = sh.SteeredOut
+			m[p+"steered_in"] = sh.SteeredIn
+			m[p+"handed_off"] = sh.HandedOff
+			m[p+"direct_sends"] = sh.DirectSends
+		}
+	}
+	return m
 }
 
 // runUDP is one independent run: fresh stacks and applications, a warm-up,
@@ -493,29 +709,46 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 	var wg sync.WaitGroup
 	switch mode {
 	case ModePMD:
-		// Both applications live in their stacks' poll loops.
-		r.ss.SetReadHandler(func(c *stack.UDPConn) { a.serve(c, a.serverBuf) })
-		if workload == "udp_rr" {
-			r.cs.SetReadHandler(a.pollReply)
+		// Every flow's applications live in the poll loops of its shards.
+		for _, f := range a.flows {
+			f.ss.SetReadHandler(f.serve)
+			if workload == "udp_rr" {
+				f.cs.SetReadHandler(f.pollReply)
+			}
 		}
-		tick := a.pollTick
+		tick := a.flows[0].pollTick
+		if len(a.flows) > 1 {
+			// Every client shard's loop runs the tick: each runs its flow.
+			flows, client := a.flows, r.client
+			tick = func(w *engine.Worker, n int) {
+				if i := client.ShardOfWorker(w); i >= 0 && i < len(flows) {
+					flows[i].pollTick(w, n)
+				}
+			}
+		}
 		r.tick.Store(&tick)
 	case ModeNAPI:
-		r.cs.SetBusyPoll(false)
-		r.ss.SetBusyPoll(false)
-		wg.Add(2)
-		go func() { defer wg.Done(); a.napiServer() }()
-		go func() { defer wg.Done(); a.napiClient(stop) }()
+		for _, f := range a.flows {
+			f.cs.SetBusyPoll(false)
+			f.ss.SetBusyPoll(false)
+			wg.Add(2)
+			go func() { defer wg.Done(); f.napiServer() }()
+			go func() { defer wg.Done(); f.napiClient(stop) }()
+		}
 	}
 	if cfg.Live != nil {
 		cfg.Live(r.live(size))
 	}
+	var avoid []int
+	if cfg.Queues == 1 {
+		avoid = []int{cfg.ServerCore}
+	}
 	var cpu0 time.Duration
 	var before map[string]uint64
 	sm := sampling{
-		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB %s", workload, mode, size, label),
-		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: 1, Count: a.count.Load,
-		Avoid: []int{cfg.ServerCore},
+		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB q%d %s", workload, mode, size, cfg.Queues, label),
+		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: 1, Count: a.count,
+		Avoid: avoid,
 		Measuring: func() {
 			cpu0 = CPUTime()
 			before = a.udpCounters()
@@ -539,17 +772,21 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 	}
 	close(stop)
 	r.tick.Store(nil)
-	r.cs.SetReadHandler(nil)
-	r.ss.SetReadHandler(nil)
-	r.cs.Close()
-	r.ss.Close()
+	for _, f := range a.flows {
+		f.cs.SetReadHandler(nil)
+		f.ss.SetReadHandler(nil)
+		f.cs.Close()
+		f.ss.Close()
+	}
 	wg.Wait()
 	if cfg.Live != nil {
 		cfg.Live(nil)
 	}
-	a.mu.Lock()
-	run.lat = a.lat
-	a.mu.Unlock()
+	for _, f := range a.flows {
+		f.mu.Lock()
+		run.lat.Merge(&f.lat)
+		f.mu.Unlock()
+	}
 	if sm.Bar != nil {
 		sm.Bar.Done(fmt.Sprintf("%.0f/s", run.rate))
 	}
@@ -598,11 +835,18 @@ func (p *udpRuns) result(cfg UDPConfig, workload string, mode Mode, size int) (U
 	if workload == "udp_stream" {
 		knobs["rx_batch"] = 1 // the server reads one datagram per call
 	}
+	roles := map[string]int{"client": cfg.ClientCore, "server": cfg.ServerCore}
+	if cfg.Queues > 1 {
+		// A knob only above one queue: one queue is the scenario as it was
+		// before shards, and its rows still match older results in
+		// `pollnet compare`; any other count is a scenario of its own.
+		knobs["queues"] = cfg.Queues
+		roles = map[string]int{"client": engine.AnyCore, "server": engine.AnyCore}
+	}
 	sc := result.Scenario{
 		Name: workload, Path: "pollnet-" + string(mode), Port: "wire", Knobs: knobs,
 		Samples: p.samples, CPUSeconds: p.cpu.Seconds(), Counters: p.counters,
-		Roles:      map[string]int{"client": cfg.ClientCore, "server": cfg.ServerCore},
-		GOMAXPROCS: p.gomaxprocs, WarmupS: cfg.Warmup.Seconds(), Repeat: len(p.samples),
+		Roles: roles, GOMAXPROCS: p.gomaxprocs, WarmupS: cfg.Warmup.Seconds(), Repeat: len(p.samples),
 	}
 	sc.Counters["total"] = p.total
 	if workload == "udp_rr" {
@@ -627,14 +871,15 @@ func (p *udpRuns) result(cfg UDPConfig, workload string, mode Mode, size int) (U
 		sc.Extra["gbps_median"] = sc.Median * float64(size) * 8 / 1e9 // payload only
 	}
 	lat := p.lat
-	return UDPResult{Workload: workload, Mode: mode, Size: size, Scenario: sc, Latency: &lat}, nil
+	return UDPResult{Workload: workload, Mode: mode, Size: size, Queues: cfg.Queues, Scenario: sc, Latency: &lat}, nil
 }
 
 // FormatUDP prints the results as a table (the median rate of the runs and
-// their spread), then the pmd/napi ratios.
+// their spread), then the pmd/napi ratios, then, with several queues, each
+// shard's counters over the measured windows.
 func FormatUDP(w io.Writer, rs []UDPResult) {
-	fmt.Fprintf(w, "%-10s %-5s %6s %4s %14s %21s %10s %10s %10s %12s %8s %8s\n",
-		"workload", "mode", "size", "runs", "rate/s", "min..max", "rtt p50", "rtt p99", "drops", "cpu ns/op", "parks", "wakeups")
+	fmt.Fprintf(w, "%-10s %-5s %6s %3s %4s %14s %21s %10s %10s %10s %12s %8s %8s\n",
+		"workload", "mode", "size", "q", "runs", "rate/s", "min..max", "rtt p50", "rtt p99", "drops", "cpu ns/op", "parks", "wakeups")
 	for _, r := range rs {
 		sc := r.Scenario
 		p50, p99 := "-", "-"
@@ -643,8 +888,9 @@ func FormatUDP(w io.Writer, rs []UDPResult) {
 			p99 = roundLatency(time.Duration(sc.Extra["latency_p99_ns"])).String()
 		}
 		spread := fmt.Sprintf("%.0f..%.0f", sc.Min, sc.Max)
-		fmt.Fprintf(w, "%-10s %-5s %6d %4d %14.0f %21s %10s %10s %10d %12.0f %8d %8d\n", r.Workload, r.Mode, r.Size, len(sc.Samples),
-			sc.Median, spread, p50, p99, sc.Counters["rcvbuf_drops"], sc.Extra["cpu_ns_per_op"], sc.Counters["parks"], sc.Counters["wakeups"])
+		fmt.Fprintf(w, "%-10s %-5s %6d %3d %4d %14.0f %21s %10s %10s %10d %12.0f %8d %8d\n", r.Workload, r.Mode, r.Size, max(1, r.Queues),
+			len(sc.Samples), sc.Median, spread, p50, p99, sc.Counters["rcvbuf_drops"], sc.Extra["cpu_ns_per_op"], sc.Counters["parks"],
+			sc.Counters["wakeups"])
 	}
 	for i, a := range rs {
 		if a.Mode != ModePMD {
@@ -656,6 +902,26 @@ func FormatUDP(w io.Writer, rs []UDPResult) {
 					a.Scenario.Median/b.Scenario.Median, a.Scenario.Extra["cpu_ns_per_op"]/max(1, b.Scenario.Extra["cpu_ns_per_op"]))
 				break
 			}
+		}
+	}
+	header := false
+	for _, r := range rs {
+		if r.Queues <= 1 {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "per shard, over the measured windows (rx/tx frames, datagrams to sockets, frames steered out/in, sends handed off/direct):")
+			header = true
+		}
+		c := r.Scenario.Counters
+		for _, st := range []string{"client", "server"} {
+			fmt.Fprintf(w, "  %-10s %-4s %5d B %s:", r.Workload, r.Mode, r.Size, st)
+			for i := range r.Queues {
+				p := fmt.Sprintf("%s_shard%d_", st, i)
+				fmt.Fprintf(w, " [%d] rx %d tx %d udp_in %d steer %d/%d send %d/%d", i, c[p+"rx_frames"], c[p+"tx_frames"],
+					c[p+"udp_in"], c[p+"steered_out"], c[p+"steered_in"], c[p+"handed_off"], c[p+"direct_sends"])
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }

@@ -43,7 +43,8 @@ usage:
       idle      no traffic: what waiting costs each mode
       coalesce  napi at 1 Mpps with rx-usecs 0, 50, 200
       udp       two stacks over a wire pair: UDP request/response (with round-trip
-                times) and one-way stream through sockets
+                times) and one-way stream through sockets (--queues N: N shards
+                per stack, a flow on each, per-shard counters in result.json)
   pollnet stat [--pid N] [--watch 1s] [--count N]
                                      counters of a running (or the last) bench
   pollnet compare [--alpha 0.05] A B
@@ -123,7 +124,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	suite := fs.String("suite", "", "run a suite: quick (the default) or full")
 	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); for udp, UDP payload sizes (16..65507)")
 	modes := fs.String("mode", "pmd,napi", "how the device under test is driven: pmd, napi, or pmd,napi")
-	queues := fs.Int("queues", 1, "queues per port (1..16)")
+	queues := fs.Int("queues", 1, "queues per port (1..16); udp: also shards per stack and flows, every shard unpinned above 1")
 	duration := fs.Duration("duration", time.Second, "measured time of each run (full suite: 2s); zero-loss trials are 1s")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each run's measurement")
 	repeat := fs.Int("repeat", 0, fmt.Sprintf("independent runs per path, interleaved between the paths (default %d); medians and min..max come from them", bench.DefaultRepeat))

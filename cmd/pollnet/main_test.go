@@ -24,6 +24,7 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 		{[]string{"bench", "--fwd-core", "4096"}, "--fwd-core"},
 		{[]string{"bench", "--gen-core", "-3"}, "--gen-core"},
 		{[]string{"bench", "--queues", "0"}, "--queues 0"},
+		{[]string{"bench", "udp", "--queues", "17"}, "--queues 17"},
 		{[]string{"bench", "--ring", "1000"}, "power of two"},
 		{[]string{"bench", "--idle", "nap"}, "--idle"},
 		{[]string{"bench", "--no-such-flag"}, "no-such-flag"},
@@ -209,5 +210,47 @@ func TestBenchNullWritesBothPaths(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "pps-null:") || !strings.Contains(out.String(), "unpinned") {
 		t.Errorf("table:\n%s", out.String())
+	}
+}
+
+// `bench udp --queues 2` runs two shards a stack and writes each shard's
+// counters into result.json, under a queues knob.
+func TestBenchUDPWithTwoQueuesWritesShardCounters(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	code := run([]string{"bench", "udp", "--queues", "2", "--size", "64", "--duration", "100ms", "--warmup", "0s", "--repeat", "1",
+		"--mode", "pmd", "--quiet", "--out", dir}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r struct {
+		Scenarios []struct {
+			Name     string            `json:"name"`
+			Knobs    map[string]any    `json:"knobs"`
+			Counters map[string]uint64 `json:"counters"`
+		} `json:"scenarios"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Scenarios) != 2 {
+		t.Fatalf("%d scenarios, want udp_rr and udp_stream", len(r.Scenarios))
+	}
+	for _, sc := range r.Scenarios {
+		if sc.Knobs["queues"] != 2.0 {
+			t.Errorf("%s: knobs %v, want queues 2", sc.Name, sc.Knobs)
+		}
+		for _, k := range []string{"server_shard0_udp_in", "server_shard1_udp_in", "client_shard1_tx_frames"} {
+			if _, ok := sc.Counters[k]; !ok {
+				t.Errorf("%s: no counter %s in %v", sc.Name, k, sc.Counters)
+			}
+		}
+	}
+	if !strings.Contains(out.String(), "per shard") {
+		t.Errorf("no per-shard lines:\n%s", out.String())
 	}
 }

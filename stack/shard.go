@@ -224,7 +224,7 @@ func (sh *shard) start(mode Mode, core int, si engine.SoftirqConfig) error {
 	sh.mu.Lock()
 	sh.worker, sh.softirq = w, soft
 	sh.setTxCaches(&sh.cs)
-	sh.mu.Unlock()
+	sh.letGo()
 	return w.Start(func(*engine.Worker) { run() })
 }
 
@@ -399,7 +399,18 @@ func (sh *shard) notify(ready []*udp.Conn) {
 	if sh.ready == nil {
 		sh.ready = ready[:0] // reuse the array
 	}
+	sh.letGo()
+}
+
+// letGo releases mu taken for a short look (the ready array, counters). A
+// sender that handed datagrams over meanwhile, failing to take the lock
+// because we held it, finds them sent: as unlock does, look at the ring
+// after letting go and take the lock back to send what came.
+func (sh *shard) letGo() {
 	sh.mu.Unlock()
+	if sh.handoff.Len() > 0 && sh.mu.TryLock() {
+		sh.notify(sh.unlock())
+	}
 }
 
 // Next is the earliest deadline among the shard's timers and the neighbour
@@ -461,7 +472,7 @@ func (sh *shard) armReassembly() {
 // Stats of one shard, for ShardStats.
 func (sh *shard) snapshot() ShardStats {
 	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	defer sh.letGo()
 	c := sh.count
 	st := ShardStats{Shard: sh.id, Core: engine.AnyCore, RxFrames: c.rxFrames, SteeredOut: c.steeredOut,
 		SteeredIn: c.steeredIn, HandedOff: sh.handedOff.Load(), DirectSends: c.directSends, TxFrames: c.txFrames,

@@ -260,3 +260,35 @@ func TestSendersOnManyGoroutinesLoseNothing(t *testing.T) {
 		t.Log("no sender found a shard busy: the handoff ring went untested this run")
 	}
 }
+
+// TestDatagramsHandedToAShardBusyWithALookAreSent hands datagrams to a
+// shard whose lock a reader of its counters holds, in interrupt mode with
+// nothing arriving: once the reader lets go they leave, without waiting for
+// a burst or a timer to unlock the shard again.
+func TestDatagramsHandedToAShardBusyWithALookAreSent(t *testing.T) {
+	l := shardedLink(t, 1, ModeNAPI)
+	c, err := l.s.DialUDP(netip.AddrPort{}, ap(addrA, 9))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Write([]byte("resolve"))
+	if got := l.recv(1, 5*time.Second); len(got) != 1 {
+		t.Fatalf("%d frames before the test", len(got))
+	}
+	for _, sh := range l.s.shards {
+		sh.mu.Lock() // as ShardStats or Stats does
+	}
+	for i := range 8 {
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, sh := range l.s.shards {
+		sh.letGo()
+	}
+	// letGo sends them before it returns; 50 ms is well before any timer
+	// of the shard's would unlock it again (the sockets' 100 ms).
+	if got := l.recv(8, 50*time.Millisecond); len(got) != 8 {
+		t.Fatalf("%d of 8 datagrams left after the look", len(got))
+	}
+}

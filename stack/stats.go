@@ -61,7 +61,7 @@ func (s *Stack) Stats() Stats {
 		sh.mu.Lock()
 		c := sh.stats
 		rc := sh.reasm.Counters()
-		sh.mu.Unlock()
+		sh.letGo()
 		c.ReasmReqds, c.ReasmOKs, c.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
 		st.add(&c)
 	}

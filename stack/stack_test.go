@@ -86,11 +86,37 @@ func TestUDPBothWaysBothModes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// b's reader waits before anything is sent, so that in napi
+			// mode it parks whatever the timing of the exchange.
+			type read struct {
+				got  []byte
+				from netip.AddrPort
+				err  error
+			}
+			first := make(chan read, 1)
+			go func() {
+				sb.SetReadDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, 64)
+				n, from, err := sb.ReadFromUDPAddrPort(buf)
+				first <- read{buf[:n], from, err}
+			}()
+			if mode == ModeNAPI {
+				for deadline := time.Now().Add(5 * time.Second); sb.Notifier().Readers.Waiters() == 0; {
+					if time.Now().After(deadline) {
+						t.Fatal("b's reader never parked")
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
 			// The first datagram waits for ARP; it must still arrive.
 			if _, err := sa.WriteToUDPAddrPort([]byte("hello b"), ap(addrB, 6000)); err != nil {
 				t.Fatal(err)
 			}
-			got, from := readWithin(t, sb, 5*time.Second)
+			r := <-first
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			got, from := r.got, r.from
 			if string(got) != "hello b" || from != ap(addrA, 5000) {
 				t.Fatalf("b got %q from %v", got, from)
 			}

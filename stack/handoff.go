@@ -25,7 +25,6 @@ import (
 type appCounters struct {
 	noRoutes  atomic.Uint64 // in IPOutNoRoutes
 	noBuffers atomic.Uint64 // in NoMbuf
-	udpOut    atomic.Uint64 // in UDPOutDatagrams
 }
 
 // output sends transport datagrams ms (each with its transport header and
@@ -34,9 +33,11 @@ type appCounters struct {
 // It takes every mbuf and returns how many it accepted.
 func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8, ms []engine.Mbuf) (int, error) {
 	// Close waits for senders to leave before it frees the shards and the
-	// pool: one that arrives after Close began sees closed.
-	s.senders.Add(1)
-	defer s.senders.Add(-1)
+	// pool: one that arrives after Close began sees closed. The count is
+	// the shard's, so senders on different shards share no cache line.
+	sh := s.shards[shard%len(s.shards)]
+	sh.senders.Add(1)
+	defer sh.senders.Add(-1)
 	if s.closed.Load() {
 		freeAll(ms)
 		return 0, net.ErrClosed
@@ -81,7 +82,7 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 	}
 	sent := 0
 	if len(ms) > 0 {
-		sent = s.shards[shard%len(s.shards)].take(r, dst, ms)
+		sent = sh.take(r, dst, proto, ms)
 	}
 	if sent < len(ms) {
 		return sent, ErrNoBuffers
@@ -92,7 +93,7 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 // take sends ms (whole IPv4 datagrams to dst by route r) now if the shard is
 // idle, else hands them over. It returns how many it took; the rest, for
 // which the handoff ring had no room, it frees.
-func (sh *shard) take(r route.Result, dst [4]byte, ms []engine.Mbuf) int {
+func (sh *shard) take(r route.Result, dst [4]byte, proto uint8, ms []engine.Mbuf) int {
 	if sh.mu.TryLock() {
 		sh.count.directSends += uint64(len(ms))
 		dev := sh.s.devs[r.Dev]
@@ -102,6 +103,9 @@ func (sh *shard) take(r route.Result, dst [4]byte, ms []engine.Mbuf) int {
 		for _, m := range ms {
 			sh.stats.IPOutRequests++
 			sh.routeOutput(dev, r, dst, m, false)
+		}
+		if proto == ipv4.ProtoUDP {
+			sh.stats.UDPOutDatagrams += uint64(len(ms))
 		}
 		sh.notify(sh.unlock())
 		return len(ms)
@@ -142,6 +146,9 @@ func (sh *shard) drainHandoff() {
 				dev = sh.s.devs[0]
 			}
 			sh.stats.IPOutRequests++
+			if h.Protocol == ipv4.ProtoUDP {
+				sh.stats.UDPOutDatagrams++
+			}
 			sh.routeOutput(dev, r, h.Dst, m, false)
 		}
 		if n < len(burst) {

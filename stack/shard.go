@@ -82,6 +82,7 @@ type shard struct {
 
 	count     shardCounters
 	handedOff atomic.Uint64 // counted by the senders, who do not hold mu
+	senders   atomic.Int32  // application goroutines sending through the shard (see output)
 }
 
 // shardCounters are a shard's own counters, kept under its lock.
@@ -448,8 +449,13 @@ func (sh *shard) publishNext() {
 	if !ok {
 		next = 1<<63 - 1
 	}
-	if old := sh.nextDue.Swap(next); next < old && sh.softirq != nil {
-		sh.softirq.Kick()
+	// Most unlocks change nothing: a load, not a store, so the loop
+	// reading nextDue keeps its cache line.
+	if old := sh.nextDue.Load(); next != old {
+		sh.nextDue.Store(next)
+		if next < old && sh.softirq != nil {
+			sh.softirq.Kick()
+		}
 	}
 }
 

@@ -130,7 +130,6 @@ type Stack struct {
 
 	started bool
 	closed  atomic.Bool
-	senders atomic.Int32 // application goroutines inside output
 }
 
 // New builds a stack instance; Start drives it.
@@ -390,8 +389,10 @@ func (s *Stack) Close() error {
 	// Senders that find the stack closed stop before taking a shard; wait
 	// for those already past that point, so that nothing uses a shard or
 	// the pool once they are released.
-	for s.senders.Load() != 0 {
-		time.Sleep(10 * time.Microsecond)
+	for _, sh := range s.shards {
+		for sh.senders.Load() != 0 {
+			time.Sleep(10 * time.Microsecond)
+		}
 	}
 	s.udp.CloseAll()
 	return s.release()

@@ -68,7 +68,6 @@ func (s *Stack) Stats() Stats {
 	copyNeighStats(&st, s.neigh.Stats())
 	st.NoMbuf += s.app.noBuffers.Load()
 	st.IPOutNoRoutes += s.app.noRoutes.Load()
-	st.UDPOutDatagrams += s.app.udpOut.Load()
 	s.addUDPStats(&st)
 	st.HeldMbufs, st.HeldRefusals = uint64(s.held.held.Load()), s.held.refused.Load()
 	return st

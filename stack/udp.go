@@ -177,7 +177,5 @@ func (u *udpStack) Source(r route.Result, dst [4]byte) [4]byte {
 // Output hands a socket's datagrams to a shard (see output): the payload was
 // copied already, outside any shard's lock.
 func (u *udpStack) Output(shard int, rc *route.Cache, src, dst [4]byte, ms []engine.Mbuf) (int, error) {
-	n, err := (*Stack)(u).output(shard, rc, src, dst, ipv4.ProtoUDP, ms)
-	u.app.udpOut.Add(uint64(n))
-	return n, err
+	return (*Stack)(u).output(shard, rc, src, dst, ipv4.ProtoUDP, ms)
 }

@@ -167,7 +167,9 @@ func newShard(s *Stack, id, n int, rc frag.ReasmConfig) (*shard, error) {
 			sh.rx, sh.rxDev = append(sh.rx, engine.QueueRef{Port: d.Port, Queue: q}), append(sh.rxDev, d)
 		}
 	}
-	sh.rx, sh.rxDev = append(sh.rx, engine.QueueRef{Port: sh.steer}), append(sh.rxDev, nil)
+	if n > 1 { // a lone shard is never steered to: no backlog to poll
+		sh.rx, sh.rxDev = append(sh.rx, engine.QueueRef{Port: sh.steer}), append(sh.rxDev, nil)
+	}
 	return sh, nil
 }
 

@@ -126,6 +126,9 @@ func (sh *shard) take(r route.Result, dst [4]byte, proto uint8, ms []engine.Mbuf
 // drainHandoff sends the datagrams handed over while the shard was busy.
 // Under mu.
 func (sh *shard) drainHandoff() {
+	if sh.handoff.Len() == 0 {
+		return
+	}
 	var burst [engine.Burst]engine.Mbuf
 	for {
 		n := sh.handoff.DequeueBurst(burst[:])

@@ -60,6 +60,9 @@ type shard struct {
 	// found the pool empty learn when it is not (sk_write_space).
 	socketTimer timer.Timer
 	socketDue   bool
+	// timersMoved is set when the wheel may have a new earliest deadline
+	// (a timer armed, cancelled or fired), for publishNext.
+	timersMoved bool
 	ready       []*udp.Conn // sockets that got data during this burst
 
 	// steerOut collects, per shard, the frames of flows another shard owns,
@@ -150,7 +153,7 @@ func newShard(s *Stack, id, n int, rc frag.ReasmConfig) (*shard, error) {
 		})
 		sh.wheel.Arm(&sh.socketTimer, now+socketPeriod)
 	}
-	sh.nextDue.Store(1<<63 - 1)
+	sh.publishNext()
 	for _, d := range s.devs {
 		q := txQueue{dev: d, queue: id % max(1, d.Port.Info().TxQueues)}
 		if !d.Loopback && d.Port.Info().TxQueues < n {
@@ -359,7 +362,9 @@ func (sh *shard) unlock() []*udp.Conn {
 		} else {
 			ready = append(ready, r...)
 		}
-		sh.publishNext()
+		if sh.timersMoved {
+			sh.publishNext()
+		}
 		sh.mu.Unlock()
 		if sh.handoff.Len() == 0 || !sh.mu.TryLock() {
 			return ready
@@ -432,6 +437,7 @@ func (sh *shard) Next() (int64, bool) {
 func (sh *shard) Advance(now int64) int {
 	sh.mu.Lock()
 	n := sh.wheel.Advance(now)
+	sh.timersMoved = true
 	n += sh.s.neigh.Advance(sh, now)
 	sh.count.timers += uint64(n)
 	due := sh.socketDue
@@ -447,6 +453,7 @@ func (sh *shard) Advance(now int64) int {
 // wakes a sleeping softirq when a sender armed one earlier than it sleeps
 // until. Under mu.
 func (sh *shard) publishNext() {
+	sh.timersMoved = false
 	next, ok := sh.wheel.Next()
 	if !ok {
 		next = 1<<63 - 1
@@ -470,10 +477,14 @@ func (sh *shard) expireReassembly(now int64) {
 
 // armReassembly keeps the reassembly timer on the oldest pending datagram.
 func (sh *shard) armReassembly() {
-	if when, ok := sh.reasm.Next(); ok {
+	when, ok := sh.reasm.Next()
+	switch {
+	case ok && (!sh.reasmTimer.Armed() || sh.reasmTimer.When() != when):
 		sh.wheel.Arm(&sh.reasmTimer, when)
-	} else {
+		sh.timersMoved = true
+	case !ok && sh.reasmTimer.Armed():
 		sh.wheel.Cancel(&sh.reasmTimer)
+		sh.timersMoved = true
 	}
 }
 

@@ -292,3 +292,21 @@ func TestDatagramsHandedToAShardBusyWithALookAreSent(t *testing.T) {
 		t.Fatalf("%d of 8 datagrams left after the look", len(got))
 	}
 }
+
+// TestAnIdleShardStillRunsItsTimers: with nothing arriving, a softirq
+// sleeps until its wheel's next deadline and fires it (shard 0's socket
+// housekeeping, every 100 ms), and a poll loop does the same.
+func TestAnIdleShardStillRunsItsTimers(t *testing.T) {
+	for _, mode := range []Mode{ModeNAPI, ModePMD} {
+		t.Run(string(mode), func(t *testing.T) {
+			l := newRawLinkIn(t, mode, addrB, wire.Config{}, nil)
+			deadline := time.Now().Add(5 * time.Second)
+			for l.s.ShardStats()[0].Timers < 3 {
+				if time.Now().After(deadline) {
+					t.Fatalf("%d timers fired in 5 s of idling", l.s.ShardStats()[0].Timers)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}

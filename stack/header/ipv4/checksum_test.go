@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/internal/mbuftest"
+	"github.com/pollnet/pollnet/engine/mbuftest"
 )
 
 // refSum is the textbook RFC 1071 loop: 16-bit big-endian words.

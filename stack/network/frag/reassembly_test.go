@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/internal/mbuftest"
+	"github.com/pollnet/pollnet/engine/mbuftest"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 

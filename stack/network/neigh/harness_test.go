@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/internal/mbuftest"
+	"github.com/pollnet/pollnet/engine/mbuftest"
 	"github.com/pollnet/pollnet/stack/header/arp"
 	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/link"

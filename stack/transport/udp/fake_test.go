@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/internal/mbuftest"
+	"github.com/pollnet/pollnet/engine/mbuftest"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"

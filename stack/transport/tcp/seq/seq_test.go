@@ -63,7 +63,7 @@ func TestInWindowIncludesTheStartAndExcludesTheEnd(t *testing.T) {
 		{5, 0xfffffffb, 10, false},
 		{0xfffffffa, 0xfffffffb, 10, false},
 		{7, 8, 0xffffffff, false}, // the largest window holds all but one number
-		{6, 8, 0xffffffff, true}, // 8 + 2^32 - 2, wrapped
+		{6, 8, 0xffffffff, true},  // 8 + 2^32 - 2, wrapped
 	}
 	for _, c := range cases {
 		if got := c.v.InWindow(c.start, c.size); got != c.in {

@@ -12,4 +12,5 @@ const (
 	TagPort                         // ephemeral port offsets (RFC 6056)
 	TagSteer                        // software steering of flows to shards (RPS)
 	TagReusePort                    // spreading flows over a UDP reuseport group
+	TagTCPISN                       // TCP initial sequence numbers (RFC 6528)
 )

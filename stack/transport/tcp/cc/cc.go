@@ -15,8 +15,9 @@
 //     5.8 and RFC 7661); ACKs during recovery are ignored.
 //   - OnLoss once per congestion event: on entering fast recovery (three
 //     duplicate ACKs or SACK loss detection, RFC 6675), with the flight
-//     size then. Later calls before OnRecoveryExit are ignored, as RFC 6582
-//     reduces the window once per window of data.
+//     size then (Reno halves it, RFC 5681 eq. 4; CUBIC reduces its window
+//     instead, RFC 9438 4.6). Later calls before OnRecoveryExit are
+//     ignored, as RFC 6582 reduces the window once per window of data.
 //   - OnRecoveryExit when the ACK that covers the recovery point arrives.
 //   - OnTimeout when the retransmission timer expires, with the flight size
 //     before the timeout; it also ends any recovery.

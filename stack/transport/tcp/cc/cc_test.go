@@ -259,3 +259,18 @@ func TestOnAckAllocatesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestCubicReducesTheWindowNotAnApplicationLimitedFlight: a sender that had
+// only a tenth of its window in flight at the loss keeps 0.7 of its window
+// (RFC 9438 4.6), not 0.7 of the flight.
+func TestCubicReducesTheWindowNotAnApplicationLimitedFlight(t *testing.T) {
+	s := &sender{c: newController(t, "cubic"), rtt: 10e6}
+	for s.c.Cwnd() < 100*mss {
+		s.round()
+	}
+	cwnd := s.c.Cwnd()
+	s.c.OnLoss(cwnd / 10)
+	if want := int(float64(cwnd) * 0.7); s.c.Ssthresh() != want || s.c.Cwnd() != want {
+		t.Fatalf("after a loss at cwnd %d with a tenth in flight: ssthresh %d cwnd %d, want %d", cwnd, s.c.Ssthresh(), s.c.Cwnd(), want)
+	}
+}

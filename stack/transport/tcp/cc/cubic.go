@@ -109,9 +109,11 @@ func (c *Cubic) startEpoch(cwnd float64, now int64) {
 
 // reduce reacts to a congestion event: fast convergence (4.7) lowers W_max
 // below the window when this loss came before the last W_max was reached,
-// releasing bandwidth to newer flows; ssthresh = flight_size * beta_cubic,
-// at least 2 segments (4.6).
-func (c *Cubic) reduce(flight int) {
+// releasing bandwidth to newer flows; ssthresh = cwnd * beta_cubic, at
+// least 2 segments (4.6). The window, not the flight size, is reduced, as
+// RFC 9438 and Linux and Windows do: an application-limited sender would
+// otherwise collapse its window at every loss. flight is not used.
+func (c *Cubic) reduce(_ int) {
 	cwnd := c.cwnd / float64(c.mss)
 	if cwnd < c.wmax {
 		c.wmax = cwnd * (1 + cubicBeta) / 2
@@ -119,7 +121,7 @@ func (c *Cubic) reduce(flight int) {
 		c.wmax = cwnd
 	}
 	c.cwndPrior = cwnd
-	c.ssthresh = max(int(float64(flight)*cubicBeta), 2*c.mss)
+	c.ssthresh = max(int(c.cwnd*cubicBeta), 2*c.mss)
 	c.epochSet = false
 }
 

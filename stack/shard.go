@@ -297,7 +297,7 @@ func (sh *shard) input(_ *engine.Worker, from engine.QueueRef, pkts []engine.Mbu
 	case steered:
 		sh.count.steeredIn += uint64(len(pkts))
 		for _, m := range pkts {
-			if d := m.Port(); d > 0 && d < len(sh.s.devs) {
+			if d := m.Port(); d >= 0 && d < len(sh.s.devs) {
 				sh.receive(sh.s.devs[d], m, true)
 			} else {
 				sh.stats.EthInErrors++

@@ -310,3 +310,43 @@ func TestAnIdleShardStillRunsItsTimers(t *testing.T) {
 		})
 	}
 }
+
+// TestDatagramsToOurselvesReachEveryShard: datagrams sent to one of our own
+// addresses come back through the loopback device, which shard 0 drains and
+// steers: every one of many flows arrives, whichever shard owns it.
+func TestDatagramsToOurselvesReachEveryShard(t *testing.T) {
+	for _, mode := range []Mode{ModeNAPI, ModePMD} {
+		t.Run(string(mode), func(t *testing.T) {
+			l := shardedLink(t, 1, mode)
+			sink, err := l.s.ListenUDP(netip.MustParseAddrPort("127.0.0.1:9"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const flows = 32
+			for i := range flows {
+				c, err := l.s.DialUDP(netip.AddrPort{}, netip.MustParseAddrPort("127.0.0.1:9"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := c.Write([]byte{byte(i)}); err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+			}
+			seen := map[byte]bool{}
+			sink.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 16)
+			for len(seen) < flows {
+				n, _, err := sink.ReadFromUDPAddrPort(buf)
+				if err != nil {
+					t.Fatalf("%d of %d flows arrived: %v (shards %+v)", len(seen), flows, err, l.s.ShardStats())
+				}
+				seen[buf[0]] = n == 1
+			}
+			st := l.s.ShardStats()
+			if st[0].SteeredOut == 0 || st[1].SteeredIn == 0 {
+				t.Fatalf("no flow was steered from shard 0 to shard 1: %d out, %d in", st[0].SteeredOut, st[1].SteeredIn)
+			}
+		})
+	}
+}

@@ -143,14 +143,19 @@ func TestRunPPSReturnsEveryMbuf(t *testing.T) {
 					t.Fatalf("counter %s missing", k)
 				}
 			}
-			if r.Mode == ModeNAPI && (r.Interrupts == 0 || r.Softnet.Processed == 0 || sc.Path != "pollnet-napi") {
-				t.Fatalf("napi run: %d interrupts, softnet %+v, path %s", r.Interrupts, r.Softnet, sc.Path)
+			// A softirq that never runs out of work stays in its poll and
+			// raises no interrupt in the window (a loaded machine does
+			// that): interrupts are charged exactly when some were raised.
+			if r.Mode == ModeNAPI && (r.Softnet.Processed == 0 || sc.Path != "pollnet-napi" ||
+				(r.Interrupts > 0) != (sc.Counters["interrupt_cpu_ns"] > 0)) {
+				t.Fatalf("napi run: %d interrupts, %d ns charged, softnet %+v, path %s",
+					r.Interrupts, sc.Counters["interrupt_cpu_ns"], r.Softnet, sc.Path)
 			}
 			for _, w := range r.Runs {
 				if w.DUTCPU != w.ThreadCPU+w.IRQTime {
 					t.Fatalf("%s: device CPU %v, thread %v + interrupts %v", r.Mode, w.DUTCPU, w.ThreadCPU, w.IRQTime)
 				}
-				if r.Mode == ModeNAPI && (w.IRQTime <= 0 || sc.Counters["interrupt_cpu_ns"] == 0) {
+				if r.Mode == ModeNAPI && (w.aRx.Interrupts > 0) != (w.IRQTime > 0) {
 					t.Fatalf("napi: %d interrupts charged %v", w.aRx.Interrupts, w.IRQTime)
 				}
 				if r.Mode == ModePMD && w.IRQTime != 0 {

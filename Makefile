@@ -59,12 +59,21 @@ results: build deps
 	./$(BIN) bench --suite full --quiet --out results/reference $(BENCHFLAGS)
 	./$(BIN) report --readme results/README.md results/reference
 
-# Fuzz every parser; `make fuzz FUZZTIME=5m` for a long run.
+# Fuzz every parser; `make fuzz FUZZTIME=5m` for a long run. A finding
+# always writes its input to testdata/fuzz and fails. Go's fuzzing engine
+# can also fail a run on its own -fuzztime deadline, having found nothing,
+# when a worker is busy (minimising a new input) as the time runs out
+# (golang/go#51484): such a run counts as clean when it wrote no input and
+# the target's corpus replays clean.
 fuzz:
 	@for f in $(FUZZ); do pkg=$${f%%:*}; name=$${f##*:}; \
 	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-	  $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/pollnet-fuzz.log 2>&1 || \
-	    { cat /tmp/pollnet-fuzz.log; exit 1; }; \
+	  if ! $(GO) test -run='^$$' -fuzz="^$$name\$$" -fuzztime=$(FUZZTIME) ./$$pkg >/tmp/pollnet-fuzz.log 2>&1; then \
+	    if grep -q 'context deadline exceeded' /tmp/pollnet-fuzz.log && ! grep -q 'Failing input written' /tmp/pollnet-fuzz.log && \
+	       $(GO) test -count=1 -run="^$$name\$$" ./$$pkg >/dev/null 2>&1; then \
+	      echo "fuzz $$pkg $$name: the engine stopped on its own deadline with nothing found (golang/go#51484); the corpus replays clean"; \
+	    else cat /tmp/pollnet-fuzz.log; exit 1; fi; \
+	  fi; \
 	done; echo "fuzz: every target ran clean"
 
 clean:

@@ -13,7 +13,7 @@
 //
 // Layout of a cookie, before the mask is added:
 //
-//	bits 31..24  the low 8 bits of the counter (64 s ticks)
+//	bits 31..24  the low 8 bits of the counter (minutes)
 //	bits 23..22  the MSS index
 //	bits 21..0   MAC(tuple, client ISN, counter, MSS index)
 //
@@ -21,6 +21,7 @@
 // cookie can turn it into a valid cookie for a neighbouring MSS; covering
 // the index by the MAC makes every single-bit change fail, at the same
 // forgery odds (2 of 256 counter bytes, times 2^-22).
+//
 // The mask, a keyed hash of the tuple and the client ISN without the
 // counter, hides the counter's bits, so the ISN tells an observer nothing
 // about the time and stays as hard to guess as any other ISN.
@@ -38,13 +39,13 @@ import (
 )
 
 const (
-	// Tick is the period of the cookie clock in nanoseconds: Linux's
-	// TCP_SYNCOOKIE_PERIOD, 64 s on its 64-bit jiffies clock
+	// Tick is the period of the cookie clock in nanoseconds: a minute, as
+	// Linux's TCP_SYNCOOKIE_PERIOD on its 64-bit jiffies clock
 	// (tcp_cookie_time).
-	Tick int64 = 64e9
+	Tick int64 = 60e9
 
 	// MaxAge is how many counter values a cookie stays valid for: the one
-	// it was made in and the one after, so it lives between 64 and 128 s
+	// it was made in and the one after, so it lives between 60 and 120 s
 	// (Linux's MAX_SYNCOOKIE_AGE).
 	MaxAge = 2
 

@@ -13,4 +13,6 @@ const (
 	TagSteer                        // software steering of flows to shards (RPS)
 	TagReusePort                    // spreading flows over a UDP reuseport group
 	TagTCPISN                       // TCP initial sequence numbers (RFC 6528)
+	TagSYNCookie                    // TCP SYN cookies (RFC 4987 3.6)
+	TagChallenge                    // the per-second challenge-ACK budget (RFC 5961 7)
 )

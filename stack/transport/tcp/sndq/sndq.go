@@ -11,16 +11,16 @@
 // queued packet and the offset and length of its bytes in that packet; an
 // acknowledgement that ends inside an entry moves its offset. A packet built
 // by Segment is a fresh head mbuf, empty but for its headroom, chained to
-// read-only windows on the queued buffers, so queued packets may be shared
-// (Ref'd or cloned by the application, external memory) and in flight on a
-// port's transmit ring while the queue still holds them.
+// clones of the queued segments that hold its bytes (read-only, sharing the
+// buffers), so queued packets may be shared (Ref'd or cloned by the
+// application, external memory) and in flight on a port's transmit ring
+// while the queue still holds them.
 //
 // A Queue is owned by the goroutine of its connection's shard: no locks.
 package sndq
 
 import (
 	"errors"
-	"unsafe"
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/transport/tcp/seq"
@@ -51,7 +51,7 @@ type Config struct {
 	// buffer (SO_SNDBUF, tcp_wmem). 0 means DefaultLimit; values above
 	// MaxLimit are clamped.
 	Limit int
-	// Pool gives the head and window mbufs of the packets Segment builds.
+	// Pool gives the head and clone mbufs of the packets Segment builds.
 	Pool *engine.Pool
 	// Free returns a queued packet once it is acknowledged: the shard's
 	// engine.Caches.Free. nil means engine.Free, without a cache.
@@ -245,13 +245,11 @@ func (q *Queue) Purge() {
 //
 // The packet's first mbuf is fresh from cs, with no data and all of its
 // headroom for the caller to Prepend the TCP, IP and Ethernet headers; the
-// payload follows in mbufs that read the queued buffers without copying:
-// a clone of a queued single-segment packet, or, for a segment of a queued
-// chain, an external-memory window that holds a reference on that chain
-// until it is freed (engine.Clone of a chain's segment would clone the rest
-// of the chain too). The caller owns the packet and frees it, with cs or on
-// the port's transmit completion; the queue's buffers outlive it as long as
-// it needs them.
+// payload follows in clones of just the queued segments that hold it
+// (engine.Caches.CloneRange), each narrowed to its bytes and holding a
+// reference on the buffer it reads. The caller owns the packet and frees
+// it, with cs or on the port's transmit completion; the queue's buffers
+// outlive it as long as it needs them.
 func (q *Queue) Segment(s seq.Value, mss int, cs *engine.Caches) (engine.Mbuf, int, error) {
 	if mss <= 0 || s.LessThan(q.una) || q.nxt.LessEq(s) {
 		return engine.NoMbuf, 0, ErrRange
@@ -267,70 +265,16 @@ func (q *Queue) Segment(s seq.Value, mss int, cs *engine.Caches) (engine.Mbuf, i
 		e := q.at(i)
 		in := int(s.Sub(e.s))
 		k := min(left, int(e.n)-in)
-		if err := q.window(cs, h, e.m, int(e.off)+in, k); err != nil {
+		c, err := cs.CloneRange(e.m, int(e.off)+in, k, q.pool)
+		if err != nil {
 			cs.Free(h)
 			q.c.NoMbufs++
 			return engine.NoMbuf, 0, err
 		}
+		_ = h.Chain(c) // at most MaxSegment bytes behind an empty head: never ErrTooLong
 		s = s.Add(seq.Size(k))
 		left -= k
 	}
 	q.c.Segments++
 	return h, n, nil
-}
-
-// window chains to h read-only mbufs holding the k bytes at offset off of
-// the queued packet m.
-func (q *Queue) window(cs *engine.Caches, h, m engine.Mbuf, off, k int) error {
-	if m.Next() == engine.NoMbuf {
-		c, err := cs.Clone(m, q.pool)
-		if err != nil {
-			return err
-		}
-		// A clone's offsets are its own: trimming it leaves m alone.
-		_ = c.Adj(off)
-		_ = c.Trim(c.Len() - k)
-		return h.Chain(c)
-	}
-	for seg := m; k > 0; seg = seg.Next() {
-		d := seg.Data()
-		if off >= len(d) {
-			off -= len(d)
-			continue
-		}
-		w := min(k, len(d)-off)
-		c, err := q.attach(cs, m, d[off:off+w])
-		if err != nil {
-			return err
-		}
-		if err := h.Chain(c); err != nil {
-			cs.Free(c)
-			return err
-		}
-		off, k = 0, k-w
-	}
-	return nil
-}
-
-// chainRelease drops the reference on a queued chain that an external
-// window over one of its segments held.
-var chainRelease = engine.RegisterExtFree(func(cookie uint64) {
-	engine.Free(engine.Mbuf(cookie))
-})
-
-// attach returns an mbuf whose data is b, bytes of a segment of the queued
-// chain m, holding a reference on m until it is freed. The memory stays at
-// its address while that reference lasts (pool arenas and external buffers
-// never move), which is the contract of engine.ExtBuf.
-func (q *Queue) attach(cs *engine.Caches, m engine.Mbuf, b []byte) (engine.Mbuf, error) {
-	engine.Ref(m)
-	addr := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
-	e, err := q.pool.NewExtBuf(addr, len(b), chainRelease, uint64(m))
-	if err != nil {
-		q.free(m)
-		return engine.NoMbuf, err
-	}
-	c, err := cs.AttachExternal(q.pool, e, 0, len(b))
-	e.Release() // the window holds it now, or nothing does and m's reference goes
-	return c, err
 }

@@ -307,3 +307,40 @@ func TestAppendSegmentAndAckAllocateNothingInSteadyState(t *testing.T) {
 		}
 	}
 }
+
+func TestSegmentOnADryPoolCountsNoMbufsAndLeavesTheQueueWhole(t *testing.T) {
+	p, cs := mbuftest.Pool(t, 16)
+	var q Queue
+	q.Init(Config{Pool: p, Free: cs.Free, Start: 5})
+	chain := mbuftest.Packet(t, cs, p, bytes.Repeat([]byte{4}, 3000), 1000, 1000)
+	if err := q.Append(chain, 0, 3000); err != nil {
+		t.Fatal(err)
+	}
+	// A head and one clone: the segment's third mbuf is missing.
+	var held []engine.Mbuf
+	for p.Available() > 2 {
+		m, err := cs.Alloc(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, m)
+	}
+	if m, _, err := q.Segment(5, 2500, cs); !errors.Is(err, engine.ErrPoolEmpty) || m != engine.NoMbuf {
+		t.Fatalf("segment on a dry pool: %v, %v", m, err)
+	}
+	if q.Counters().NoMbufs != 1 || q.Len() != 3000 {
+		t.Fatalf("counters %+v, %d bytes queued", q.Counters(), q.Len())
+	}
+	for s := chain; s != engine.NoMbuf; s = s.Next() {
+		if s.Refs() != 1 {
+			t.Fatalf("a queued segment kept %d references", s.Refs())
+		}
+	}
+	cs.FreeBulk(held)
+	m, n, err := q.Segment(5, 2500, cs)
+	if err != nil || n != 2500 || !bytes.Equal(mbuftest.Bytes(m), bytes.Repeat([]byte{4}, 2500)) {
+		t.Fatalf("segment once mbufs are back: %d bytes, %v", n, err)
+	}
+	cs.Free(m)
+	q.Purge()
+}

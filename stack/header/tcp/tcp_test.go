@@ -8,6 +8,7 @@ import (
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/engine/mbuftest"
+	"github.com/pollnet/pollnet/stack/header/internal/rfc1071"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
@@ -60,28 +61,8 @@ func init() {
 	binary.BigEndian.PutUint16(sackData[16:], refChecksum(sackData))
 }
 
-// refChecksum lays out the pseudo-header and segment in one buffer and sums
-// it with the plain RFC 1071 loop.
-func refChecksum(b []byte) uint16 {
-	var all []byte
-	all = append(all, src[:]...)
-	all = append(all, dst[:]...)
-	all = append(all, 0, ipv4.ProtoTCP, byte(len(b)>>8), byte(len(b)))
-	all = append(all, b[:16]...)
-	all = append(all, 0, 0)
-	all = append(all, b[18:]...)
-	if len(all)%2 == 1 {
-		all = append(all, 0)
-	}
-	var s uint32
-	for i := 0; i < len(all); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(all[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return ^uint16(s)
-}
+// refChecksum is the segment's checksum by the plain RFC 1071 loop.
+func refChecksum(b []byte) uint16 { return rfc1071.Transport(src, dst, ipv4.ProtoTCP, b, 16) }
 
 func TestParseReadsEveryFieldOfALinuxSYN(t *testing.T) {
 	h, err := Parse(linuxSYN)

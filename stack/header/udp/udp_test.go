@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/stack/header/internal/rfc1071"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
@@ -24,27 +25,10 @@ var dnsQuery = []byte{
 
 func init() { SetChecksum(dnsQuery, src, dst) }
 
-// refChecksum builds the pseudo-header and datagram in one buffer and sums
-// it with the plain RFC 1071 loop.
+// refChecksum is the datagram's checksum by the plain RFC 1071 loop, 0
+// sent as 0xffff.
 func refChecksum(b []byte) uint16 {
-	var all []byte
-	all = append(all, src[:]...)
-	all = append(all, dst[:]...)
-	all = append(all, 0, ipv4.ProtoUDP, byte(len(b)>>8), byte(len(b)))
-	all = append(all, b[:6]...)
-	all = append(all, 0, 0)
-	all = append(all, b[8:]...)
-	if len(all)%2 == 1 {
-		all = append(all, 0)
-	}
-	var s uint32
-	for i := 0; i < len(all); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(all[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	if c := ^uint16(s); c != 0 {
+	if c := rfc1071.Transport(src, dst, ipv4.ProtoUDP, b, 6); c != 0 {
 		return c
 	}
 	return 0xffff

@@ -82,6 +82,20 @@ func PseudoSum(src, dst [4]byte, proto uint8, length uint16) uint32 {
 	return uint32(fold(s))
 }
 
+// TransportMbufSum is the folded sum a transport checksum (UDP, TCP) is the
+// complement of: the pseudo-header of an n-byte segment of proto from src to
+// dst, and the segment at off in m with its checksum field, field bytes into
+// it, counted as zero. ok is false when the field lies outside the packet.
+func TransportMbufSum(m engine.Mbuf, off, n, field int, src, dst [4]byte, proto uint8) (sum uint32, ok bool) {
+	var f [2]byte
+	if m.CopyOut(f[:], off+field) != 2 {
+		return 0, false
+	}
+	s := MbufSum(m, off, n, PseudoSum(src, dst, proto, uint16(n)))
+	// Take the stored field back out: add its ones' complement.
+	return Sum(nil, s+uint32(^binary.BigEndian.Uint16(f[:]))), true
+}
+
 // MbufSum adds n bytes of the packet m, starting at byte off, to initial,
 // across segments, and returns the folded sum. Segments of odd length are
 // handled by swapping the partial sum of the segment that follows. It sums

@@ -178,13 +178,13 @@ func Verify(src, dst [4]byte, seg []byte) bool {
 // packet m, across segments (a header in front of payload held by reference).
 // It returns 0 if the packet is shorter than a header at off.
 func ChecksumMbuf(m engine.Mbuf, off, n int, src, dst [4]byte) uint16 {
-	var field [2]byte
-	if n < HeaderLen || m.CopyOut(field[:], off+16) != 2 {
+	if n < HeaderLen {
 		return 0
 	}
-	s := ipv4.MbufSum(m, off, n, ipv4.PseudoSum(src, dst, ipv4.ProtoTCP, uint16(n)))
-	// Take the stored field back out: add its ones' complement.
-	s = ipv4.Sum(nil, s+uint32(^binary.BigEndian.Uint16(field[:])))
+	s, ok := ipv4.TransportMbufSum(m, off, n, 16, src, dst, ipv4.ProtoTCP)
+	if !ok {
+		return 0
+	}
 	return ^uint16(s)
 }
 

@@ -112,13 +112,13 @@ func VerifyChecksum(b []byte, src, dst [4]byte) bool {
 // ChecksumMbuf is Checksum for a datagram of n bytes starting at off in the
 // packet m, across segments (a reassembled or a large datagram).
 func ChecksumMbuf(m engine.Mbuf, off, n int, src, dst [4]byte) uint16 {
-	var field [2]byte
-	if n < HeaderLen || m.CopyOut(field[:], off+6) != 2 {
+	if n < HeaderLen {
 		return 0xffff
 	}
-	s := ipv4.MbufSum(m, off, n, ipv4.PseudoSum(src, dst, ipv4.ProtoUDP, uint16(n)))
-	// Take the stored field back out: add its ones' complement.
-	s = ipv4.Sum(nil, s+uint32(^binary.BigEndian.Uint16(field[:])))
+	s, ok := ipv4.TransportMbufSum(m, off, n, 6, src, dst, ipv4.ProtoUDP)
+	if !ok {
+		return 0xffff
+	}
 	return final(s)
 }
 

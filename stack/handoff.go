@@ -55,11 +55,7 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 		return 0, ErrNoRoute
 	}
 	if src == ([4]byte{}) {
-		if r.Kind == route.KindLocal {
-			src = dst // to one of our own addresses: from it
-		} else {
-			src = sourceFor(s.devs[r.Dev], r)
-		}
+		src = s.sourceOf(r, dst)
 	}
 	var err error
 	for i, m := range ms {
@@ -96,10 +92,7 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 func (sh *shard) take(r route.Result, dst [4]byte, proto uint8, ms []engine.Mbuf) int {
 	if sh.mu.TryLock() {
 		sh.count.directSends += uint64(len(ms))
-		dev := sh.s.devs[r.Dev]
-		if r.Kind == route.KindLocal {
-			dev = sh.s.devs[0]
-		}
+		dev := sh.s.outDevice(r)
 		for _, m := range ms {
 			sh.stats.IPOutRequests++
 			sh.routeOutput(dev, r, dst, m, false)
@@ -144,10 +137,7 @@ func (sh *shard) drainHandoff() {
 				sh.cs.Free(m)
 				continue
 			}
-			dev := sh.s.devs[r.Dev]
-			if r.Kind == route.KindLocal {
-				dev = sh.s.devs[0]
-			}
+			dev := sh.s.outDevice(r)
 			sh.stats.IPOutRequests++
 			if h.Protocol == ipv4.ProtoUDP {
 				sh.stats.UDPOutDatagrams++

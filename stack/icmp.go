@@ -72,10 +72,7 @@ func (sh *shard) icmpInput(dev *link.Device, m engine.Mbuf, h ipv4.Header) {
 		sh.cs.Free(m)
 		return
 	}
-	out := sh.s.devs[r.Dev]
-	if r.Kind == route.KindLocal {
-		out = sh.s.devs[0]
-	}
+	out := sh.s.outDevice(r)
 	sh.stats.ICMPOutEchoReps++
 	sh.stats.ICMPOutMsgs++
 	sh.stats.IPOutRequests++

@@ -31,10 +31,7 @@ func (sh *shard) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 		sh.cs.Free(m)
 		return ErrNoRoute
 	}
-	dev := sh.s.devs[r.Dev]
-	if r.Kind == route.KindLocal {
-		dev = sh.s.devs[0] // to ourselves: through the loopback device
-	}
+	dev := sh.s.outDevice(r)
 	if src == ([4]byte{}) {
 		src = sourceFor(dev, r)
 	}
@@ -49,6 +46,24 @@ func (sh *shard) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: sh.s.ipIdent(src, dst, proto), TTL: ipv4.DefaultTTL, Protocol: proto, Src: src, Dst: dst}.Put(hdr, nil)
 	sh.stats.IPOutRequests++
 	return sh.routeOutput(dev, r, dst, m, false)
+}
+
+// outDevice is the device a datagram routed by r leaves on: the route's, or
+// the loopback device for one of our own addresses.
+func (s *Stack) outDevice(r route.Result) *link.Device {
+	if r.Kind == route.KindLocal {
+		return s.devs[0]
+	}
+	return s.devs[r.Dev]
+}
+
+// sourceOf is the source address of a datagram to dst along r when the
+// sender named none: dst itself when it is one of ours, else as sourceFor.
+func (s *Stack) sourceOf(r route.Result, dst [4]byte) [4]byte {
+	if r.Kind == route.KindLocal {
+		return dst
+	}
+	return sourceFor(s.devs[r.Dev], r)
 }
 
 // sourceFor picks the source address for a route: the route's preferred

@@ -167,12 +167,7 @@ func (u *udpStack) ShardOf(src, dst [4]byte, sport, dport uint16) int {
 	return (*Stack)(u).ShardOf(ipv4.ProtoUDP, src, dst, sport, dport)
 }
 
-func (u *udpStack) Source(r route.Result, dst [4]byte) [4]byte {
-	if r.Kind == route.KindLocal {
-		return dst // to one of our own addresses: from it
-	}
-	return sourceFor(u.devs[r.Dev], r)
-}
+func (u *udpStack) Source(r route.Result, dst [4]byte) [4]byte { return (*Stack)(u).sourceOf(r, dst) }
 
 // Output hands a socket's datagrams to a shard (see output): the payload was
 // copied already, outside any shard's lock.

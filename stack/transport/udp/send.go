@@ -107,30 +107,12 @@ func (c *Conn) sendState() *sender {
 	return c.tx
 }
 
-// WriteToUDPAddrPort sends b as one datagram to addr (udp_sendmsg). The
-// payload is copied into buffers of the socket's own and handed to the
-// stack in one Output call; it allocates nothing.
+// WriteToUDPAddrPort sends b as one datagram to addr (udp_sendmsg): a
+// batch of one. The payload is copied into buffers of the socket's own and
+// handed to the stack in one Output call; it allocates nothing.
 func (c *Conn) WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	if err := c.checkSend(addr); err != nil {
-		return 0, err
-	}
-	if len(b) > MaxPayload {
-		return 0, ErrTooBig
-	}
-	c.sendMu.Lock()
-	defer c.sendMu.Unlock()
-	tx := c.sendState()
-	if tx == nil {
-		return 0, c.opError("write", net.UDPAddrFromAddrPort(addr), net.ErrClosed)
-	}
-	p, err := c.pathTo(addr)
-	if err != nil {
-		return 0, err
-	}
-	if tx.ms[0], err = c.build(tx, b, &p); err != nil {
-		return 0, err
-	}
-	if _, err := c.output(tx, &p, 1, addr); err != nil {
+	one := [1][]byte{b}
+	if _, err := c.WriteBatchTo(one[:], addr); err != nil {
 		return 0, err
 	}
 	return len(b), nil

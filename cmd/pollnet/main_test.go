@@ -56,20 +56,6 @@ func TestBadInputExitsTwoAndNamesTheFlag(t *testing.T) {
 }
 
 func TestBenchWritesResultFile(t *testing.T) {
-	dir := t.TempDir()
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "pps", "--size", "64", "--duration", "200ms", "--warmup", "0s", "--mode", "pmd,napi",
-		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield", "--quiet", "--out", dir}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	if !strings.Contains(out.String(), "Mpps") {
-		t.Fatalf("no table printed: %s", out.String())
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r struct {
 		Suite     string              `json:"suite"`
 		Machine   struct{ Cores int } `json:"machine"`
@@ -80,11 +66,14 @@ func TestBenchWritesResultFile(t *testing.T) {
 			Median  float64   `json:"median"`
 		} `json:"scenarios"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
+	dir := t.TempDir()
+	out := benchResult(t, dir, &r, "bench", "pps", "--size", "64", "--duration", "200ms", "--warmup", "0s", "--mode", "pmd,napi",
+		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield")
+	if !strings.Contains(out, "Mpps") {
+		t.Fatalf("no table printed: %s", out)
 	}
 	if r.Suite != "pps" || r.Machine.Cores == 0 || len(r.Scenarios) != 2 {
-		t.Fatalf("result.json: %s", b)
+		t.Fatalf("result.json: %+v", r)
 	}
 	for i, path := range []string{"pollnet-pmd", "pollnet-napi"} {
 		sc := r.Scenarios[i]
@@ -93,8 +82,8 @@ func TestBenchWritesResultFile(t *testing.T) {
 		}
 	}
 	// A throughput ratio, or why there is none (dut_busy below 0.9).
-	if !strings.Contains(out.String(), "pmd/napi max rate at 64 B: ") {
-		t.Fatalf("no mode comparison printed:\n%s", out.String())
+	if !strings.Contains(out, "pmd/napi max rate at 64 B: ") {
+		t.Fatalf("no mode comparison printed:\n%s", out)
 	}
 	// Two runs compare.
 	var cmp, cmperr bytes.Buffer
@@ -130,17 +119,6 @@ func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
 		}
 		defer w.Stop()
 	}
-	dir := t.TempDir()
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "pps", "--size", "64", "--duration", "100ms", "--warmup", "0s", "--repeat", "1", "--mode", "pmd",
-		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield", "--quiet", "--out", dir}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r struct {
 		Machine struct {
 			BusyWorkers  int      `json:"busy_workers"`
@@ -151,9 +129,8 @@ func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
 			} `json:"packet_memory"`
 		} `json:"machine"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	benchResult(t, t.TempDir(), &r, "bench", "pps", "--size", "64", "--duration", "100ms", "--warmup", "0s", "--repeat", "1", "--mode", "pmd",
+		"--gen-core", "-1", "--fwd-core", "-1", "--idle", "spin-yield")
 	if r.Machine.BusyWorkers < extra+2 {
 		t.Errorf("busy_workers %d, want at least %d (%d claimed and the pmd run's two)", r.Machine.BusyWorkers, extra+2, extra)
 	}
@@ -169,17 +146,6 @@ func TestResultFileRecordsBusyWorkersAndWarnings(t *testing.T) {
 // measured, testpmd's skipped here because the forwarding core is unpinned
 // (a live testpmd run is compare/testpmd's test), NAPI skipped.
 func TestBenchNullWritesBothPaths(t *testing.T) {
-	dir := t.TempDir()
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "pps", "--port", "null", "--copy", "--size", "64,128", "--duration", "100ms", "--warmup", "0s",
-		"--repeat", "2", "--fwd-core", "-1", "--quiet", "--out", dir}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r struct {
 		Scenarios []struct {
 			Name    string         `json:"name"`
@@ -191,9 +157,8 @@ func TestBenchNullWritesBothPaths(t *testing.T) {
 			Skipped string         `json:"skipped"`
 		} `json:"scenarios"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	out := benchResult(t, t.TempDir(), &r, "bench", "pps", "--port", "null", "--copy", "--size", "64,128", "--duration", "100ms", "--warmup", "0s",
+		"--repeat", "2", "--fwd-core", "-1")
 	var paths []string
 	for _, sc := range r.Scenarios {
 		paths = append(paths, sc.Path)
@@ -208,25 +173,14 @@ func TestBenchNullWritesBothPaths(t *testing.T) {
 	if got := strings.Join(paths, " "); got != "pollnet-pmd dpdk-testpmd pollnet-napi pollnet-pmd dpdk-testpmd pollnet-napi" {
 		t.Errorf("paths %s", got)
 	}
-	if !strings.Contains(out.String(), "pps-null:") || !strings.Contains(out.String(), "unpinned") {
-		t.Errorf("table:\n%s", out.String())
+	if !strings.Contains(out, "pps-null:") || !strings.Contains(out, "unpinned") {
+		t.Errorf("table:\n%s", out)
 	}
 }
 
 // `bench udp --queues 2` runs two shards a stack and writes each shard's
 // counters into result.json, under a queues knob.
 func TestBenchUDPWithTwoQueuesWritesShardCounters(t *testing.T) {
-	dir := t.TempDir()
-	var out, errb bytes.Buffer
-	code := run([]string{"bench", "udp", "--queues", "2", "--size", "64", "--duration", "100ms", "--warmup", "0s", "--repeat", "1",
-		"--mode", "pmd", "--quiet", "--out", dir}, &out, &errb)
-	if code != 0 {
-		t.Fatalf("exit %d: %s", code, errb.String())
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var r struct {
 		Scenarios []struct {
 			Name     string            `json:"name"`
@@ -234,9 +188,8 @@ func TestBenchUDPWithTwoQueuesWritesShardCounters(t *testing.T) {
 			Counters map[string]uint64 `json:"counters"`
 		} `json:"scenarios"`
 	}
-	if err := json.Unmarshal(b, &r); err != nil {
-		t.Fatal(err)
-	}
+	out := benchResult(t, t.TempDir(), &r, "bench", "udp", "--queues", "2", "--size", "64", "--duration", "100ms", "--warmup", "0s", "--repeat", "1",
+		"--mode", "pmd")
 	if len(r.Scenarios) != 2 {
 		t.Fatalf("%d scenarios, want udp_rr and udp_stream", len(r.Scenarios))
 	}
@@ -250,7 +203,26 @@ func TestBenchUDPWithTwoQueuesWritesShardCounters(t *testing.T) {
 			}
 		}
 	}
-	if !strings.Contains(out.String(), "per shard") {
-		t.Errorf("no per-shard lines:\n%s", out.String())
+	if !strings.Contains(out, "per shard") {
+		t.Errorf("no per-shard lines:\n%s", out)
 	}
+}
+
+// benchResult runs `pollnet bench` with args, quiet, into dir, fails the
+// test on a non-zero exit, reads the result.json it wrote into result and
+// returns what it printed.
+func benchResult(t *testing.T, dir string, result any, args ...string) string {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := run(append(args, "--quiet", "--out", dir), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "result.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, result); err != nil {
+		t.Fatal(err)
+	}
+	return out.String()
 }

@@ -4,8 +4,13 @@
 // pollnet's own suites, so one chart or `pollnet compare` can put them side
 // by side. The peers run the same work as pollnet under the same names:
 // udp_rr and udp_stream over the same payloads and MTU, with the batching
-// recorded in the "batch" knob, and tcp_stream counted as goodput read by
-// the receiving application (rx_bps) with the congestion control in "cc".
+// recorded in the "batch" knob; tcp_stream counted as goodput read by the
+// receiving application (rx_bps) over Workload.Streams parallel
+// connections ("streams") with the congestion control in "cc"; tcp_crr as
+// connections per second (conn_per_s), each a 64-byte request and response
+// with the server closing first, 8 in flight. A workload's MTU is the MTU
+// of the links the peers create ("mtu"); run it once per MTU to compare
+// several.
 // A workload's Repeat is that many independent runs per scenario, each with
 // its own warm-up, each giving one sample.
 //

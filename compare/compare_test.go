@@ -74,7 +74,7 @@ func TestGVisor(t *testing.T) {
 		t.Skip("no go command: the gVisor peer builds from source")
 	}
 	g := &GVisor{}
-	want := map[string]string{"udp_rr": "transactions_per_s", "udp_stream": "rx_pps", "tcp_stream": "rx_bps"}
+	want := map[string]string{"udp_rr": "transactions_per_s", "udp_stream": "rx_pps", "tcp_stream": "rx_bps", "tcp_crr": "conn_per_s"}
 	for _, name := range g.Workloads() {
 		w := Workload{Name: name, Sizes: []int{64}, Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, Repeat: 2}
 		scs, err := g.Run(context.Background(), w)
@@ -96,11 +96,18 @@ func TestGVisor(t *testing.T) {
 		if sc.Knobs["mtu"] != float64(DefaultMTU) {
 			t.Errorf("%s: mtu knob %v, want %d", name, sc.Knobs["mtu"], DefaultMTU)
 		}
-		if name != "tcp_stream" && (sc.Knobs["batch"] != 1.0 || sc.Knobs["payload"] != 64.0) {
+		tcp := name == "tcp_stream" || name == "tcp_crr"
+		if !tcp && (sc.Knobs["batch"] != 1.0 || sc.Knobs["payload"] != 64.0) {
 			t.Errorf("%s: knobs %v, want batch 1 and payload 64", name, sc.Knobs)
 		}
-		if name == "tcp_stream" && sc.Knobs["cc"] != "cubic" {
-			t.Errorf("tcp_stream: cc %v", sc.Knobs["cc"])
+		if tcp && sc.Knobs["cc"] != "cubic" {
+			t.Errorf("%s: cc %v", name, sc.Knobs["cc"])
+		}
+		if name == "tcp_stream" && sc.Knobs["streams"] != 1.0 {
+			t.Errorf("tcp_stream: streams %v, want 1 by default", sc.Knobs["streams"])
+		}
+		if name == "tcp_crr" && (sc.Knobs["in_flight"] != 8.0 || sc.Knobs["closer"] != "server") {
+			t.Errorf("tcp_crr: knobs %v", sc.Knobs)
 		}
 		if sc.Repeat != 2 || sc.WarmupS != 0.05 || sc.GOMAXPROCS < 1 || sc.Roles["client"] != -1 || sc.P99 != nil {
 			t.Errorf("%s: repeat %d warmup %v gomaxprocs %d roles %v p99 %v", name, sc.Repeat, sc.WarmupS, sc.GOMAXPROCS, sc.Roles, sc.P99)
@@ -108,5 +115,40 @@ func TestGVisor(t *testing.T) {
 		if sc.Knobs["gvisor"] == "unknown" || sc.Knobs["gvisor"] == nil {
 			t.Errorf("%s: gvisor version knob %v", name, sc.Knobs["gvisor"])
 		}
+	}
+}
+
+// tcp_stream's stream counts and MTU reach the gVisor program: a scenario
+// per stream count, at the workload's MTU.
+func TestGVisorStreams(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gVisor peer")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("no go command: the gVisor peer builds from source")
+	}
+	w := Workload{Name: "tcp_stream", Duration: 150 * time.Millisecond, Warmup: 50 * time.Millisecond, MTU: 1500, Streams: []int{1, 4}}
+	scs, err := (&GVisor{}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 2 {
+		t.Fatalf("%d scenarios, want one per stream count", len(scs))
+	}
+	for i, sc := range scs {
+		if sc.Skipped != "" {
+			t.Fatalf("skipped: %s", sc.Skipped)
+		}
+		if sc.Knobs["streams"] != float64(w.Streams[i]) || sc.Knobs["mtu"] != 1500.0 || sc.Median <= 0 {
+			t.Errorf("knobs %v median %v, want streams %d at mtu 1500", sc.Knobs, sc.Median, w.Streams[i])
+		}
+	}
+	// A peer that cannot build still names each stream count it skipped.
+	scs, err = (&GVisor{Dir: t.TempDir()}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 2 || scs[1].Skipped == "" || scs[1].Knobs["streams"] != 4 {
+		t.Errorf("skipped scenarios %+v", scs)
 	}
 }

@@ -36,7 +36,9 @@ type GVisor struct {
 func (g *GVisor) Name() string { return "gvisor" }
 
 // Workloads lists what the gVisor program measures.
-func (g *GVisor) Workloads() []string { return []string{"udp_rr", "udp_stream", "tcp_stream"} }
+func (g *GVisor) Workloads() []string {
+	return []string{"udp_rr", "udp_stream", "tcp_stream", "tcp_crr"}
+}
 
 // moduleDir finds the nested module.
 func (g *GVisor) moduleDir() (string, error) {
@@ -67,10 +69,23 @@ func (g *GVisor) Run(ctx context.Context, w Workload) ([]result.Scenario, error)
 	if !slices.Contains(g.Workloads(), w.Name) {
 		return nil, fmt.Errorf("%w: gvisor has no %q", ErrUnknownWorkload, w.Name)
 	}
+	// A skipped tcp_stream still has a scenario per stream count.
+	streams := []int{0}
+	if w.Name == "tcp_stream" {
+		streams = w.StreamsOr()
+	}
 	skip := func(reason string) []result.Scenario {
-		return []result.Scenario{{Name: w.Name, Path: g.Name(), Port: "channel", Knobs: map[string]any{"mtu": w.MTUOr()},
-			Roles: map[string]int{"client": -1, "server": -1}, GOMAXPROCS: runtime.GOMAXPROCS(0),
-			WarmupS: w.Warmup.Seconds(), Repeat: w.Runs(), Skipped: reason}}
+		var out []result.Scenario
+		for _, n := range streams {
+			knobs := map[string]any{"mtu": w.MTUOr()}
+			if n > 0 {
+				knobs["streams"] = n
+			}
+			out = append(out, result.Scenario{Name: w.Name, Path: g.Name(), Port: "channel", Knobs: knobs,
+				Roles: map[string]int{"client": -1, "server": -1}, GOMAXPROCS: runtime.GOMAXPROCS(0),
+				WarmupS: w.Warmup.Seconds(), Repeat: w.Runs(), Skipped: reason})
+		}
+		return out
 	}
 	dir, err := g.moduleDir()
 	if err != nil {
@@ -103,11 +118,16 @@ func (g *GVisor) Run(ctx context.Context, w Workload) ([]result.Scenario, error)
 	sizes := w.SizesOr(gvisorPayloads...)
 	args := []string{"-workload", w.Name, "-duration", w.Duration.String(), "-warmup", w.Warmup.String(),
 		"-repeat", strconv.Itoa(w.Runs()), "-mtu", strconv.Itoa(w.MTUOr()), "-cc", gvisorCC,
-		"-sizes", joinInts(sizes)}
+		"-sizes", joinInts(sizes), "-streams", joinInts(w.StreamsOr())}
 	// Each run may take warm-up + 3 × duration + 5 s before the program
 	// gives up on it; allow that for every run of every scenario.
-	scenarios := 1
-	if w.Name != "tcp_stream" {
+	var scenarios int
+	switch w.Name {
+	case "tcp_stream":
+		scenarios = len(streams)
+	case "tcp_crr":
+		scenarios = 1
+	default:
 		scenarios = len(sizes)
 	}
 	limit := time.Duration(scenarios*w.Runs())*(w.Warmup+3*w.Duration+5*time.Second) + 15*time.Second

@@ -37,6 +37,7 @@ var metrics = map[string][2]string{
 	"udp_rr":     {"transactions_per_s", "transactions/s"},
 	"udp_stream": {"rx_pps", "datagrams/s"},
 	"tcp_stream": {"rx_bps", "bits/s"},
+	"tcp_crr":    {"conn_per_s", "connections/s"},
 }
 
 // checkJSON decodes a JSON array of scenarios and checks that each ran,
@@ -72,11 +73,12 @@ func checkJSON(t *testing.T, out []byte, want, runs int) []map[string]any {
 		if knobs["mtu"] != float64(peer.DefaultMTU) {
 			t.Errorf("scenario %v: knob mtu %v, want %d", name, knobs["mtu"], peer.DefaultMTU)
 		}
-		if name != "tcp_stream" && (knobs["batch"] != 1.0 || knobs["payload"] == nil) {
+		tcpName := name == "tcp_stream" || name == "tcp_crr"
+		if !tcpName && (knobs["batch"] != 1.0 || knobs["payload"] == nil) {
 			t.Errorf("scenario %v: knobs batch %v payload %v, want batch 1 and a payload", name, knobs["batch"], knobs["payload"])
 		}
-		if name == "tcp_stream" && knobs["cc"] != "cubic" {
-			t.Errorf("tcp_stream: knob cc %v", knobs["cc"])
+		if tcpName && knobs["cc"] != "cubic" {
+			t.Errorf("%s: knob cc %v", name, knobs["cc"])
 		}
 		roles, _ := sc["roles"].(map[string]any)
 		if roles["client"] != -1.0 || roles["server"] != -1.0 {
@@ -110,7 +112,7 @@ func checkJSON(t *testing.T, out []byte, want, runs int) []map[string]any {
 }
 
 func TestWorkloads(t *testing.T) {
-	for _, w := range []string{peer.UDPStream, peer.UDPRR, peer.TCPStream} {
+	for _, w := range []string{peer.UDPStream, peer.UDPRR, peer.TCPStream, peer.TCPCRR} {
 		t.Run(w, func(t *testing.T) {
 			cfg := short(w)
 			out, err := json.Marshal(peer.Run(cfg))
@@ -132,6 +134,8 @@ func TestWorkloads(t *testing.T) {
 				want, count = []string{"latency_p50_ns", "latency_p99_ns", "cpu_ns_per_packet"}, "transactions"
 			case peer.TCPStream:
 				want, count = []string{"cpu_ns_per_byte", "gbps_median"}, "bytes_read"
+			case peer.TCPCRR:
+				want, count = []string{"cpu_us_per_conn"}, "transactions"
 			}
 			for _, k := range want {
 				if v, _ := extra[k].(float64); v <= 0 {
@@ -157,11 +161,11 @@ func TestWorkloads(t *testing.T) {
 }
 
 func TestParseArgs(t *testing.T) {
-	cfg, err := peer.ParseArgs([]string{"-workload", "udp_stream,tcp_stream", "-sizes", "64,1400", "-duration", "2s", "-repeat", "4", "-mtu", "1500"}, io.Discard)
+	cfg, err := peer.ParseArgs([]string{"-workload", "udp_stream,tcp_stream,tcp_crr", "-sizes", "64,1400", "-duration", "2s", "-repeat", "4", "-mtu", "1500", "-streams", "1,4"}, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cfg.Workloads) != 2 || len(cfg.Sizes) != 2 || cfg.Duration != 2*time.Second || cfg.Repeat != 4 || cfg.Scenarios() != 3 || cfg.MTU != 1500 {
+	if len(cfg.Workloads) != 3 || len(cfg.Sizes) != 2 || cfg.Duration != 2*time.Second || cfg.Repeat != 4 || cfg.Scenarios() != 5 || cfg.MTU != 1500 || !slices.Equal(cfg.Streams, []int{1, 4}) {
 		t.Errorf("parsed %+v", cfg)
 	}
 	def, err := peer.ParseArgs(nil, io.Discard)
@@ -179,6 +183,7 @@ func TestParseArgs(t *testing.T) {
 		"-repeat":   {"-repeat", "0"},
 		"-warmup":   {"-warmup", "-5ms"},
 		"-cc":       {"-cc", "bbr"},
+		"-streams":  {"-streams", "1,0"},
 	} {
 		_, err := peer.ParseArgs(args, io.Discard)
 		if !errors.Is(err, peer.ErrUsage) || !strings.Contains(err.Error(), flag) {
@@ -212,5 +217,67 @@ func TestCommand(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "-sizes") {
 		t.Errorf("bad -sizes: err %v, stderr %q; want exit 2 naming -sizes", err, stderr.String())
+	}
+}
+
+// tcp_stream as `pollnet bench tcp` runs it: 1 and 4 parallel connections
+// at MTU 1500, one scenario each, goodput summed over the connections.
+func TestTCPStreamStreams(t *testing.T) {
+	cfg := short(peer.TCPStream)
+	cfg.Streams, cfg.MTU = []int{1, 4}, 1500
+	if cfg.Scenarios() != 2 {
+		t.Errorf("%d scenarios planned, want one per stream count", cfg.Scenarios())
+	}
+	scs := peer.Run(cfg)
+	if len(scs) != 2 {
+		t.Fatalf("%d scenarios, want 2", len(scs))
+	}
+	for i, sc := range scs {
+		if sc.Skipped != "" {
+			t.Fatalf("streams %d skipped: %s", cfg.Streams[i], sc.Skipped)
+		}
+		t.Logf("%v: median %.4g %s, counters %v", sc.Knobs, sc.Median, sc.Unit, sc.Counters)
+		if sc.Knobs["streams"] != cfg.Streams[i] || sc.Knobs["mtu"] != 1500 || sc.Knobs["cc"] != "cubic" {
+			t.Errorf("knobs %v, want streams %d, mtu 1500, cc cubic", sc.Knobs, cfg.Streams[i])
+		}
+		if len(sc.Samples) != cfg.Repeat || sc.Min <= 0 {
+			t.Errorf("samples %v", sc.Samples)
+		}
+		secs := sc.Extra["measured_seconds"]
+		if pooled := float64(sc.Counters["bytes_read"]) * 8 / secs; pooled < 0.99*sc.Min || pooled > 1.01*sc.Max {
+			t.Errorf("%d bytes read over %vs is %v bits/s, outside the runs' %v..%v", sc.Counters["bytes_read"], secs, pooled, sc.Min, sc.Max)
+		}
+	}
+}
+
+// tcp_crr: the knobs every path carries, and TIME_WAIT on the server's
+// stack only, since the server closes first.
+func TestTCPCRR(t *testing.T) {
+	cfg := short(peer.TCPCRR)
+	cfg.MTU = 1500
+	scs := peer.Run(cfg)
+	if len(scs) != 1 {
+		t.Fatalf("%d scenarios", len(scs))
+	}
+	sc := scs[0]
+	if sc.Skipped != "" {
+		t.Fatalf("skipped: %s", sc.Skipped)
+	}
+	t.Logf("%v: median %.4g %s, counters %v, extra %v", sc.Knobs, sc.Median, sc.Unit, sc.Counters, sc.Extra)
+	k := sc.Knobs
+	if k["in_flight"] != 8 || k["request_bytes"] != 64 || k["response_bytes"] != 64 || k["closer"] != "server" || k["cc"] != "cubic" || k["mtu"] != 1500 {
+		t.Errorf("knobs %v", k)
+	}
+	if sc.Metric != "conn_per_s" || sc.Unit != "connections/s" || len(sc.Samples) != cfg.Repeat || sc.Min <= 0 {
+		t.Errorf("metric %s unit %s samples %v", sc.Metric, sc.Unit, sc.Samples)
+	}
+	c := sc.Counters
+	if c["transactions"] == 0 || c["transactions"] > c["served"]+8 {
+		t.Errorf("counters %v", c)
+	}
+	// Only a failed transaction, where the client gave up and closed
+	// first, may leave TIME_WAIT on the client's stack.
+	if c["time_wait_server"] == 0 || c["time_wait_client"] > c["client_errors"]+c["server_errors"] {
+		t.Errorf("TIME_WAIT: %d on the server's stack, %d on the client's; want all on the server's", c["time_wait_server"], c["time_wait_client"])
 	}
 }

@@ -51,7 +51,7 @@ func (p *Iperf3) Run(ctx context.Context, w workload.Workload) ([]result.Scenari
 	}
 	kp := &Peer{Topologies: p.Topologies, CC: p.CC}
 	return kp.eachTopology(ctx, w, kp.topologies(), func(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
-		return p.scenario(ctx, topo, w, kp.cc(), skip)
+		return p.scenarios(ctx, topo, w, kp.cc(), skip)
 	})
 }
 
@@ -69,10 +69,24 @@ func omitSeconds(d time.Duration) int {
 	return iperfSeconds(d)
 }
 
-func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Workload, cc, skip string) ([]result.Scenario, error) {
+// scenarios runs tcp_stream with iperf3 on one topology, one scenario per
+// stream count (iperf3's -P).
+func (p *Iperf3) scenarios(ctx context.Context, topo *topology, w workload.Workload, cc, skip string) ([]result.Scenario, error) {
+	var out []result.Scenario
+	for _, streams := range w.StreamsOr() {
+		sc, err := p.scenario(ctx, topo, w, cc, streams, skip)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, sc)
+	}
+	return out, nil
+}
+
+func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Workload, cc string, streams int, skip string) (result.Scenario, error) {
 	s := spec{name: TCPStream, path: IperfPath, port: topo.name, metric: "rx_bps", unit: "bits/s",
 		knobs: map[string]any{
-			"topology": topo.name, "cc": cc, "mtu": topo.mtu, "streams": 1, "tool": "iperf3",
+			"topology": topo.name, "cc": cc, "mtu": topo.mtu, "streams": streams, "tool": "iperf3",
 			"duration_s": float64(iperfSeconds(w.Duration)),
 		}}
 	if skip == "" {
@@ -81,13 +95,13 @@ func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Worklo
 		}
 	}
 	if skip != "" {
-		return []result.Scenario{s.skipped(w, skip)}, nil
+		return s.skipped(w, skip), nil
 	}
 	// iperf3's -O takes whole seconds: the warm-up it really had.
 	w.Warmup = time.Duration(omitSeconds(w.Warmup)) * time.Second
 	var last *iperfReport
 	sc, _, err := measure(ctx, w, s, func() (window, error) {
-		rep, cpu, err := runIperf(ctx, topo, w, cc)
+		rep, cpu, err := runIperf(ctx, topo, w, cc, streams)
 		if err != nil {
 			return window{}, err
 		}
@@ -108,23 +122,24 @@ func (p *Iperf3) scenario(ctx context.Context, topo *topology, w workload.Worklo
 			}}, nil
 	})
 	if err != nil {
-		return nil, err
+		return sc, err
 	}
 	if sc.Skipped != "" {
-		return []result.Scenario{sc}, nil
+		return sc, nil
 	}
 	sc.Extra["gbps_median"] = sc.Median / 1e9
 	sc.Extra["cpu_host_percent"] = last.End.CPU.HostTotal
 	sc.Extra["cpu_remote_percent"] = last.End.CPU.RemoteTotal
 	// CPUSeconds is both processes' whole lives, -O warm-up included.
 	sc.Extra["cpu_span_seconds"] = float64(w.Runs() * (iperfSeconds(w.Duration) + omitSeconds(w.Warmup)))
-	return []result.Scenario{sc}, nil
+	return sc, nil
 }
 
 // runIperf runs one iperf3 server (-1: one test, then exit) and one client
-// against it, in the topology's namespaces, and returns the client's report
+// against it with streams parallel connections (-P), in the topology's
+// namespaces, and returns the client's report
 // and the CPU time both processes used.
-func runIperf(ctx context.Context, topo *topology, w workload.Workload, cc string) (*iperfReport, time.Duration, error) {
+func runIperf(ctx context.Context, topo *topology, w workload.Workload, cc string, streams int) (*iperfReport, time.Duration, error) {
 	secs, omit := iperfSeconds(w.Duration), omitSeconds(w.Warmup)
 	// The whole exchange is bounded even if iperf3 hangs: both processes
 	// are killed by PID when this context ends.
@@ -158,7 +173,7 @@ func runIperf(ctx context.Context, topo *topology, w workload.Workload, cc strin
 		return nil, 0, fmt.Errorf("iperf3 server did not listen: %w: %s", err, srvOut.String())
 	}
 
-	args := []string{"-c", rx, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-i", "1", "-C", cc, "-J"}
+	args := []string{"-c", rx, "-p", strconv.Itoa(port), "-t", strconv.Itoa(secs), "-i", "1", "-C", cc, "-P", strconv.Itoa(streams), "-J"}
 	if topo.txNS != "" {
 		args = append(args, "-B", tx)
 	}

@@ -6,8 +6,12 @@
 //     the server echoing (netperf's UDP_RR);
 //   - udp_stream: one-way UDP, sendmmsg to recvmmsg, counted as datagrams
 //     the receiving application read;
-//   - tcp_stream: TCP bulk transfer with a named congestion control,
-//     counted as goodput the receiving application read;
+//   - tcp_stream: TCP bulk transfer over 1 or more parallel connections
+//     with a named congestion control, counted as goodput the receiving
+//     application read;
+//   - tcp_crr: a fresh connection per 64-byte request and 64-byte response,
+//     the server closing first, 8 connections in flight (netperf's
+//     TCP_CRR);
 //   - connect_rate: TCP connect + accept + close per second.
 //
 // Each runs over loopback (127.0.0.1, any user) and, where it applies, over a
@@ -38,6 +42,7 @@ const (
 	UDPRR       = "udp_rr"
 	UDPStream   = "udp_stream"
 	TCPStream   = "tcp_stream"
+	TCPCRR      = "tcp_crr"
 	ConnectRate = "connect_rate"
 )
 
@@ -61,14 +66,15 @@ var DefaultUDPPayloads = []int{16, 64, 1400, 8000}
 // Peer is the kernel's stack driven with raw socket system calls. The zero
 // value runs every workload on both topologies with the defaults above.
 type Peer struct {
-	// Topologies to run udp_rr, udp_stream and tcp_stream on:
+	// Topologies to run udp_rr, udp_stream, tcp_stream and tcp_crr on:
 	// "loopback", "veth". Empty means both. connect_rate runs on loopback
 	// only.
 	Topologies []string
 	// Batch is datagrams per sendmmsg/recvmmsg in udp_stream; 1 uses
 	// write/read, one syscall per datagram. 0 means DefaultBatch.
 	Batch int
-	// CC is the TCP congestion control for tcp_stream; "" means DefaultCC.
+	// CC is the TCP congestion control for tcp_stream and tcp_crr; ""
+	// means DefaultCC.
 	CC string
 }
 
@@ -76,10 +82,12 @@ type Peer struct {
 func (p *Peer) Name() string { return Path }
 
 // Workloads lists what Run accepts.
-func (p *Peer) Workloads() []string { return []string{UDPRR, UDPStream, TCPStream, ConnectRate} }
+func (p *Peer) Workloads() []string {
+	return []string{UDPRR, UDPStream, TCPStream, TCPCRR, ConnectRate}
+}
 
 // Run measures workload w and returns one scenario per topology (and per
-// payload for the UDP workloads). A topology this machine cannot give (veth without root)
+// payload for the UDP workloads, per stream count for tcp_stream). A topology this machine cannot give (veth without root)
 // yields skipped scenarios with the reason; a run that fails yields a
 // skipped scenario starting "failed:". The error is for a bad workload, an
 // ended context, or namespaces that could not be deleted.
@@ -94,6 +102,8 @@ func (p *Peer) Run(ctx context.Context, w workload.Workload) ([]result.Scenario,
 		return p.eachTopology(ctx, w, p.topologies(), p.udpStreamScenarios)
 	case TCPStream:
 		return p.eachTopology(ctx, w, p.topologies(), p.tcpScenarios)
+	case TCPCRR:
+		return p.eachTopology(ctx, w, p.topologies(), p.crrScenarios)
 	case ConnectRate:
 		return p.eachTopology(ctx, w, []string{topoLoopback}, p.connectScenarios)
 	}

@@ -1,6 +1,7 @@
 package kernel
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -483,6 +484,18 @@ func TestMeasureWindow(t *testing.T) {
 	if len(on) != 2 || !on[0] || on[1] {
 		t.Errorf("measuring calls %v, want [true false]", on)
 	}
+	// With a key, the events are that counter's increase: both from the
+	// same reads.
+	keyed, err := measureWindow(context.Background(), w, probe{
+		count: func() uint64 { return 0 }, key: "n",
+		snap: func() map[string]uint64 { return map[string]uint64{"n": n.Load()} },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keyed.events == 0 || keyed.events != keyed.counters["n"] {
+		t.Errorf("keyed window: events %d, counter n %d", keyed.events, keyed.counters["n"])
+	}
 	var rs runs
 	rs.add(win, 8)
 	if want := float64(win.events) * 8 / win.span.Seconds(); rs.samples[0] != want {
@@ -555,5 +568,189 @@ func TestLinkReady(t *testing.T) {
 		if got := linkReady(line); got != want {
 			t.Errorf("%q: ready %v, want %v", line, got, want)
 		}
+	}
+}
+
+// needVeth skips a test that needs the veth topology where the machine
+// cannot give it (CI runs as root with iproute2, so there it runs).
+func needVeth(t *testing.T) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for network namespaces")
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		t.Skip("ip not installed: apt-get install iproute2")
+	}
+}
+
+// tcp_stream as `pollnet bench tcp` runs it: 1 and 4 parallel connections
+// over a veth pair at MTU 1500, cubic on every socket, goodput summed.
+func TestTCPStreamStreamsAtMTU1500(t *testing.T) {
+	needVeth(t)
+	w := short(TCPStream)
+	w.Streams, w.MTU = []int{1, 4}, 1500
+	scs, err := (&Peer{Topologies: []string{topoVeth}}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 2 {
+		t.Fatalf("%d scenarios, want one per stream count", len(scs))
+	}
+	for i, sc := range scs {
+		skipWithoutCC(t, sc)
+		ranOK(t, sc)
+		provenance(t, sc, w)
+		k := sc.Knobs
+		if k["streams"] != w.Streams[i] || k["mtu"] != 1500 || k["cc"] != "cubic" || sc.Port != topoVeth {
+			t.Errorf("knobs %v port %s, want streams %d, mtu 1500, cc cubic on veth", k, sc.Port, w.Streams[i])
+		}
+		c := sc.Counters
+		if got, want := sc.Median, float64(c["bytes_received"])*8/sc.Extra["measured_seconds"]; c["bytes_received"] == 0 || math.Abs(got-want) > 0.01*want {
+			t.Errorf("rx_bps %v, but %d bytes read over %vs is %v", got, c["bytes_received"], sc.Extra["measured_seconds"], want)
+		}
+	}
+	noNetnsLeft(t)
+}
+
+// The veth pair carries the workload's MTU, not the default.
+func TestVethFollowsMTU(t *testing.T) {
+	needVeth(t)
+	topo, err := openTopology(context.Background(), topoVeth, 1500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+		noNetnsLeft(t)
+	}()
+	for _, end := range [][2]string{{topo.txNS, "veth0"}, {topo.rxNS, "veth1"}} {
+		out, err := exec.Command("ip", "-n", end[0], "-o", "link", "show", "dev", end[1]).Output()
+		if err != nil || !strings.Contains(string(out), " mtu 1500 ") {
+			t.Errorf("%s in %s: %v %s, want mtu 1500", end[1], end[0], err, out)
+		}
+	}
+}
+
+// crrChecks checks tcp_crr scenarios: transactions, the knobs, and
+// TIME_WAIT on the server's side only.
+func crrChecks(t *testing.T, scs []result.Scenario, w workload.Workload, mtu int) {
+	t.Helper()
+	for _, sc := range scs {
+		skipWithoutCC(t, sc)
+		ranOK(t, sc)
+		provenance(t, sc, w)
+		k := sc.Knobs
+		if sc.Name != TCPCRR || sc.Metric != "conn_per_s" || sc.Unit != "connections/s" {
+			t.Errorf("labels %s %s %s", sc.Name, sc.Metric, sc.Unit)
+		}
+		if k["in_flight"] != 8 || k["request_bytes"] != 64 || k["response_bytes"] != 64 || k["closer"] != "server" || k["cc"] != "cubic" {
+			t.Errorf("knobs %v", k)
+		}
+		if sc.Port == topoVeth && k["mtu"] != mtu {
+			t.Errorf("veth mtu knob %v, want %d", k["mtu"], mtu)
+		}
+		c := sc.Counters
+		if c["transactions"] == 0 || c["accepted"] == 0 || c["served"] == 0 {
+			t.Errorf("counters %v", c)
+		}
+		// The two counters are read one after the other at each edge of
+		// the window; in-flight transactions may fall on either side.
+		if c["transactions"] > c["served"]+CRRInFlight {
+			t.Errorf("%d transactions completed but %d served", c["transactions"], c["served"])
+		}
+		if c["time_wait_server"] == 0 || c["time_wait_client"] > crrFailed(c) {
+			t.Errorf("TIME_WAIT: %d on the server's side, %d on the client's; want all on the server's", c["time_wait_server"], c["time_wait_client"])
+		}
+		if sc.Extra["cpu_us_per_conn"] <= 0 {
+			t.Errorf("extra %v", sc.Extra)
+		}
+	}
+}
+
+// crrFailed is the number of transactions of a tcp_crr window that failed.
+// Only a failed one may leave TIME_WAIT on the client's side: the client
+// gave up and closed first.
+func crrFailed(c map[string]uint64) uint64 {
+	return c["client_errors"] + c["server_errors"]
+}
+
+func TestTCPCRR(t *testing.T) {
+	topos := topologiesHere(t)
+	w := short(TCPCRR)
+	w.Repeat, w.MTU = 2, 1500
+	scs, err := (&Peer{Topologies: topos}).Run(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != len(topos) {
+		t.Fatalf("%d scenarios for %d topologies", len(scs), len(topos))
+	}
+	crrChecks(t, scs, w, 1500)
+	if len(topos) > 1 {
+		noNetnsLeft(t)
+	}
+}
+
+// ssTimeWait counts the TIME_WAIT sockets ss sees in namespace ns.
+func ssTimeWait(t *testing.T, ns string) int {
+	t.Helper()
+	out, err := exec.Command("ip", "netns", "exec", ns, "ss", "-tanH", "state", "time-wait").Output()
+	if err != nil {
+		t.Fatalf("ss in %s: %v", ns, err)
+	}
+	return strings.Count(string(out), "\n")
+}
+
+// The server closes first, so TIME_WAIT is in the server's namespace and
+// none in the client's, as ss sees it, not only as the peer counts it.
+func TestTCPCRRTimeWaitOnServer(t *testing.T) {
+	needVeth(t)
+	if _, err := exec.LookPath("ss"); err != nil {
+		t.Skip("ss not installed: apt-get install iproute2")
+	}
+	topo, err := openTopology(context.Background(), topoVeth, 9000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := topo.Close(); err != nil {
+			t.Error(err)
+		}
+		noNetnsLeft(t)
+	}()
+	win, err := (&Peer{}).crrOnce(context.Background(), topo, short(TCPCRR))
+	if err != nil && strings.HasPrefix(skipReason(err), "TCP congestion control") {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := ssTimeWait(t, topo.rxNS), ssTimeWait(t, topo.txNS)
+	t.Logf("%d transactions in %v; ss: %d TIME_WAIT on the server's side, %d on the client's; counters %v",
+		win.events, win.span, srv, cli, win.counters)
+	if srv == 0 || uint64(cli) > crrFailed(win.counters) {
+		t.Errorf("ss: %d TIME_WAIT in the server's namespace, %d in the client's", srv, cli)
+	}
+	if uint64(srv) != win.counters["time_wait_server"] {
+		t.Errorf("ss counts %d TIME_WAIT on the server's side, the peer %d", srv, win.counters["time_wait_server"])
+	}
+	if uint64(srv) < win.counters["transactions"] {
+		t.Errorf("%d TIME_WAIT for %d measured transactions", srv, win.counters["transactions"])
+	}
+}
+
+func TestCountTimeWait(t *testing.T) {
+	const tcp = `  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 020012C6:A1B2 010012C6:1F90 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000
+   1: 020012C6:A1B2 010012C6:1F91 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000
+   2: 010012C6:1F90 020012C6:A1B2 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000
+   3: 020012C6:A1B2 010012C6:1F92 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000
+   4: 020012C6:0050 010012C6:1F93 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0000000000000000
+`
+	local, remote, err := countTimeWait(bufio.NewScanner(strings.NewReader(tcp)), 0xA1B2)
+	if err != nil || local != 2 || remote != 1 {
+		t.Errorf("local %d remote %d err %v, want 2 and 1", local, remote, err)
 	}
 }

@@ -34,6 +34,10 @@ type probe struct {
 	// snap, if not nil, returns the run's counters; the window keeps
 	// their increase over the span, so no counter includes the warm-up.
 	snap func() map[string]uint64
+	// key, if not "", names the counter of snap that counts the events:
+	// the events then come from the same reads as the counters, so the
+	// two agree however the load preempts the reads between them.
+	key string
 	// measuring, if not nil, is called with true as the window opens and
 	// false as it closes (udp_rr keeps round-trip times only inside).
 	measuring func(bool)
@@ -80,6 +84,9 @@ func measureWindow(ctx context.Context, w workload.Workload, pr probe) (window, 
 	win := window{events: c1 - c0, span: end.Sub(start), cpu: cpu1 - cpu0}
 	if pr.snap != nil {
 		win.counters = delta(before, pr.snap())
+		if pr.key != "" {
+			win.events = win.counters[pr.key]
+		}
 	}
 	return win, nil
 }

@@ -26,43 +26,45 @@ const (
 	connMaxErrors = 1000
 )
 
-// tcpScenarios runs tcp_stream (Repeat independent runs) on one topology.
+// tcpScenarios runs tcp_stream (Repeat independent runs) on one topology,
+// one scenario per stream count.
 func (p *Peer) tcpScenarios(ctx context.Context, topo *topology, w workload.Workload, skip string) ([]result.Scenario, error) {
-	s := spec{name: TCPStream, path: Path, port: topo.name, metric: "rx_bps", unit: "bits/s", scale: 8,
-		knobs: map[string]any{
-			"topology": topo.name, "cc": p.cc(), "mtu": topo.mtu, "write_bytes": tcpWriteSize, "streams": 1,
-			"syscalls": "write/read", "duration_s": w.Duration.Seconds(),
-		}}
-	if skip != "" {
-		return []result.Scenario{s.skipped(w, skip)}, nil
+	var out []result.Scenario
+	for _, streams := range w.StreamsOr() {
+		s := spec{name: TCPStream, path: Path, port: topo.name, metric: "rx_bps", unit: "bits/s", scale: 8,
+			knobs: map[string]any{
+				"topology": topo.name, "cc": p.cc(), "mtu": topo.mtu, "write_bytes": tcpWriteSize, "streams": streams,
+				"syscalls": "write/read", "duration_s": w.Duration.Seconds(),
+			}}
+		if skip != "" {
+			out = append(out, s.skipped(w, skip))
+			continue
+		}
+		sc, rs, err := measure(ctx, w, s, func() (window, error) { return p.tcpOnce(ctx, topo, w, streams) })
+		if err != nil {
+			return out, err
+		}
+		if sc.Skipped == "" {
+			sc.Extra["gbps_median"] = sc.Median / 1e9
+			if rs.events > 0 { // bytes the receivers read
+				sc.Extra["cpu_ns_per_kib"] = float64(rs.cpu.Nanoseconds()) / (float64(rs.events) / 1024)
+			}
+		}
+		out = append(out, sc)
 	}
-	sc, rs, err := measure(ctx, w, s, func() (window, error) { return p.tcpOnce(ctx, topo, w) })
-	if err != nil {
-		return nil, err
-	}
-	if sc.Skipped != "" {
-		return []result.Scenario{sc}, nil
-	}
-	sc.Extra["gbps_median"] = sc.Median / 1e9
-	if rs.events > 0 { // bytes the receiver read
-		sc.Extra["cpu_ns_per_kib"] = float64(rs.cpu.Nanoseconds()) / (float64(rs.events) / 1024)
-	}
-	return []result.Scenario{sc}, nil
+	return out, nil
 }
 
-// tcpOnce is one tcp_stream run: a listener in the receive namespace, a
-// client in the transmit namespace, both with the congestion control named,
-// one goroutine writing and one reading. The events are the bytes the
-// receiving application read over the measured window: goodput, as iperf3's
-// receiver reports it, not bytes the sender's kernel accepted. Its
-// counters, over the window only:
-//
-//   - bytes_sent: the number of bytes the sender's writes handed the kernel;
-//   - bytes_received: the number of bytes the receiving application read;
-//   - retransmits: the number of segments the sender retransmitted
-//     (tcpi_total_retrans of TCP_INFO).
-func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload) (window, error) {
-	cc := p.cc()
+// tcpPair is one stream's two ends: the client (sender) and the socket the
+// listener accepted for it (receiver).
+type tcpPair struct{ cl, srv int }
+
+// tcpConnect opens n connections from the topology's transmit namespace to
+// a listener in its receive namespace, every socket with congestion
+// control cc, and checks that cc took on every one: a machine whose default
+// is bbr must not pass bbr figures off as cubic ones. On error nothing is
+// left open.
+func tcpConnect(topo *topology, cc string, n int) (pairs []tcpPair, err error) {
 	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
 		if err := setCongestion(fd, cc); err != nil {
 			return err
@@ -73,87 +75,133 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload)
 		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr}); err != nil {
 			return fmt.Errorf("bind: %w", err)
 		}
-		return unix.Listen(fd, 1)
+		return unix.Listen(fd, n)
 	})
 	if err != nil {
-		return window{}, fmt.Errorf("listener: %w", err)
+		return nil, fmt.Errorf("listener: %w", err)
 	}
 	defer unix.Close(ln)
 	port, err := boundPort(ln)
 	if err != nil {
-		return window{}, err
+		return nil, err
 	}
-	cl, err := socket(topo.txNS, unix.SOCK_STREAM, func(fd int) error {
-		if err := setCongestion(fd, cc); err != nil {
-			return err
+	defer func() {
+		if err != nil {
+			closePairs(pairs)
+			pairs = nil
 		}
-		if err := setTimeout(fd, unix.SO_SNDTIMEO, tcpSetupLimit); err != nil {
-			return err
+	}()
+	for range n {
+		cl, err := socket(topo.txNS, unix.SOCK_STREAM, func(fd int) error {
+			if err := setCongestion(fd, cc); err != nil {
+				return err
+			}
+			if err := setTimeout(fd, unix.SO_SNDTIMEO, tcpSetupLimit); err != nil {
+				return err
+			}
+			if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}); err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
+			return setTimeout(fd, unix.SO_SNDTIMEO, tcpPollEvery)
+		})
+		if err != nil {
+			return pairs, fmt.Errorf("client: %w", err)
 		}
-		if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}); err != nil {
-			return fmt.Errorf("connect: %w", err)
+		srv, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
+		if err != nil {
+			unix.Close(cl)
+			return pairs, fmt.Errorf("accept: %w", err)
 		}
-		return setTimeout(fd, unix.SO_SNDTIMEO, tcpPollEvery)
-	})
+		pairs = append(pairs, tcpPair{cl: cl, srv: srv})
+		if err := setCongestion(srv, cc); err != nil {
+			return pairs, err
+		}
+		if err := setTimeout(srv, unix.SO_RCVTIMEO, tcpPollEvery); err != nil {
+			return pairs, err
+		}
+		for _, fd := range []int{cl, srv} {
+			if got, err := congestion(fd); err != nil || got != cc {
+				return pairs, fmt.Errorf("congestion control is %q, want %q (%v)", got, cc, err)
+			}
+		}
+	}
+	return pairs, nil
+}
+
+func closePairs(pairs []tcpPair) {
+	for _, p := range pairs {
+		unix.Close(p.cl)
+		unix.Close(p.srv)
+	}
+}
+
+// tcpOnce is one tcp_stream run of the given number of parallel
+// connections: a listener in the receive namespace, clients in the
+// transmit namespace, every socket with the congestion control named, one
+// goroutine writing and one reading per connection. The events are the
+// bytes the receiving application read over the measured window, summed
+// over the connections: goodput, as iperf3's receiver reports it, not
+// bytes the senders' kernel accepted. Its counters, over the window only
+// and summed over the connections:
+//
+//   - bytes_sent: the number of bytes the senders' writes handed the kernel;
+//   - bytes_received: the number of bytes the receiving application read;
+//   - retransmits: the number of segments the senders retransmitted
+//     (tcpi_total_retrans of TCP_INFO).
+func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload, streams int) (window, error) {
+	pairs, err := tcpConnect(topo, p.cc(), streams)
 	if err != nil {
-		return window{}, fmt.Errorf("client: %w", err)
-	}
-	defer unix.Close(cl)
-	srv, _, err := unix.Accept4(ln, unix.SOCK_CLOEXEC)
-	if err != nil {
-		return window{}, fmt.Errorf("accept: %w", err)
-	}
-	defer unix.Close(srv)
-	if err := setCongestion(srv, cc); err != nil {
 		return window{}, err
 	}
-	if err := setTimeout(srv, unix.SO_RCVTIMEO, tcpPollEvery); err != nil {
-		return window{}, err
-	}
-	for _, fd := range []int{cl, srv} {
-		if got, err := congestion(fd); err != nil || got != cc {
-			return window{}, fmt.Errorf("congestion control is %q, want %q (%v)", got, cc, err)
-		}
-	}
+	defer closePairs(pairs)
 
 	total := w.Warmup + w.Duration
 	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * tcpMaxRate)
+	limit := uint64((total + time.Second).Seconds() * tcpMaxRate / float64(streams))
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var sent, received atomic.Uint64
 	var stopSend, stopRecv atomic.Bool
-	var sendErr, recvErr error
+	sendErrs := make([]error, streams)
+	recvErrs := make([]error, streams)
 	var recvWG, sendWG sync.WaitGroup
-	recvWG.Go(func() {
-		recvErr = tcpReceive(srv, &received, &stopRecv, deadline.Add(tcpDrainTime))
-		if recvErr != nil {
-			cancel(fmt.Errorf("receiver: %w", recvErr))
-		}
-	})
-	sendWG.Go(func() {
-		sendErr = tcpSend(cl, &sent, &stopSend, deadline, limit)
-		if sendErr != nil {
-			cancel(fmt.Errorf("sender: %w", sendErr))
-		}
-	})
-	win, err := measureWindow(loadCtx, w, probe{count: received.Load, snap: func() map[string]uint64 {
+	for i, pr := range pairs {
+		recvWG.Go(func() {
+			recvErrs[i] = tcpReceive(pr.srv, &received, &stopRecv, deadline.Add(tcpDrainTime))
+			if recvErrs[i] != nil {
+				cancel(fmt.Errorf("receiver %d: %w", i, recvErrs[i]))
+			}
+		})
+		sendWG.Go(func() {
+			sendErrs[i] = tcpSend(pr.cl, &sent, &stopSend, deadline, limit)
+			if sendErrs[i] != nil {
+				cancel(fmt.Errorf("sender %d: %w", i, sendErrs[i]))
+			}
+		})
+	}
+	win, err := measureWindow(loadCtx, w, probe{count: received.Load, key: "bytes_received", snap: func() map[string]uint64 {
 		c := map[string]uint64{"bytes_sent": sent.Load(), "bytes_received": received.Load()}
-		if info, err := unix.GetsockoptTCPInfo(cl, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
-			c["retransmits"] = uint64(info.Total_retrans)
+		var retrans uint64
+		for _, pr := range pairs {
+			if info, err := unix.GetsockoptTCPInfo(pr.cl, unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				retrans += uint64(info.Total_retrans)
+			}
 		}
+		c["retransmits"] = retrans
 		return c
 	}})
 	stopSend.Store(true)
 	sendWG.Wait()
-	// The half-close lets the receiver read to the end of the stream.
-	_ = unix.Shutdown(cl, unix.SHUT_WR)
+	// The half-close lets each receiver read to the end of its stream.
+	for _, pr := range pairs {
+		_ = unix.Shutdown(pr.cl, unix.SHUT_WR)
+	}
 	stopRecv.Store(true)
 	recvWG.Wait()
 	if err != nil {
 		return window{}, err
 	}
-	if err := errors.Join(sendErr, recvErr); err != nil {
+	if err := errors.Join(append(sendErrs, recvErrs...)...); err != nil {
 		return window{}, err
 	}
 	if win.events == 0 {

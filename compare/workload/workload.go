@@ -11,8 +11,8 @@ import (
 )
 
 // Workload names a traffic pattern a peer knows (udp_rr, udp_stream,
-// tcp_stream, connect_rate, l2_fwd) and how long and at which sizes to run
-// it.
+// tcp_stream, tcp_crr, connect_rate, l2_fwd) and how long and at which
+// sizes to run it.
 type Workload struct {
 	Name string
 	// Sizes are UDP payload bytes for udp_rr and udp_stream and frame
@@ -34,6 +34,22 @@ type Workload struct {
 	// pair, gVisor's channel link); 0 means DefaultMTU. Loopback keeps
 	// its own, and the scenario's "mtu" knob says which applied.
 	MTU int
+	// Streams are the numbers of parallel connections tcp_stream runs,
+	// one scenario each, their goodput summed (the "streams" knob).
+	// Empty means one; other workloads ignore it.
+	Streams []int
+}
+
+// MaxStreams bounds one entry of Streams: each stream is a connection and
+// two goroutines (or threads) per peer.
+const MaxStreams = 64
+
+// StreamsOr is the workload's stream counts, or [1] when it names none.
+func (w Workload) StreamsOr() []int {
+	if len(w.Streams) > 0 {
+		return w.Streams
+	}
+	return []int{1}
 }
 
 // DefaultMTU is the MTU peers give the links they create: pollnet's wire
@@ -72,6 +88,11 @@ func (w Workload) Check() error {
 	for _, s := range w.Sizes {
 		if s <= 0 {
 			return fmt.Errorf("workload %s: size %d must be positive", w.Name, s)
+		}
+	}
+	for _, n := range w.Streams {
+		if n < 1 || n > MaxStreams {
+			return fmt.Errorf("workload %s: streams %d out of range 1..%d", w.Name, n, MaxStreams)
 		}
 	}
 	return nil

@@ -19,6 +19,8 @@ func TestCheck(t *testing.T) {
 		{Name: "x", Duration: time.Second, Warmup: -1},
 		{Name: "x", Duration: time.Second, Repeat: -1},
 		{Name: "x", Duration: time.Second, Sizes: []int{0}},
+		{Name: "x", Duration: time.Second, Streams: []int{0}},
+		{Name: "x", Duration: time.Second, Streams: []int{1, MaxStreams + 1}},
 	} {
 		if bad.Check() == nil {
 			t.Errorf("%+v accepted", bad)
@@ -67,5 +69,19 @@ func TestMTU(t *testing.T) {
 		if err := w.Check(); (err == nil) != ok {
 			t.Errorf("MTU %d: err %v", mtu, err)
 		}
+	}
+}
+
+// tcp_stream runs one connection unless the workload names stream counts.
+func TestStreams(t *testing.T) {
+	if s := (Workload{}).StreamsOr(); len(s) != 1 || s[0] != 1 {
+		t.Errorf("default streams %v, want [1]", s)
+	}
+	w := Workload{Name: "tcp_stream", Duration: time.Second, Streams: []int{1, 4}}
+	if s := w.StreamsOr(); len(s) != 2 || s[1] != 4 {
+		t.Errorf("streams %v", s)
+	}
+	if err := w.Check(); err != nil {
+		t.Error(err)
 	}
 }

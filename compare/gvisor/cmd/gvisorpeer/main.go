@@ -3,7 +3,7 @@
 // real network. It prints a JSON array of scenarios, in the form of
 // pollnet's result.Scenario, on standard output.
 //
-//	gvisorpeer -workload udp_rr,udp_stream,tcp_stream -sizes 16,64,1400,8000 -duration 3s -repeat 5 -warmup 500ms -mtu 9000
+//	gvisorpeer -workload udp_rr,udp_stream,tcp_stream,tcp_crr -sizes 16,64,1400,8000 -streams 1,4 -duration 3s -repeat 5 -warmup 500ms -mtu 9000
 //
 // A bad command line exits 2 with a message naming the flag.
 package main

@@ -25,6 +25,7 @@ const (
 	UDPRR     = "udp_rr"
 	UDPStream = "udp_stream"
 	TCPStream = "tcp_stream"
+	TCPCRR    = "tcp_crr"
 )
 
 // Bounds on the flags: every load loop stops by itself.
@@ -35,6 +36,7 @@ const (
 	tcpWriteSize  = 64 << 10
 	minMTU        = 576
 	maxMTU        = 65535
+	maxStreams    = 64
 )
 
 // DefaultMTU is the link MTU: pollnet's wire port default, so an
@@ -53,6 +55,17 @@ type Config struct {
 	Warmup time.Duration
 	CC     string // TCP congestion control: reno or cubic
 	MTU    int    // link MTU
+	// Streams are the parallel connections of tcp_stream, one scenario
+	// per entry; empty means one.
+	Streams []int
+}
+
+// streams is cfg.Streams, or one stream when it names none.
+func (c Config) streams() []int {
+	if len(c.Streams) > 0 {
+		return c.Streams
+	}
+	return []int{1}
 }
 
 // ErrUsage marks a bad command line; the message names the flag.
@@ -62,13 +75,14 @@ var ErrUsage = errors.New("usage")
 func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("gvisorpeer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	workloads := fs.String("workload", UDPStream, "comma list of workloads: udp_rr, udp_stream, tcp_stream")
+	workloads := fs.String("workload", UDPStream, "comma list of workloads: udp_rr, udp_stream, tcp_stream, tcp_crr")
 	sizes := fs.String("sizes", "16,64,1400,8000", "comma list of UDP payload sizes in bytes (tcp_stream writes 64 KiB and ignores them)")
 	duration := fs.Duration("duration", 3*time.Second, "measured time of each run")
 	repeat := fs.Int("repeat", 5, "independent runs of each scenario, each with its own stacks and warm-up")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time at the start of each run")
 	cc := fs.String("cc", "cubic", "TCP congestion control of both stacks: reno or cubic")
 	mtu := fs.Int("mtu", DefaultMTU, "link MTU in bytes")
+	streams := fs.String("streams", "1", "comma list of parallel connection counts for tcp_stream, one scenario each")
 	if err := fs.Parse(args); err != nil {
 		return Config{}, fmt.Errorf("%w: %v", ErrUsage, err)
 	}
@@ -81,11 +95,18 @@ func ParseArgs(args []string, stderr io.Writer) (Config, error) {
 	cfg := Config{Duration: *duration, Repeat: *repeat, Warmup: *warmup, CC: *cc, MTU: *mtu}
 	for _, w := range strings.Split(*workloads, ",") {
 		switch w = strings.TrimSpace(w); w {
-		case UDPRR, UDPStream, TCPStream:
+		case UDPRR, UDPStream, TCPStream, TCPCRR:
 			cfg.Workloads = append(cfg.Workloads, w)
 		default:
-			return bad("-workload: unknown workload %q (want udp_rr, udp_stream or tcp_stream)", w)
+			return bad("-workload: unknown workload %q (want udp_rr, udp_stream, tcp_stream or tcp_crr)", w)
 		}
+	}
+	for _, s := range strings.Split(*streams, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > maxStreams {
+			return bad("-streams: %q is not a stream count from 1 to %d", s, maxStreams)
+		}
+		cfg.Streams = append(cfg.Streams, n)
 	}
 	for _, s := range strings.Split(*sizes, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
@@ -125,9 +146,12 @@ func (c Config) Limit() time.Duration {
 func (c Config) Scenarios() int {
 	n := 0
 	for _, w := range c.Workloads {
-		if w == TCPStream {
+		switch w {
+		case TCPStream:
+			n += len(c.streams())
+		case TCPCRR:
 			n++
-		} else {
+		default:
 			n += len(c.Sizes)
 		}
 	}
@@ -145,6 +169,10 @@ func Run(cfg Config) []Scenario {
 				out = append(out, runScenario(cfg, w, size))
 			}
 		case TCPStream:
+			for _, n := range cfg.streams() {
+				out = append(out, runScenario(cfg, w, n))
+			}
+		case TCPCRR:
 			out = append(out, runScenario(cfg, w, 0))
 		}
 	}
@@ -153,12 +181,13 @@ func Run(cfg Config) []Scenario {
 
 // onceFunc is one independent run of a workload: it builds its stacks,
 // warms up, measures one window and tears the stacks down. It may add the
-// knobs that describe it to knobs.
-type onceFunc func(ctx context.Context, cfg Config, payload int, knobs map[string]any) (window, error)
+// knobs that describe it to knobs. arg is the UDP payload bytes, or
+// tcp_stream's number of connections.
+type onceFunc func(ctx context.Context, cfg Config, arg int, knobs map[string]any) (window, error)
 
 // runScenario runs cfg.Repeat independent runs of one workload and pools
-// them into a scenario, one sample per run.
-func runScenario(cfg Config, workload string, payload int) Scenario {
+// them into a scenario, one sample per run. arg is as for onceFunc.
+func runScenario(cfg Config, workload string, arg int) Scenario {
 	sc := Scenario{
 		Name: workload, Path: Path, Port: Port,
 		Knobs: map[string]any{
@@ -180,20 +209,25 @@ func runScenario(cfg Config, workload string, payload int) Scenario {
 	switch workload {
 	case UDPRR:
 		sc.Metric, sc.Unit = "transactions_per_s", "transactions/s"
-		udpKnobs(sc.Knobs, payload)
+		udpKnobs(sc.Knobs, arg)
 		once = udpRROnce
 	case UDPStream:
 		sc.Metric, sc.Unit = "rx_pps", "datagrams/s"
-		udpKnobs(sc.Knobs, payload)
+		udpKnobs(sc.Knobs, arg)
 		once = udpStreamOnce
 	case TCPStream:
 		sc.Metric, sc.Unit = "rx_bps", "bits/s"
 		once, scale = tcpStreamOnce, 8 // bytes read, reported as bits
+		tcpKnobs(sc.Knobs, cfg.CC)
+	case TCPCRR:
+		sc.Metric, sc.Unit = "conn_per_s", "connections/s"
+		once = tcpCRROnce
+		tcpKnobs(sc.Knobs, cfg.CC)
 	}
 	var rs runs
 	for range cfg.Repeat {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.RunLimit())
-		w, err := once(ctx, cfg, payload, sc.Knobs)
+		w, err := once(ctx, cfg, arg, sc.Knobs)
 		cancel()
 		if err != nil {
 			sc.Skipped = err.Error()
@@ -347,6 +381,10 @@ func (r *runs) extras(workload string, sc *Scenario) {
 		if r.events > 0 { // bytes read
 			sc.Extra["cpu_ns_per_byte"] = cpuNs / float64(r.events)
 			sc.Extra["cpu_ns_per_kib"] = cpuNs / (float64(r.events) / 1024)
+		}
+	case TCPCRR:
+		if r.events > 0 { // transactions
+			sc.Extra["cpu_us_per_conn"] = cpuNs / 1e3 / float64(r.events)
 		}
 	}
 }

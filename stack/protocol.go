@@ -30,4 +30,5 @@ var inetProtos [256]netProtocol
 func init() {
 	inetProtos[ipv4.ProtoICMP] = netProtocol{handler: (*shard).icmpInput}
 	inetProtos[ipv4.ProtoUDP] = netProtocol{handler: (*shard).udpInput, errHandler: (*shard).udpErr}
+	inetProtos[ipv4.ProtoTCP] = netProtocol{handler: (*shard).tcpInput, errHandler: (*shard).tcpErr}
 }

@@ -11,7 +11,7 @@ import (
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/frag"
 	"github.com/pollnet/pollnet/stack/timer"
-	"github.com/pollnet/pollnet/stack/transport/udp"
+	"github.com/pollnet/pollnet/stack/transport/tcp"
 )
 
 // MaxShards bounds Config.Shards.
@@ -63,7 +63,8 @@ type shard struct {
 	// timersMoved is set when the wheel may have a new earliest deadline
 	// (a timer armed, cancelled or fired), for publishNext.
 	timersMoved bool
-	ready       []*udp.Conn // sockets that got data during this burst
+	ready       []readySocket // sockets that got data during this burst
+	tcpStats    tcp.Counters  // under mu
 
 	// steerOut collects, per shard, the frames of flows another shard owns,
 	// passed on at the end of the burst.
@@ -351,8 +352,8 @@ func (sh *shard) pollTick(w *engine.Worker, n int) {
 // letting go finds them sent: the holder looks at the ring again after
 // unlocking and takes the lock back if something came. It returns the
 // sockets that got data, to be told outside the lock.
-func (sh *shard) unlock() []*udp.Conn {
-	var ready []*udp.Conn
+func (sh *shard) unlock() []readySocket {
+	var ready []readySocket
 	for {
 		sh.drainHandoff()
 		sh.flushSteer()
@@ -373,7 +374,7 @@ func (sh *shard) unlock() []*udp.Conn {
 }
 
 // takeReady hands over the sockets that got data. Under mu.
-func (sh *shard) takeReady() []*udp.Conn {
+func (sh *shard) takeReady() []readySocket {
 	if len(sh.ready) == 0 {
 		return nil
 	}
@@ -382,8 +383,12 @@ func (sh *shard) takeReady() []*udp.Conn {
 	return r
 }
 
+// readySocket is a socket the shard tells of events after letting go of
+// its lock: a UDP or a TCP socket.
+type readySocket interface{ Notify() }
+
 // markReady notes that c got data in this burst, once.
-func (sh *shard) markReady(c *udp.Conn) {
+func (sh *shard) markReady(c readySocket) {
 	// A burst reaches few sockets: a short scan from the most recent.
 	for i := len(sh.ready) - 1; i >= 0; i-- {
 		if sh.ready[i] == c {
@@ -396,7 +401,7 @@ func (sh *shard) markReady(c *udp.Conn) {
 // notify runs the data-ready callbacks (sk_data_ready) outside the lock:
 // wake parked readers and pollers, or run the socket's read handler on the
 // calling goroutine (the poll loop, in PMD mode).
-func (sh *shard) notify(ready []*udp.Conn) {
+func (sh *shard) notify(ready []readySocket) {
 	if len(ready) == 0 {
 		return
 	}
@@ -496,6 +501,7 @@ func (sh *shard) snapshot() ShardStats {
 	st := ShardStats{Shard: sh.id, Core: engine.AnyCore, RxFrames: c.rxFrames, SteeredOut: c.steeredOut,
 		SteeredIn: c.steeredIn, HandedOff: sh.handedOff.Load(), DirectSends: c.directSends, TxFrames: c.txFrames,
 		TxDropped: c.txDropped, Timers: c.timers, Stats: sh.stats}
+	st.Stats.TCP = sh.tcpStats
 	rc := sh.reasm.Counters()
 	st.Stats.ReasmReqds, st.Stats.ReasmOKs, st.Stats.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
 	if sh.worker != nil {

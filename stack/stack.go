@@ -30,6 +30,7 @@ import (
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/siphash"
 	"github.com/pollnet/pollnet/stack/socket"
+	"github.com/pollnet/pollnet/stack/transport/tcp"
 	"github.com/pollnet/pollnet/stack/transport/udp"
 )
 
@@ -92,6 +93,7 @@ type Config struct {
 
 	ARP   ARPConfig
 	Reasm frag.ReasmConfig
+	TCP   TCPConfig
 }
 
 // Stack is one instance of the protocol stack: what its shards share. The
@@ -107,6 +109,7 @@ type Stack struct {
 	pool   *engine.Pool // locally built packets; every shard and socket has caches on it
 	neigh  *neigh.Table
 	udp    *udp.Table
+	tcp    *tcp.Table
 	shards []*shard
 	steer  []steering // by device index
 	// txLocks guard the transmit queues several shards share; fixed by New.
@@ -218,6 +221,10 @@ func New(cfg Config) (*Stack, error) {
 		s.shards = append(s.shards, sh)
 	}
 	if err := s.initSteering(); err != nil {
+		s.release()
+		return nil, fmt.Errorf("stack %s: %w", name, err)
+	}
+	if s.tcp, err = s.newTCPTable(cfg); err != nil {
 		s.release()
 		return nil, fmt.Errorf("stack %s: %w", name, err)
 	}
@@ -395,6 +402,7 @@ func (s *Stack) Close() error {
 		}
 	}
 	s.udp.CloseAll()
+	s.tcp.Close()
 	return s.release()
 }
 

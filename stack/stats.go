@@ -52,6 +52,9 @@ type Stats struct {
 	UDPInDatagrams, UDPNoPorts, UDPInErrors, UDPInCsumErrors, UDPRcvbufErrors, UDPOutDatagrams uint64
 
 	NoMbuf uint64 // packets not built for want of a buffer
+
+	// TCP are TCP's counters (Tcp and TcpExt).
+	TCP TCPCounters
 }
 
 // Stats sums the shards' counters, with the shared tables' counts.
@@ -60,6 +63,7 @@ func (s *Stack) Stats() Stats {
 	for _, sh := range s.shards {
 		sh.mu.Lock()
 		c := sh.stats
+		c.TCP = sh.tcpStats
 		rc := sh.reasm.Counters()
 		sh.letGo()
 		c.ReasmReqds, c.ReasmOKs, c.ReasmFails = rc.ReasmReqds, rc.ReasmOKs, rc.ReasmFails
@@ -74,11 +78,19 @@ func (s *Stack) Stats() Stats {
 }
 
 // add adds every counter of o to st. Every field of Stats is a uint64
-// counter, summed over shards.
+// counter, or a struct of them, summed over shards.
 func (st *Stats) add(o *Stats) {
-	a, b := reflect.ValueOf(st).Elem(), reflect.ValueOf(o).Elem()
+	addFields(reflect.ValueOf(st).Elem(), reflect.ValueOf(o).Elem())
+}
+
+// addFields adds b's counters to a's, field by field, into nested structs.
+func addFields(a, b reflect.Value) {
 	for i := range a.NumField() {
 		f := a.Field(i)
+		if f.Kind() == reflect.Struct {
+			addFields(f, b.Field(i))
+			continue
+		}
 		f.SetUint(f.Uint() + b.Field(i).Uint())
 	}
 }

@@ -15,4 +15,5 @@ const (
 	TagTCPISN                       // TCP initial sequence numbers (RFC 6528)
 	TagSYNCookie                    // TCP SYN cookies (RFC 4987 3.6)
 	TagChallenge                    // the per-second challenge-ACK budget (RFC 5961 7)
+	TagTCPTimestamp                 // TCP timestamp offsets per connection (RFC 7323 7.1)
 )

@@ -158,16 +158,16 @@ type tcpShard shard
 
 func (t *tcpShard) sh() *shard { return (*shard)(t) }
 
-func (t *tcpShard) ID() int                   { return t.id }
-func (t *tcpShard) Lock()                     { t.mu.Lock() }
-func (t *tcpShard) Unlock()                   { t.sh().notify(t.sh().unlock()) }
-func (t *tcpShard) Now() int64                { return t.s.clock() }
-func (t *tcpShard) Wheel() *timer.Wheel       { return &t.wheel }
-func (t *tcpShard) Moved()                    { t.timersMoved = true }
-func (t *tcpShard) Caches() *engine.Caches    { return &t.cs }
-func (t *tcpShard) Pool() *engine.Pool        { return t.s.pool }
-func (t *tcpShard) Counters() *tcp.Counters   { return &t.tcpStats }
-func (t *tcpShard) MarkReady(c *tcp.Conn)     { t.ready = append(t.ready, c) }
+func (t *tcpShard) ID() int                 { return t.id }
+func (t *tcpShard) Lock()                   { t.mu.Lock() }
+func (t *tcpShard) Unlock()                 { t.sh().notify(t.sh().unlock()) }
+func (t *tcpShard) Now() int64              { return t.s.clock() }
+func (t *tcpShard) Wheel() *timer.Wheel     { return &t.wheel }
+func (t *tcpShard) Moved()                  { t.timersMoved = true }
+func (t *tcpShard) Caches() *engine.Caches  { return &t.cs }
+func (t *tcpShard) Pool() *engine.Pool      { return t.s.pool }
+func (t *tcpShard) Counters() *tcp.Counters { return &t.tcpStats }
+func (t *tcpShard) MarkReady(c *tcp.Conn)   { t.ready = append(t.ready, c) }
 
 // Output puts the IPv4 header on a segment and sends it (ip_queue_xmit),
 // with the route from the connection's cache. Under the lock.

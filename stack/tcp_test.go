@@ -2,9 +2,9 @@ package stack
 
 import (
 	"bytes"
-	"fmt"
 	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"testing"

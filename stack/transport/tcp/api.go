@@ -466,16 +466,16 @@ func (c *Conn) SetCongestion(name string) error {
 
 // Info is a connection's state, as a subset of Linux's tcp_info.
 type Info struct {
-	State              State
-	Congestion         string
-	SndMSS, RcvMSS     int
-	RTT, RTTVar, RTO   time.Duration
-	Cwnd, Ssthresh     int // bytes
-	SndWnd, RcvWnd     int // bytes
-	SndBuf, RcvBuf     int // bytes
-	Unacked, Retrans   int
-	Backoffs           int
-	Timestamps, SACK   bool
+	State                State
+	Congestion           string
+	SndMSS, RcvMSS       int
+	RTT, RTTVar, RTO     time.Duration
+	Cwnd, Ssthresh       int // bytes
+	SndWnd, RcvWnd       int // bytes
+	SndBuf, RcvBuf       int // bytes
+	Unacked, Retrans     int
+	Backoffs             int
+	Timestamps, SACK     bool
 	SndWscale, RcvWscale uint8
 }
 

@@ -79,11 +79,11 @@ const (
 type rtxKind uint8
 
 const (
-	rtxNone rtxKind = iota
-	rtxRTO          // retransmission timeout (RFC 6298), or a SYN's or SYN-ACK's
-	rtxTLP          // tail loss probe (RFC 8985 section 7)
-	rtxRACK         // RACK's reordering timer
-	rtxPersist      // zero-window probe
+	rtxNone    rtxKind = iota
+	rtxRTO             // retransmission timeout (RFC 6298), or a SYN's or SYN-ACK's
+	rtxTLP             // tail loss probe (RFC 8985 section 7)
+	rtxRACK            // RACK's reordering timer
+	rtxPersist         // zero-window probe
 )
 
 // Conn is a TCP connection. Its protocol state belongs to its shard and is
@@ -270,7 +270,9 @@ func wscaleFor(buf int) uint8 {
 	return s
 }
 
-func be32(a [4]byte) uint32 { return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3]) }
+func be32(a [4]byte) uint32 {
+	return uint32(a[0])<<24 | uint32(a[1])<<16 | uint32(a[2])<<8 | uint32(a[3])
+}
 
 // wake records events for the application, told after the shard's lock is
 // let go (sk_data_ready and friends run from the unlock).

@@ -104,7 +104,7 @@ func (a *memAccount) charge(n int) bool {
 	}
 	return true
 }
-func (a *memAccount) uncharge(n int)   { a.held.Add(-int64(n)) }
+func (a *memAccount) uncharge(n int)  { a.held.Add(-int64(n)) }
 func (a *memAccount) pressure() bool  { return a.held.Load() > a.press }
 func (a *memAccount) overLimit() bool { return a.held.Load() >= a.limit }
 
@@ -394,15 +394,15 @@ func (t *Table) Conns() (conns, timeWait int) {
 // retransmitted FIN and to refuse old duplicates, and its timer
 // (inet_timewait_sock).
 type timeWait struct {
-	ts           *tableShard
-	tu           Tuple
-	rcvNxt       seq.Value
-	sndNxt       seq.Value
-	wnd          uint16
-	tsOK         bool
-	tsRecent     uint32
-	tsOffset     uint32
-	timer        timer.Timer
+	ts       *tableShard
+	tu       Tuple
+	rcvNxt   seq.Value
+	sndNxt   seq.Value
+	wnd      uint16
+	tsOK     bool
+	tsRecent uint32
+	tsOffset uint32
+	timer    timer.Timer
 }
 
 // addTimeWait replaces c with a TIME-WAIT entry, unless the table is full

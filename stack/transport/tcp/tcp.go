@@ -179,18 +179,18 @@ type Counters struct {
 	InSegs, OutSegs, RetransSegs, InErrs, OutRsts        uint64
 	InCsumErrors                                         uint64
 
-	ListenOverflows, ListenDrops                     uint64
-	SyncookiesSent, SyncookiesRecv, SyncookiesFailed uint64
-	TCPSackRecovery, TCPRenoRecovery, TCPLossProbes  uint64
-	TCPLostRetransmit, TCPTimeouts, TCPFastRetrans   uint64
-	TCPChallengeACK, TCPSYNChallenge                 uint64
-	TCPAbortOnData, TCPAbortOnClose, TCPAbortOnTimeout, TCPAbortOnLinger uint64
-	TCPAbortFailed                                                       uint64
-	DelayedACKs, TCPOFOQueue, TCPOFODrop, TCPOFOMerge, TCPRcvQDrop     uint64
-	PAWSEstab, TCPACKSkippedSeq, TCPACKSkippedChallenge                 uint64
+	ListenOverflows, ListenDrops                                           uint64
+	SyncookiesSent, SyncookiesRecv, SyncookiesFailed                       uint64
+	TCPSackRecovery, TCPRenoRecovery, TCPLossProbes                        uint64
+	TCPLostRetransmit, TCPTimeouts, TCPFastRetrans                         uint64
+	TCPChallengeACK, TCPSYNChallenge                                       uint64
+	TCPAbortOnData, TCPAbortOnClose, TCPAbortOnTimeout, TCPAbortOnLinger   uint64
+	TCPAbortFailed                                                         uint64
+	DelayedACKs, TCPOFOQueue, TCPOFODrop, TCPOFOMerge, TCPRcvQDrop         uint64
+	PAWSEstab, TCPACKSkippedSeq, TCPACKSkippedChallenge                    uint64
 	TCPDSACKRecv, TCPSACKReneging, TCPZeroWindowDrop, TCPWantZeroWindowAdv uint64
 	TCPTimeWaitOverflow, TW, TCPKeepAlive, TCPSpuriousRTOs                 uint64
-	TCPMemoryPressures, TCPRcvPruned, TCPOrigDataSent, TCPHPHits            uint64
+	TCPMemoryPressures, TCPRcvPruned, TCPOrigDataSent, TCPHPHits           uint64
 }
 
 // Shard is a shard of the stack as its TCP connections see it. Every method

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/pmd/wire"
 )
 
@@ -79,6 +82,112 @@ func TestTCPTransferBothModes(t *testing.T) {
 			transfer(t, p, 4<<20, 20*time.Second)
 			t.Logf("a %+v", p.a.Stats().TCP)
 			t.Logf("b %+v", p.b.Stats().TCP)
+		})
+	}
+}
+
+// duplex runs n pseudo-random bytes each way at once over one connection
+// from a to b and checks both arrive whole (SHA-256).
+func duplex(t *testing.T, p *pair, n int, timeout time.Duration) {
+	t.Helper()
+	l, err := p.b.ListenTCP(ap(addrB, 5002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	gen := func(seed uint64) ([]byte, [32]byte) {
+		b := make([]byte, n)
+		rng := rand.New(rand.NewPCG(seed, 7))
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		return b, sha256.Sum256(b)
+	}
+	ab, abSum := gen(1)
+	ba, baSum := gen(2)
+	type result struct {
+		who string
+		sum [32]byte
+		err error
+	}
+	res := make(chan result, 4)
+	// run writes out on c while it reads everything in, then closes.
+	run := func(who string, c interface {
+		io.ReadWriteCloser
+		CloseWrite() error
+	}, out []byte) {
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := io.Copy(c, bytes.NewReader(out))
+			if err == nil {
+				err = c.CloseWrite()
+			}
+			wrote <- err
+		}()
+		h := sha256.New()
+		_, err := io.Copy(h, c)
+		var s [32]byte
+		copy(s[:], h.Sum(nil))
+		if werr := <-wrote; werr != nil && err == nil {
+			who, err = who+" write", werr
+		}
+		res <- result{who: who, sum: s, err: err}
+	}
+	go func() {
+		c, err := l.AcceptTCP()
+		if err != nil {
+			res <- result{who: "accept", err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(timeout))
+		run("b", c, ba)
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := p.a.DialTCP(ctx, ap(addrA, 0), ap(addrB, 5002))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(timeout))
+	go run("a", c, ab)
+	for range 2 {
+		r := <-res
+		switch {
+		case r.err != nil:
+			rx0, _ := engine.PortStats(p.wire.Ports[0])
+			rx1, _ := engine.PortStats(p.wire.Ports[1])
+			t.Fatalf("%s: %v; client %+v\na %+v\nb %+v\nport0 rx %+v\nport1 rx %+v\nheld a %d b %d, stats a %+v", r.who, r.err, c.Info(), p.a.Stats().TCP, p.b.Stats().TCP, rx0, rx1, p.a.TCPHeldMbufs(), p.b.TCPHeldMbufs(), p.a.Stats())
+		case r.who == "a" && r.sum != baSum, r.who == "b" && r.sum != abSum:
+			t.Fatalf("%s received data whose SHA-256 does not match", r.who)
+		}
+	}
+}
+
+func TestTCPSurvivesAnImpairedWireBothModes(t *testing.T) {
+	n := 64 << 20
+	if os.Getenv("TCPN") != "" {
+		n, _ = strconv.Atoi(os.Getenv("TCPN"))
+	}
+	if raceEnabled || testing.Short() {
+		n = 4 << 20
+	}
+	im := wire.Impairment{Loss: 0.02, Reorder: 0.01, Duplicate: 0.01, Corrupt: 0.001, Seed: 11}
+	for _, mode := range []Mode{ModePMD, ModeNAPI} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			p := newPair(t, mode, wire.Config{Impair: [2]wire.Impairment{im, im}}, 1500)
+			start := time.Now()
+			duplex(t, p, n, 120*time.Second)
+			a, b := p.a.Stats().TCP, p.b.Stats().TCP
+			t.Logf("%d MiB each way in %v", n>>20, time.Since(start))
+			t.Logf("a: retrans %d sack-recovery %d loss-probes %d timeouts %d ofo %d csum %d dsack %d",
+				a.RetransSegs, a.TCPSackRecovery, a.TCPLossProbes, a.TCPTimeouts, a.TCPOFOQueue, a.InCsumErrors, a.TCPDSACKRecv)
+			t.Logf("b: retrans %d sack-recovery %d loss-probes %d timeouts %d ofo %d csum %d dsack %d",
+				b.RetransSegs, b.TCPSackRecovery, b.TCPLossProbes, b.TCPTimeouts, b.TCPOFOQueue, b.InCsumErrors, b.TCPDSACKRecv)
+			if a.TCPSackRecovery+b.TCPSackRecovery == 0 || a.TCPLossProbes+b.TCPLossProbes == 0 {
+				t.Errorf("recovery counters show no SACK recovery or no loss probe at work")
+			}
 		})
 	}
 }

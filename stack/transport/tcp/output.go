@@ -128,6 +128,9 @@ func (c *Conn) emit(m engine.Mbuf, s seq.Value, flags tcpheader.Flags, now int64
 			c.sh.Moved()
 		}
 	}
+	if debugTCP {
+		println("OUT", c.tuple.LocalPort, c.state.String(), "seq", uint32(s-c.iss), "ack", uint32(c.rcvNxt-c.irs), "n", m.PktLen(), "fl", flags.String(), "wnd", wnd, "sack", o.NumSACK, "cwnd", c.cc.Cwnd(), "pipe", c.sb.Pipe())
+	}
 	c.t.shard(c.sh.ID()).finish(m, c.tuple, &c.rc, s, c.rcvNxt, flags, wnd, &o)
 }
 
@@ -156,6 +159,19 @@ func (c *Conn) selectWindow() uint16 {
 		c.sh.Counters().TCPWantZeroWindowAdv++
 	}
 	return uint16(w >> c.rcvWscale)
+}
+
+// curMSS is the payload a segment may carry now: the MSS less the room
+// SACK blocks take while we report any (tcp_current_mss), so that no
+// segment outgrows the path.
+func (c *Conn) curMSS() int {
+	if !c.sackOK || (!c.hasDSACK && c.ofo.Empty()) {
+		return c.smss
+	}
+	if c.tsOK {
+		return c.smss - (4 + 3*8)
+	}
+	return c.smss - (4 + 4*8)
 }
 
 // alloc takes an empty mbuf for a segment without payload.
@@ -306,6 +322,10 @@ func (c *Conn) transmit(start, end seq.Value, retransmit bool, now int64) bool {
 	n := 0
 	if start.LessThan(dEnd) {
 		n = int(dEnd.Sub(start))
+	}
+	if cur := c.curMSS(); n > cur {
+		n, fin = cur, false
+		end = start.Add(seq.Size(n))
 	}
 	var m engine.Mbuf
 	if n > 0 {

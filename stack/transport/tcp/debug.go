@@ -1,0 +1,5 @@
+package tcp
+
+import "os"
+
+var debugTCP = os.Getenv("TCPDEBUG") != ""

@@ -116,7 +116,6 @@ func (c *Conn) input(sg *segment) {
 	// RFC 5961 5.2: acknowledgements of what we never sent, or of what
 	// lies further back than the largest window, are challenged.
 	if c.sndNxt.LessThan(sg.ack) {
-		ctr.TCPACKSkippedChallenge++
 		c.challengeACK(now)
 		return
 	}
@@ -552,6 +551,7 @@ func (c *Conn) challengeACK(now int64) {
 	ctr := c.sh.Counters()
 	var cc challenge.Counters
 	if !challenge.Allow(&c.chal, &c.t.challenge, &cc, now) {
+		ctr.TCPACKSkippedChallenge += cc.ACKSkippedChallenge
 		return
 	}
 	ctr.TCPChallengeACK++

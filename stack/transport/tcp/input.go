@@ -73,6 +73,12 @@ func (c *Conn) input(sg *segment) {
 	end := sg.seq.Add(sg.len())
 	if end.LessThan(c.rcvWup) || c.rcvNxt.Add(seq.Size(c.rcvWindow())).LessThan(sg.seq) ||
 		(sg.len() > 0 && end == c.rcvWup && c.rcvNxt != c.rcvWup) {
+		if sg.has(tcpheader.SYN) && !sg.has(tcpheader.RST) {
+			// RFC 5961 4.2: whatever its sequence number.
+			ctr.TCPSYNChallenge++
+			c.challengeACK(now)
+			return
+		}
 		if !sg.has(tcpheader.RST) {
 			if sg.n > 0 && end.LessEq(c.rcvNxt) {
 				c.setDSACK(sg.seq, end) // a full duplicate

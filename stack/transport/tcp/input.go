@@ -287,6 +287,7 @@ func (c *Conn) processAck(sg *segment) {
 	ctr := c.sh.Counters()
 	now := sg.now
 	ack := sg.ack
+	c.probes = 0 // any acceptable ACK shows the peer alive (tcp_ack)
 	// The window (RFC 9293 3.10.7.4, SND.WL1 and SND.WL2).
 	if c.sndWl1.LessThan(sg.seq) || (c.sndWl1 == sg.seq && c.sndWl2.LessEq(ack)) {
 		w := uint32(sg.wnd) << c.sndWscale

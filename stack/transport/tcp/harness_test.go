@@ -85,13 +85,13 @@ type testHost struct {
 	held heldAcct
 }
 
-func (h *testHost) Shards() []Shard                                { return []Shard{h.sh} }
+func (h *testHost) Shards() []Shard                                   { return []Shard{h.sh} }
 func (h *testHost) ShardOf(src, dst [4]byte, sport, dport uint16) int { return 0 }
-func (h *testHost) Route(dst [4]byte) ([4]byte, int, bool)          { return h.addr, 1500, true }
-func (h *testHost) Local(a [4]byte) bool                            { return a == h.addr }
-func (h *testHost) SocketCounters() *socket.Counters                { return &h.sc }
-func (h *testHost) FreeRead(m engine.Mbuf)                          { engine.Free(m) }
-func (h *testHost) Held() ofo.Accountant                            { return &h.held }
+func (h *testHost) Route(dst [4]byte) ([4]byte, int, bool)            { return h.addr, 1500, true }
+func (h *testHost) Local(a [4]byte) bool                              { return a == h.addr }
+func (h *testHost) SocketCounters() *socket.Counters                  { return &h.sc }
+func (h *testHost) FreeRead(m engine.Mbuf)                            { engine.Free(m) }
+func (h *testHost) Held() ofo.Accountant                              { return &h.held }
 
 // end is one host and its table.
 type end struct {

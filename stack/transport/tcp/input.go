@@ -96,8 +96,11 @@ func (c *Conn) input(sg *segment) {
 		}
 		return
 	}
-	// Fourth: a SYN in a synchronized state (RFC 5961 4.2).
-	if sg.has(tcpheader.SYN) {
+	// Fourth: a SYN in a synchronized state (RFC 5961 4.2). After a
+	// simultaneous open the peer's SYN-ACK acknowledging ours is the
+	// handshake's ACK, and goes on (as in Linux's tcp_validate_incoming).
+	if sg.has(tcpheader.SYN) && !(c.state == SynReceived && !c.passive && sg.has(tcpheader.ACK) &&
+		sg.seq == c.irs && sg.ack == c.sndNxt) {
 		ctr.TCPSYNChallenge++
 		c.challengeACK(now)
 		return
@@ -232,7 +235,7 @@ func (c *Conn) applySynOptions(sg *segment) {
 
 // established completes a passive open on the handshake's final ACK.
 func (c *Conn) established(sg *segment) {
-	c.sndWnd = uint32(sg.wnd) << c.sndWscale
+	c.sndWnd = sndWindow(sg, c.sndWscale)
 	c.maxSndWnd = c.sndWnd
 	c.sndWl1, c.sndWl2 = sg.seq, sg.ack
 	if c.backoffs == 0 {
@@ -290,7 +293,7 @@ func (c *Conn) processAck(sg *segment) {
 	c.probes = 0 // any acceptable ACK shows the peer alive (tcp_ack)
 	// The window (RFC 9293 3.10.7.4, SND.WL1 and SND.WL2).
 	if c.sndWl1.LessThan(sg.seq) || (c.sndWl1 == sg.seq && c.sndWl2.LessEq(ack)) {
-		w := uint32(sg.wnd) << c.sndWscale
+		w := sndWindow(sg, c.sndWscale)
 		if w > 0 && c.sndWnd == 0 && c.rtxWhat == rtxPersist {
 			c.cancelRTX()
 			c.backoffs = 0
@@ -367,6 +370,15 @@ func (c *Conn) processAck(sg *segment) {
 			c.finish()
 		}
 	}
+}
+
+// sndWindow is the peer's window a segment offers: a SYN's is never
+// scaled (RFC 7323 2.2).
+func sndWindow(sg *segment, shift uint8) uint32 {
+	if sg.has(tcpheader.SYN) {
+		return uint32(sg.wnd)
+	}
+	return uint32(sg.wnd) << shift
 }
 
 // rttSampleOnAck measures the RTT from an ACK that advanced SND.UNA:

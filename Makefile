@@ -35,7 +35,7 @@ vet:
 # Every parser's fuzz target: package and target name.
 FUZZ := bench/pktgen:FuzzParse stack/header/eth:FuzzEthParse stack/header/arp:FuzzARPParse \
 	stack/header/ipv4:FuzzIPv4Parse stack/network/frag:FuzzReassembly stack/header/icmp:FuzzICMPParse stack/header/udp:FuzzUDPParse \
-	stack/header/tcp:FuzzTCPParse \
+	stack/header/tcp:FuzzTCPParse stack/transport/tcp:FuzzConnectionSegments \
 	stack:FuzzStackInput stack:FuzzSteering
 FUZZTIME ?= 4s
 

@@ -76,6 +76,12 @@ func (c *Conn) input(sg *segment) {
 	end := sg.seq.Add(sg.len())
 	if end.LessThan(c.rcvWup) || c.rcvNxt.Add(seq.Size(c.rcvWindow())).LessThan(sg.seq) ||
 		(sg.len() > 0 && end == c.rcvWup && c.rcvNxt != c.rcvWup) {
+		if sg.has(tcpheader.SYN) && !sg.has(tcpheader.RST) {
+			// RFC 5961 4.2: whatever its sequence number.
+			ctr.TCPSYNChallenge++
+			c.challengeACK(now)
+			return
+		}
 		if !sg.has(tcpheader.RST) {
 			if sg.n > 0 && end.LessEq(c.rcvNxt) {
 				c.setDSACK(sg.seq, end) // a full duplicate
@@ -93,8 +99,11 @@ func (c *Conn) input(sg *segment) {
 		}
 		return
 	}
-	// Fourth: a SYN in a synchronized state (RFC 5961 4.2).
-	if sg.has(tcpheader.SYN) {
+	// Fourth: a SYN in a synchronized state (RFC 5961 4.2). After a
+	// simultaneous open the peer's SYN-ACK acknowledging ours is the
+	// handshake's ACK, and goes on (as in Linux's tcp_validate_incoming).
+	if sg.has(tcpheader.SYN) && !(c.state == SynReceived && !c.passive && sg.has(tcpheader.ACK) &&
+		sg.seq == c.irs && sg.ack == c.sndNxt) {
 		ctr.TCPSYNChallenge++
 		c.challengeACK(now)
 		return
@@ -119,7 +128,6 @@ func (c *Conn) input(sg *segment) {
 	// RFC 5961 5.2: acknowledgements of what we never sent, or of what
 	// lies further back than the largest window, are challenged.
 	if c.sndNxt.LessThan(sg.ack) {
-		ctr.TCPACKSkippedChallenge++
 		c.challengeACK(now)
 		return
 	}
@@ -230,7 +238,7 @@ func (c *Conn) applySynOptions(sg *segment) {
 
 // established completes a passive open on the handshake's final ACK.
 func (c *Conn) established(sg *segment) {
-	c.sndWnd = uint32(sg.wnd) << c.sndWscale
+	c.sndWnd = sndWindow(sg, c.sndWscale)
 	c.maxSndWnd = c.sndWnd
 	c.sndWl1, c.sndWl2 = sg.seq, sg.ack
 	if c.backoffs == 0 {
@@ -285,9 +293,10 @@ func (c *Conn) processAck(sg *segment) {
 	ctr := c.sh.Counters()
 	now := sg.now
 	ack := sg.ack
+	c.probes = 0 // any acceptable ACK shows the peer alive (tcp_ack)
 	// The window (RFC 9293 3.10.7.4, SND.WL1 and SND.WL2).
 	if c.sndWl1.LessThan(sg.seq) || (c.sndWl1 == sg.seq && c.sndWl2.LessEq(ack)) {
-		w := uint32(sg.wnd) << c.sndWscale
+		w := sndWindow(sg, c.sndWscale)
 		if w > 0 && c.sndWnd == 0 && c.rtxWhat == rtxPersist {
 			c.cancelRTX()
 			c.backoffs = 0
@@ -364,6 +373,15 @@ func (c *Conn) processAck(sg *segment) {
 			c.finish()
 		}
 	}
+}
+
+// sndWindow is the peer's window a segment offers: a SYN's is never
+// scaled (RFC 7323 2.2).
+func sndWindow(sg *segment, shift uint8) uint32 {
+	if sg.has(tcpheader.SYN) {
+		return uint32(sg.wnd)
+	}
+	return uint32(sg.wnd) << shift
 }
 
 // rttSampleOnAck measures the RTT from an ACK that advanced SND.UNA:
@@ -555,6 +573,7 @@ func (c *Conn) challengeACK(now int64) {
 	ctr := c.sh.Counters()
 	var cc challenge.Counters
 	if !challenge.Allow(&c.chal, &c.t.challenge, &cc, now) {
+		ctr.TCPACKSkippedChallenge += cc.ACKSkippedChallenge
 		return
 	}
 	ctr.TCPChallengeACK++

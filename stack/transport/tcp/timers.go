@@ -56,10 +56,11 @@ func (c *Conn) armProbeOrRTO(now int64) {
 	c.armRTX(rtxRTO, now+rto)
 }
 
-// maybePersist arms the zero-window probe when data waits on a window of
-// zero and nothing is in flight to bring a window update (tcp_check_probe_timer).
+// maybePersist arms the zero-window probe when data waits and nothing is
+// in flight to bring a window update (tcp_check_probe_timer): on a window of
+// zero, or one too small for silly-window avoidance to send into.
 func (c *Conn) maybePersist(now int64) {
-	if c.sndWnd != 0 || c.sndUna != c.sndNxt || c.rtx.Armed() {
+	if c.sndUna != c.sndNxt || c.rtx.Armed() {
 		return
 	}
 	if c.sndq.Nxt() == c.sndNxt && !(c.finQueued && !c.finSent) {
@@ -113,6 +114,11 @@ func (c *Conn) rtxFire(now int64) {
 		}
 	case rtxPersist:
 		if c.sndWnd != 0 {
+			// Send what the small window takes (tcp_write_wakeup).
+			room := int(int32(c.sndUna.Add(seq.Size(c.sndWnd)).Sub(c.sndNxt)))
+			if n := min(int(c.sndq.Nxt().Sub(c.sndNxt)), c.smss, room); n > 0 && !c.finSent {
+				c.transmit(c.sndNxt, c.sndNxt.Add(seq.Size(n)), false, now)
+			}
 			c.output(now)
 			return
 		}

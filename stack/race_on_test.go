@@ -1,0 +1,6 @@
+//go:build race
+
+package stack
+
+// raceEnabled shrinks the long interop transfers under the race detector.
+const raceEnabled = true

@@ -2,5 +2,5 @@
 
 package stack
 
-// raceEnabled says the race detector is on: long transfers shrink under it.
+// raceEnabled shrinks the long transfers under the race detector.
 const raceEnabled = false

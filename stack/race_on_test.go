@@ -2,4 +2,5 @@
 
 package stack
 
+// raceEnabled shrinks the long transfers under the race detector.
 const raceEnabled = true

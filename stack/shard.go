@@ -441,6 +441,12 @@ func (sh *shard) Next() (int64, bool) {
 // other shard is running them (engine.Timers).
 func (sh *shard) Advance(now int64) int {
 	sh.mu.Lock()
+	// The loop read now before waiting for the lock, which a sender may
+	// have held while it stamped segments with later times: timers must
+	// not run in the past of what they see (RACK compares send times).
+	if t := sh.s.clock(); t > now {
+		now = t
+	}
 	n := sh.wheel.Advance(now)
 	sh.timersMoved = true
 	n += sh.s.neigh.Advance(sh, now)

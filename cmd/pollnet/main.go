@@ -1,19 +1,23 @@
 // Command pollnet runs pollnet's benchmarks and tools. It only turns flags
-// into calls to the bench and engine packages.
+// into calls to the bench, engine and serve packages.
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
 	_ "net/http/pprof"
+	"net/netip"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pollnet/pollnet/bench"
@@ -21,6 +25,8 @@ import (
 	"github.com/pollnet/pollnet/bench/runcmp"
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/internal/result"
+	"github.com/pollnet/pollnet/serve"
+	"github.com/pollnet/pollnet/stack"
 )
 
 const usage = `pollnet: a packet engine that measures kernel bypass against the Linux path
@@ -55,6 +61,12 @@ usage:
   pollnet report [--readme FILE] DIR
                                      redraw a run's charts and index.html, and write a
                                      Markdown page about it (make results uses it)
+  pollnet serve [flags] DIR          serve DIR over HTTP (net/http) on our TCP, on a TAP
+                                     port: --addr 198.18.0.2/24 (ours), --http-port 8080,
+                                     --mode pmd|napi, --netns NS --peer 198.18.0.1/24 (the
+                                     kernel's end, moved into the existing namespace NS;
+                                     without --netns it stays here), --tap NAME; stops on
+                                     SIGINT or SIGTERM
   pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
@@ -81,6 +93,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCompare(args[1:], stdout, stderr)
 	case "report":
 		return runReport(args[1:], stdout, stderr)
+	case "serve":
+		return runServe(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -416,5 +430,53 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "wrote %s\n", *readme)
+	return 0
+}
+
+func runServe(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("pollnet serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", serve.DefaultAddr, "our IPv4 address and prefix on the TAP port")
+	peer := fs.String("peer", serve.DefaultPeer, "the kernel end's IPv4 address and prefix")
+	port := fs.Int("http-port", serve.DefaultPort, "the HTTP port (1..65535)")
+	mode := fs.String("mode", string(serve.DefaultMode), "how our stack is driven: pmd or napi")
+	ns := fs.String("netns", "", "move the TAP's kernel end into this existing namespace (default: keep it here)")
+	tapName := fs.String("tap", serve.DefaultTAP, "the TAP interface's name (%d: the kernel numbers it)")
+	// Flags may come before or after the directory.
+	var dirs []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		dirs = append(dirs, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if len(dirs) != 1 {
+		fmt.Fprintf(stderr, "pollnet serve: give one directory to serve: pollnet serve [flags] DIR\n")
+		return exitUsage
+	}
+	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName}
+	var err error
+	if cfg.Addr, err = netip.ParsePrefix(*addr); err != nil {
+		fmt.Fprintf(stderr, "pollnet serve: --addr %q: give an IPv4 address with its prefix length, e.g. %s\n", *addr, serve.DefaultAddr)
+		return exitUsage
+	}
+	if cfg.Peer, err = netip.ParsePrefix(*peer); err != nil {
+		fmt.Fprintf(stderr, "pollnet serve: --peer %q: give an IPv4 address with its prefix length, e.g. %s\n", *peer, serve.DefaultPeer)
+		return exitUsage
+	}
+	if err := cfg.Check(); err != nil {
+		fmt.Fprintf(stderr, "pollnet serve: %v\n", err)
+		return exitUsage
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve.Run(ctx, cfg, stdout); err != nil {
+		fmt.Fprintf(stderr, "pollnet serve: %v\n", err)
+		return 1
+	}
 	return 0
 }

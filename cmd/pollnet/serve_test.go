@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pollnet/pollnet/internal/netns"
+)
+
+func TestServeRefusesBadFlagsWithExitTwoAndSaysWhatToDo(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve"}, "give one directory"},
+		{[]string{"serve", dir, dir}, "give one directory"},
+		{[]string{"serve", filepath.Join(dir, "nope")}, "give an existing directory"},
+		{[]string{"serve", file}, "is not a directory"},
+		{[]string{"serve", "--addr", "198.18.0.300/24", dir}, "--addr"},
+		{[]string{"serve", "--addr", "198.18.0.2", dir}, "prefix length"},
+		{[]string{"serve", "--addr", "2001:db8::2/64", dir}, "IPv4"},
+		{[]string{"serve", "--addr", "198.18.0.0/24", dir}, "network address"},
+		{[]string{"serve", "--addr", "198.18.0.255/24", dir}, "broadcast address"},
+		{[]string{"serve", "--peer", "198.19.0.1/24", dir}, "outside --addr"},
+		{[]string{"serve", "--peer", "198.18.0.2/24", dir}, "--peer"},
+		{[]string{"serve", "--mode", "dpdk", dir}, "--mode \"dpdk\": use pmd or napi"},
+		{[]string{"serve", "--http-port", "0", dir}, "--http-port 0 out of range"},
+		{[]string{"serve", "--http-port", "65536", dir}, "1..65535"},
+		{[]string{"serve", "--netns", "pn-no-such-namespace", dir}, "no such namespace"},
+		{[]string{"serve", "--netns", "../etc", dir}, "--netns"},
+		{[]string{"serve", "--tap", "a-name-far-too-long", dir}, "--tap"},
+		{[]string{"serve", "--no-such-flag", dir}, "no-such-flag"},
+	}
+	for _, c := range cases {
+		var out, errb bytes.Buffer
+		if code := run(c.args, &out, &errb); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (stderr %q)", c.args, code, exitUsage, errb.String())
+		}
+		if !strings.Contains(errb.String(), c.want) {
+			t.Errorf("%v: message %q does not mention %q", c.args, errb.String(), c.want)
+		}
+	}
+}
+
+// buildPollnet builds the command into a temporary directory.
+func buildPollnet(t *testing.T) string {
+	t.Helper()
+	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goCmd); err != nil {
+		t.Skipf("no go command at %s to build pollnet: %v", goCmd, err)
+	}
+	bin := filepath.Join(t.TempDir(), "pollnet")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, goCmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+func TestServeAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	if err := netns.Usable(); err != nil {
+		t.Skip(err)
+	}
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		t.Skipf("no /dev/net/tun (%v): modprobe tun", err)
+	}
+	if _, err := exec.LookPath("curl"); err != nil {
+		t.Skip("no curl: apt-get install curl (make deps does)")
+	}
+	bin := buildPollnet(t)
+	ns, err := netns.New("pn-serve")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := ns.Delete(); err != nil {
+			t.Errorf("delete namespace: %v", err)
+		}
+	})
+
+	dir := t.TempDir()
+	data := make([]byte, 3<<20+12345)
+	rand.Read(data)
+	if err := os.WriteFile(filepath.Join(dir, "blob.bin"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var suffix [3]byte
+	rand.Read(suffix[:])
+	tapName := "pnsv" + hex.EncodeToString(suffix[:])
+
+	// cancel kills the command if the test ends before it exits.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve", "--netns", ns.Name, "--peer", "198.18.0.1/24",
+		"--addr", "198.18.0.2/24", "--http-port", "8080", "--tap", tapName, dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	lines := make(chan string, 8)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+		exited <- cmd.Wait() // after stdout is drained, as Wait requires
+	}()
+
+	const url = "http://198.18.0.2:8080/"
+	select {
+	case l, ok := <-lines:
+		if !ok || !strings.Contains(l, url) || !strings.Contains(l, tapName) {
+			t.Fatalf("first line %q, want the URL %s and TAP %s; stderr: %s", l, url, tapName, stderr.String())
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no URL printed in 20s; stderr: %s", stderr.String())
+	}
+
+	got := filepath.Join(t.TempDir(), "got.bin")
+	if out, err := ns.Exec("curl", "-sS", "--fail", "--max-time", "25", "-o", got, url+"blob.bin"); err != nil {
+		t.Fatalf("curl in the namespace: %v %s", err, out)
+	}
+	b, err := os.ReadFile(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sha256.Sum256(b) != sha256.Sum256(data) {
+		t.Fatalf("downloaded %d bytes, want %d, and their SHA-256 differs", len(b), len(data))
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v; stderr: %s", err, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("still running 15s after SIGTERM; stderr: %s", stderr.String())
+	}
+	if out, err := ns.Exec("ip", "link", "show", tapName); err == nil {
+		t.Fatalf("TAP %s left in the namespace after exit:\n%s", tapName, out)
+	}
+	if out, err := netns.Run("ip", "link", "show", tapName); err == nil {
+		t.Fatalf("TAP %s left in this namespace after exit:\n%s", tapName, out)
+	}
+}

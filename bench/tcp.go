@@ -474,10 +474,12 @@ func (a *tcpStreamApp) stop() error {
 	a.readers.Wait()
 	var errs []error
 	for i, f := range a.flows {
-		f.cl.Close()
-		f.srv.Close()
+		defer f.cl.Close()
+		defer f.srv.Close()
 		if f.werr != nil || f.rerr != nil {
-			errs = append(errs, fmt.Errorf("connection %d: %w", i, errors.Join(f.werr, f.rerr)))
+			// Both ends' state, for a stall's post-mortem.
+			errs = append(errs, fmt.Errorf("connection %d: %w (sent %d, read %d; client %+v; server %+v)", i, errors.Join(f.werr, f.rerr),
+				f.sent.Load(), f.received.Load(), f.cl.Info(), f.srv.Info()))
 		}
 	}
 	return errors.Join(errs...)

@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/pollnet
 
-.PHONY: all build test bench fuzz vet clean deps results
+.PHONY: all build test bench bench-tcp fuzz vet clean deps results
 
 # Tools the tests use as referees and peers (ip for namespaces and TAP links,
 # ping, curl, iperf3 and dpdk-testpmd as peers). Installed only when missing and
@@ -52,6 +52,12 @@ test: deps vet
 # writes result.json and CSV under results/<date>-pps/.
 bench: build
 	./$(BIN) bench $(BENCHFLAGS)
+
+# TCP stream and connection rate over the wire pair in both modes, beside
+# the kernel over veth and gVisor (not in the quick suite: its three
+# minutes have no room for it; the full suite runs it).
+bench-tcp: build deps
+	./$(BIN) bench tcp $(BENCHFLAGS)
 
 # The committed reference run: the full suite on this machine, its charts,
 # and results/README.md, which shows them.

@@ -45,8 +45,18 @@ type Options struct {
 	ProfileNotes io.Writer // where the pprof commands are printed
 	Port         string    // pps: PortWire (default) or PortNull, see null.go
 	Null         NullOptions
+	// tcp: the wire MTUs, tcp_stream's connection counts and the peers run
+	// beside pollnet (kernel, iperf3, gvisor; "none"), each with the
+	// scenario's defaults when not set.
+	MTUs       []int
+	MTUsSet    bool
+	Streams    []int
+	StreamsSet bool
+	Peers      string
+	PeersSet   bool
 
-	prof *profiler // set by Plan from ProfileDir
+	prof      *profiler // set by Plan from ProfileDir
+	suiteFull bool      // set by Plan: the full suite's presets apply
 }
 
 // Job is one scenario of a suite, ready to run.
@@ -116,7 +126,7 @@ func Expect(name string, jobs []Job) string {
 var Suites = []string{"quick", "full"}
 
 // Scenarios are the scenarios that can run on their own.
-var Scenarios = []string{"pps", "zero_loss", "load", "lowrate", "idle", "coalesce", "udp", "peers"}
+var Scenarios = []string{"pps", "zero_loss", "load", "lowrate", "idle", "coalesce", "udp", "tcp", "tcp_stream", "tcp_crr", "peers"}
 
 // Suite presets.
 const (
@@ -157,7 +167,7 @@ func Plan(name string, o Options) ([]Job, error) {
 	case name == "quick":
 		names = []string{"zero_loss", "load", "idle", "udp"}
 	case full:
-		names = []string{"pps", "zero_loss", "load", "lowrate", "idle", "coalesce", "udp", "peers"}
+		names = []string{"pps", "zero_loss", "load", "lowrate", "idle", "coalesce", "udp", "tcp", "peers"}
 	case name == "load":
 		names = []string{"zero_loss", "load"} // load needs the zero-loss rates
 	case slices.Contains(Scenarios, name):
@@ -170,6 +180,7 @@ func Plan(name string, o Options) ([]Job, error) {
 		names = slices.Insert(names, 1, "pps-null") // the device's own cost, beside testpmd (null.go)
 	}
 	o.prof = newProfiler(o.ProfileDir, o.ProfileNotes)
+	o.suiteFull = full
 	p := &planner{o: o, full: full, single: !full && name != "quick", names: names, shared: &wireShared{}}
 	var jobs []Job
 	for _, n := range names {
@@ -402,10 +413,55 @@ func (p *planner) jobs(name string) ([]Job, error) {
 			}
 			return scs, func(w io.Writer) { FormatUDP(w, rs) }, nil
 		}}}, nil
+	case "tcp", "tcp_stream", "tcp_crr":
+		return o.tcpJobs(name)
 	case "peers":
-		return []Job{o.peersJob()}, nil
+		return []Job{o.peersJob(slices.Contains(p.names, "tcp"))}, nil
 	}
 	return nil, fmt.Errorf("bench: no scenario %q", name)
+}
+
+// tcpJobs is the TCP scenario: tcp runs tcp_stream and tcp_crr,
+// tcp_stream and tcp_crr one of them; at MTU 1500 and 9000, 1 and 4
+// streams, the kernel and gVisor beside pollnet (the full suite adds
+// iperf3), unless the flags say otherwise.
+func (o Options) tcpJobs(name string) ([]Job, error) {
+	c := TCPConfig{Workloads: []string{TCPStream, TCPCRR}, MTUs: DefaultTCPMTUs, Streams: DefaultTCPStreams, Modes: o.Modes,
+		Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat, ClientCore: o.GenCore, ServerCore: o.FwdCore,
+		Softirq: o.Softirq, Progress: o.Progress, Live: o.Live, prof: o.prof}
+	if name != "tcp" {
+		c.Workloads = []string{name}
+	}
+	if o.MTUsSet {
+		c.MTUs = o.MTUs
+	}
+	if o.StreamsSet {
+		c.Streams = o.Streams
+	}
+	peers := "kernel,gvisor"
+	if name == "tcp" && !o.PeersSet && o.suiteFull {
+		peers = "kernel,iperf3,gvisor"
+	}
+	if o.PeersSet {
+		peers = o.Peers
+	}
+	var err error
+	if c.Peers, err = TCPPeers(ParsePeers(peers)); err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	n := c.runs()
+	t := time.Duration(n) * (c.Warmup + c.Duration + runOverhead)
+	e := Estimate{Runs: n, Time: t, Max: t, Unknown: len(c.Peers) > 0}
+	return []Job{{Name: name, Estimate: e, windows: true, run: func() ([]result.Scenario, func(io.Writer), error) {
+		scs, err := RunTCP(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		return scs, func(w io.Writer) { FormatTCP(w, scs) }, nil
+	}}}, nil
 }
 
 // udpRunCount counts the UDP scenario's runs: both workloads at every size
@@ -418,22 +474,28 @@ func udpRunCount(u *UDPConfig) int { return 2 * len(u.Sizes) * len(u.Modes) * ma
 // independent runs of each. testpmd runs beside pollnet in pps-null, on the
 // same work (macswap on net_null); its io forwarding (l2_fwd) is not run,
 // since no pollnet path does that work.
-func (o Options) peerWorkloads() []compare.Workload {
+// With the tcp job in the same plan, tcp_stream is left to it: it runs the
+// kernel, iperf3 and gVisor beside pollnet's TCP.
+func (o Options) peerWorkloads(tcpJob bool) []compare.Workload {
 	w := func(name string, sizes ...int) compare.Workload {
 		return compare.Workload{Name: name, Sizes: sizes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat}
 	}
-	return []compare.Workload{
+	ws := []compare.Workload{
 		w("udp_stream", 16, 64, 1400, 8000),
 		w("udp_rr", 16, 64, 1400, 8000),
 		w("tcp_stream"),
 		w("connect_rate"),
 	}
+	if tcpJob {
+		ws = slices.DeleteFunc(ws, func(w compare.Workload) bool { return w.Name == "tcp_stream" })
+	}
+	return ws
 }
 
-func (o Options) peersJob() Job {
+func (o Options) peersJob(tcpJob bool) Job {
 	return Job{Name: "peers", Estimate: Estimate{Unknown: true}, run: func() ([]result.Scenario, func(io.Writer), error) {
 		var all []result.Scenario
-		for _, w := range o.peerWorkloads() {
+		for _, w := range o.peerWorkloads(tcpJob) {
 			if o.Progress != nil {
 				fmt.Fprintf(o.Progress, "peers: %s\n", w.Name)
 			}

@@ -51,6 +51,10 @@ usage:
       udp       two stacks over a wire pair: UDP request/response (with round-trip
                 times) and one-way stream through sockets (--queues N: N shards
                 per stack, a flow on each, per-shard counters in result.json)
+      tcp       two stacks over a wire pair: tcp_stream (goodput, --streams, --mtu)
+                and tcp_crr (connections/s), beside the kernel over veth and
+                gVisor (--peers) in the same rounds
+      tcp_stream, tcp_crr   one of the two alone
   pollnet stat [--pid N] [--watch 1s] [--count N]
                                      counters of a running (or the last) bench
   pollnet compare [--alpha 0.05] A B
@@ -160,6 +164,11 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null)")
 	copyNull := fs.Bool("copy", false, "null port: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
+	mtus := intList{1500, 9000}
+	fs.Var(&mtus, "mtu", "tcp: the wire's and the stacks' MTUs, comma-separated (576..9000; the peers' links get the same)")
+	streams := intList{1, 4}
+	fs.Var(&streams, "streams", "tcp: parallel connections of tcp_stream, comma-separated (1..64)")
+	peers := fs.String("peers", "kernel,gvisor", "tcp: peers run beside pollnet: kernel, iperf3, gvisor, comma-separated, or none")
 	if err := fs.Parse(args); err != nil {
 		return exitUsage
 	}
@@ -194,6 +203,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
 		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
 		Port: portKind, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},
+		MTUs: mtus, MTUsSet: set["mtu"], Streams: streams, StreamsSet: set["streams"], Peers: *peers, PeersSet: set["peers"],
 	}
 	if !*quiet {
 		opts.Progress = stderr

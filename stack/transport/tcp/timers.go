@@ -175,7 +175,10 @@ func (c *Conn) retransmitTimeout(now int64) {
 		c.est.AfterSYNTimeout()
 	}
 	c.cc.OnTimeout(int(c.sndNxt.Sub(c.sndUna)))
-	c.sb.Timeout(false)
+	// A SACKed head that is still unacknowledged means the peer reneged:
+	// keeping its mark would resend everything but the hole the peer
+	// waits for, at every timeout (RFC 2018 section 8).
+	c.sb.Timeout(c.sb.Reneging())
 	c.rttTiming = false
 	c.armRTX(rtxRTO, now+c.est.RTO())
 	c.output(now)

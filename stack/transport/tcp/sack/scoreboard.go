@@ -486,6 +486,13 @@ func (s *Scoreboard) EnterRecovery() {
 	s.Stats.SackRecovery++
 }
 
+// Reneging reports whether the first unacknowledged record is SACKed: the
+// peer acknowledged up to it but not it, so it may have discarded what it
+// SACKed (Linux's tcp_timeout_mark_lost checks the same at a timeout).
+func (s *Scoreboard) Reneging() bool {
+	return s.head < s.tail && s.segs[s.head].flags&fSACKed != 0
+}
+
 // Timeout applies a retransmission timeout, like Linux's tcp_enter_loss:
 // every unSACKed record is lost and its retransmissions with it, recovery
 // ends, and no new recovery begins before snd.una reaches snd.nxt as it is

@@ -231,6 +231,9 @@ func TestRenegedSACKsAreSuspectedOnceAndClearedOnTimeout(t *testing.T) {
 	if s.Stats.SACKReneging != 1 {
 		t.Fatalf("TCPSACKReneging = %d, want 1 per episode", s.Stats.SACKReneging)
 	}
+	if !s.Reneging() {
+		t.Fatal("Reneging() is false with the SACKed segment 4 at snd.una")
+	}
 	s.Timeout(true)
 	check(t, s)
 	if s.SACKedBytes() != 0 || !s.IsLost(3000) || !s.IsLost(5000) {
@@ -250,6 +253,9 @@ func TestRenegedSACKsAreSuspectedOnceAndClearedOnTimeout(t *testing.T) {
 func TestATimeoutKeepsSACKMarksUnlessAsked(t *testing.T) {
 	s := board(t, 0, 4)
 	s.SACK([]Block{{1000, 2000}}, 1)
+	if s.Reneging() {
+		t.Fatal("Reneging() with an unSACKed segment at snd.una")
+	}
 	s.Timeout(false)
 	check(t, s)
 	if s.SACKedBytes() != mss || s.IsLost(1000) || !s.IsLost(0) || !s.IsLost(2000) {

@@ -24,7 +24,7 @@ type pair struct {
 	a, b *Stack
 }
 
-func newPair(t *testing.T, mode Mode, wc wire.Config, mtu int) *pair {
+func newPair(t testing.TB, mode Mode, wc wire.Config, mtu int) *pair {
 	t.Helper()
 	wp, err := wire.NewPair(wc)
 	if err != nil {

@@ -191,3 +191,51 @@ func TestTCPSurvivesAnImpairedWireBothModes(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkTCPStream measures one connection's goodput over the wire pair:
+// b.N bytes written by a on one side, read by the application on b.
+func BenchmarkTCPStream(b *testing.B) {
+	for _, mtu := range []int{1500, 9000} {
+		for _, mode := range []Mode{ModePMD, ModeNAPI} {
+			b.Run(fmt.Sprintf("%v/mtu%d", mode, mtu), func(b *testing.B) {
+				p := newPair(b, mode, wire.Config{}, mtu)
+				l, err := p.b.ListenTCP(ap(addrB, 5003))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer l.Close()
+				done := make(chan int64, 1)
+				go func() {
+					c, err := l.Accept()
+					if err != nil {
+						done <- -1
+						return
+					}
+					n, _ := io.Copy(io.Discard, c)
+					c.Close()
+					done <- n
+				}()
+				c, err := p.a.DialTCP(context.Background(), ap(addrA, 0), ap(addrB, 5003))
+				if err != nil {
+					b.Fatal(err)
+				}
+				buf := make([]byte, 128<<10)
+				b.SetBytes(1)
+				b.ResetTimer()
+				left := b.N
+				for left > 0 {
+					k, err := c.Write(buf[:min(left, len(buf))])
+					if err != nil {
+						b.Fatal(err)
+					}
+					left -= k
+				}
+				c.Close()
+				if got := <-done; got != int64(b.N) {
+					b.Fatalf("read %d of %d bytes", got, b.N)
+				}
+			})
+		}
+	}
+}
+

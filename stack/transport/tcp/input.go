@@ -51,9 +51,6 @@ const pawsWindow = 24 * 24 * 3600 * int64(1e9)
 
 // input processes a segment for c (tcp_rcv_state_process). Under the lock.
 func (c *Conn) input(sg *segment) {
-	if debugTCP {
-		println("IN ", c.tuple.LocalPort, c.state.String(), "seq", uint32(sg.seq-c.irs), "ack", uint32(sg.ack-c.iss), "n", sg.n, "fl", sg.flags.String(), "wnd", sg.wnd, "sack", sg.opts.NumSACK, "| una", uint32(c.sndUna-c.iss), "nxt", uint32(c.sndNxt-c.iss), "rcvnxt", uint32(c.rcvNxt-c.irs), "wup", uint32(c.rcvWup-c.irs), "rwnd", c.rcvWnd)
-	}
 	ctr := c.sh.Counters()
 	if c.state == SynSent {
 		c.synSentInput(sg)

@@ -128,9 +128,6 @@ func (c *Conn) emit(m engine.Mbuf, s seq.Value, flags tcpheader.Flags, now int64
 			c.sh.Moved()
 		}
 	}
-	if debugTCP {
-		println("OUT", c.tuple.LocalPort, c.state.String(), "seq", uint32(s-c.iss), "ack", uint32(c.rcvNxt-c.irs), "n", m.PktLen(), "fl", flags.String(), "wnd", wnd, "sack", o.NumSACK, "cwnd", c.cc.Cwnd(), "pipe", c.sb.Pipe())
-	}
 	c.t.shard(c.sh.ID()).finish(m, c.tuple, &c.rc, s, c.rcvNxt, flags, wnd, &o)
 }
 

@@ -1,5 +1,0 @@
-package tcp
-
-import "os"
-
-var debugTCP = os.Getenv("TCPDEBUG") != ""

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	tcpheader "github.com/pollnet/pollnet/stack/header/tcp"
 	"github.com/pollnet/pollnet/stack/link"
 	"github.com/pollnet/pollnet/stack/network/route"
 	"github.com/pollnet/pollnet/stack/socket"
@@ -171,7 +172,7 @@ func (t *tcpShard) MarkReady(c *tcp.Conn)   { t.ready = append(t.ready, c) }
 
 // Output puts the IPv4 header on a segment and sends it (ip_queue_xmit),
 // with the route from the connection's cache. Under the lock.
-func (t *tcpShard) Output(rc *route.Cache, src, dst [4]byte, m engine.Mbuf) error {
+func (t *tcpShard) Output(rc *route.Cache, src, dst [4]byte, id uint16, m engine.Mbuf) error {
 	s := t.s
 	var r route.Result
 	var ok bool
@@ -189,13 +190,17 @@ func (t *tcpShard) Output(rc *route.Cache, src, dst [4]byte, m engine.Mbuf) erro
 		t.cs.Free(m)
 		return ErrTooBig
 	}
+	if tcpheader.SetChecksumMbuf(m, 0, m.PktLen(), src, dst) != nil {
+		t.cs.Free(m)
+		return ErrNoBuffers
+	}
 	hdr, err := m.Prepend(ipv4.HeaderLen)
 	if err != nil {
 		t.stats.NoMbuf++
 		t.cs.Free(m)
 		return ErrNoBuffers
 	}
-	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipIdent(src, dst, ipv4.ProtoTCP), TTL: ipv4.DefaultTTL,
+	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: id, TTL: ipv4.DefaultTTL,
 		Flags: ipv4.FlagDF, Protocol: ipv4.ProtoTCP, Src: src, Dst: dst}.Put(hdr, nil)
 	t.stats.IPOutRequests++
 	return t.sh().routeOutput(s.outDevice(r), r, dst, m, false)

@@ -238,4 +238,3 @@ func BenchmarkTCPStream(b *testing.B) {
 		}
 	}
 }
-

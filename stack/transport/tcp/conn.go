@@ -121,6 +121,9 @@ type Conn struct {
 	minRTT    int64
 	// lastSend is when data last left, for the restart after idle.
 	lastSend int64
+	// ipID is the IPv4 ID of the last segment: a counter per connection
+	// from a random start, as Linux's inet_id for connected sockets.
+	ipID uint16
 
 	// The receive side.
 	irs, rcvNxt seq.Value
@@ -245,8 +248,9 @@ func (t *Table) newConn(sh *tableShard, tu Tuple, o Options) (*Conn, error) {
 	now := sh.host.Now()
 	c.iss = seq.ISN(t.key, tu.Local, tu.Remote, tu.LocalPort, tu.RemotePort, now)
 	c.sndUna, c.sndNxt = c.iss, c.iss
-	c.tsOffset = uint32(t.key.Hash3(siphash.TagTCPTimestamp, uint64(be32(tu.Local))<<32|uint64(be32(tu.Remote)),
-		uint64(tu.LocalPort)<<16|uint64(tu.RemotePort)))
+	h := t.key.Hash3(siphash.TagTCPTimestamp, uint64(be32(tu.Local))<<32|uint64(be32(tu.Remote)),
+		uint64(tu.LocalPort)<<16|uint64(tu.RemotePort))
+	c.tsOffset, c.ipID = uint32(h), uint16(h>>32)
 	c.sndq.Init(sndq.Config{Limit: wbuf, Pool: sh.host.Pool(), Free: sh.host.Caches().Free, Start: c.iss.Add(1)})
 	c.ofo.Init(ofo.Config{Limit: c.rcvBuf, Account: t.host.Held(), Free: sh.host.Caches().Free})
 	c.space.Store(int64(wbuf))

@@ -72,7 +72,8 @@ func (s *testShard) Wheel() *timer.Wheel    { return &s.wheel }
 func (s *testShard) Moved()                 {}
 func (s *testShard) Caches() *engine.Caches { return &s.cs }
 func (s *testShard) Pool() *engine.Pool     { return s.pool }
-func (s *testShard) Output(_ *route.Cache, src, dst [4]byte, m engine.Mbuf) error {
+func (s *testShard) Output(_ *route.Cache, src, dst [4]byte, _ uint16, m engine.Mbuf) error {
+	tcpheader.SetChecksumMbuf(m, 0, m.PktLen(), src, dst)
 	s.out = append(s.out, outSeg{src, dst, m})
 	return nil
 }

@@ -267,7 +267,7 @@ func (ts *tableShard) sendCookie(tu Tuple, sg *segment) {
 		mtu = 576
 	}
 	o := tcpheader.Options{Present: tcpheader.HasMSS, MSS: uint16(min(mtu, 65535) - 40)}
-	ts.finish(m, tu, nil, isn, sg.seq.Add(1), tcpheader.SYN|tcpheader.ACK, 65535, &o)
+	ts.finish(m, tu, nil, ts.ctlID(tu), isn, sg.seq.Add(1), tcpheader.SYN|tcpheader.ACK, 65535, &o)
 }
 
 // cookieAck completes a handshake answered with a cookie: the ACK brings

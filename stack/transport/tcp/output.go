@@ -39,13 +39,14 @@ func (ts *tableShard) sendControl(k control) {
 		o.Present |= tcpheader.HasTimestamps
 		o.TSval, o.TSecr = k.tsval, k.tsecr
 	}
-	ts.finish(m, k.tu, k.rc, k.seq, k.ack, k.flags, k.wnd, &o)
+	ts.finish(m, k.tu, k.rc, ts.ctlID(k.tu), k.seq, k.ack, k.flags, k.wnd, &o)
 }
 
 // finish puts the header on m (whose data is the payload, headroom in
-// front), checksums the segment and sends it.
-func (ts *tableShard) finish(m engine.Mbuf, tu Tuple, rc *route.Cache, s, a seq.Value, flags tcpheader.Flags,
-	wnd uint16, o *tcpheader.Options) {
+// front) and sends it with IPv4 ID id; the stack fills the checksum, or
+// has the port fill it.
+func (ts *tableShard) finish(m engine.Mbuf, tu Tuple, rc *route.Cache, id uint16, s, a seq.Value,
+	flags tcpheader.Flags, wnd uint16, o *tcpheader.Options) {
 	var ob [tcpheader.MaxOptionsLen]byte
 	on, _ := o.Put(ob[:])
 	hl := tcpheader.HeaderLen + on
@@ -60,16 +61,20 @@ func (ts *tableShard) finish(m engine.Mbuf, tu Tuple, rc *route.Cache, s, a seq.
 		h.Ack = 0
 	}
 	h.Put(b, ob[:on])
-	if tcpheader.SetChecksumMbuf(m, 0, m.PktLen(), tu.Local, tu.Remote) != nil {
-		ts.host.Caches().Free(m)
-		return
-	}
 	ctr := ts.host.Counters()
 	ctr.OutSegs++
 	if flags&tcpheader.RST != 0 {
 		ctr.OutRsts++
 	}
-	ts.host.Output(rc, tu.Local, tu.Remote, m)
+	ts.host.Output(rc, tu.Local, tu.Remote, id, m)
+}
+
+// ctlID is the IPv4 ID of a segment no connection sends: a RST, an ACK
+// from TIME-WAIT. Like every segment, it leaves with Don't Fragment, so the
+// ID only has to differ from its neighbours' (RFC 6864 4.1).
+func (ts *tableShard) ctlID(tu Tuple) uint16 {
+	ts.ids++
+	return uint16(ts.t.key.Hash2(uint64(be32(tu.Remote))<<16|uint64(tu.RemotePort), uint64(ts.ids)))
 }
 
 // emit sends m from c with the options and window of the moment; every
@@ -128,7 +133,8 @@ func (c *Conn) emit(m engine.Mbuf, s seq.Value, flags tcpheader.Flags, now int64
 			c.sh.Moved()
 		}
 	}
-	c.t.shard(c.sh.ID()).finish(m, c.tuple, &c.rc, s, c.rcvNxt, flags, wnd, &o)
+	c.ipID++
+	c.t.shard(c.sh.ID()).finish(m, c.tuple, &c.rc, c.ipID, s, c.rcvNxt, flags, wnd, &o)
 }
 
 // selectWindow is the window to advertise now (tcp_select_window): the free

@@ -58,6 +58,7 @@ type tableShard struct {
 	host  Shard
 	conns map[Tuple]*Conn
 	tw    map[Tuple]*timeWait
+	ids   uint32 // IPv4 IDs of segments without a connection
 }
 
 // NewTable makes the TCP of a stack.

@@ -212,10 +212,11 @@ type Shard interface {
 	// Caches are the shard's mbuf caches, Pool the stack's packet pool.
 	Caches() *engine.Caches
 	Pool() *engine.Pool
-	// Output sends a segment (TCP header and checksum written, headroom
-	// for IPv4 and Ethernet) from src to dst, looking the route up in rc.
-	// It takes m.
-	Output(rc *route.Cache, src, dst [4]byte, m engine.Mbuf) error
+	// Output sends a segment (the TCP header written but for its
+	// checksum, headroom for IPv4 and Ethernet) from src to dst with IPv4
+	// ID id and Don't Fragment, looking the route up in rc; it fills the
+	// checksum or has the port fill it. It takes m.
+	Output(rc *route.Cache, src, dst [4]byte, id uint16, m engine.Mbuf) error
 	// Counters are the shard's TCP counters.
 	Counters() *Counters
 	// MarkReady queues c to be told of its events after the lock is let go.

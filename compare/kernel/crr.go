@@ -173,6 +173,10 @@ func (p *Peer) crrOnce(ctx context.Context, topo *topology, w workload.Workload)
 // cc. A failed transaction is counted; too many in a row end the loop with
 // the last error.
 func crrClient(addr *unix.SockaddrInet4, cc string, c *crrCounters, stop *atomic.Bool, deadline time.Time, limit uint64) error {
+	// unix.Connect writes the raw form into the sockaddr it is given:
+	// every client needs its own.
+	own := *addr
+	addr = &own
 	req := make([]byte, CRRRequestBytes)
 	resp := make([]byte, CRRResponseBytes+1)
 	checked := false

@@ -48,6 +48,9 @@ func (l *Loopback) Info() engine.PortInfo {
 // checksum verification: the flags say so, as CHECKSUM_UNNECESSARY does.
 func (l *Loopback) RxBurst(q int, pkts []engine.Mbuf) int {
 	n := l.q.RxBurst(q, pkts)
+	if n == 0 {
+		return 0
+	}
 	var bytes uint64
 	for _, m := range pkts[:n] {
 		m.SetRxInfo(0, 0)

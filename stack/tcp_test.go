@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -236,5 +237,136 @@ func BenchmarkTCPStream(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// newShardedPair is two stacks of two shards each on a wire pair with
+// queues receive queues per port: 2 lets RSS place every flow, 1 leaves it
+// to software steering.
+func newShardedPair(t *testing.T, mode Mode, queues int) *pair {
+	t.Helper()
+	wp, err := wire.NewPair(wire.Config{Queues: queues})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pair{wire: wp}
+	for i, s := range []**Stack{&p.a, &p.b} {
+		*s, err = New(Config{Name: []string{"a", "b"}[i], Shards: 2,
+			Interfaces: []Interface{{Port: wp.Ports[i], Addr: []netip.Prefix{addrA, addrB}[i]}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := (*s).Start(mode, engine.AnyCore, engine.SoftirqConfig{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, s := range []*Stack{p.a, p.b} {
+			if err := s.Close(); err != nil {
+				t.Errorf("close %s: %v", s.Name(), err)
+			}
+		}
+		for _, port := range wp.Ports {
+			port.Close()
+		}
+	})
+	return p
+}
+
+// echoConns opens n connections from a to an echo server on b (which may be
+// a itself) and checks each one's data comes back.
+func echoConns(t *testing.T, a, b *Stack, to netip.Addr, n int) {
+	t.Helper()
+	l, err := b.ListenTCP(netip.AddrPortFrom(netip.IPv4Unspecified(), 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			c, err := a.DialTCP(ctx, netip.AddrPort{}, netip.AddrPortFrom(to, 7))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			msg := bytes.Repeat([]byte{byte(i)}, 100_000)
+			go c.Write(msg)
+			got := make([]byte, len(msg))
+			if _, err := io.ReadFull(c, got); err != nil {
+				errs <- fmt.Errorf("conn %d: %w", i, err)
+				return
+			}
+			if !bytes.Equal(got, msg) {
+				errs <- fmt.Errorf("conn %d: echo differs", i)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTCPFlowsLandOnTheShardsThatOwnThem: with RSS (two queues) every
+// segment arrives on the shard that owns its connection, nothing steered;
+// with one queue the stack steers in software; both carry data.
+func TestTCPFlowsLandOnTheShardsThatOwnThem(t *testing.T) {
+	for _, queues := range []int{2, 1} {
+		t.Run(fmt.Sprintf("queues%d", queues), func(t *testing.T) {
+			p := newShardedPair(t, ModeNAPI, queues)
+			echoConns(t, p.a, p.b, addrB.Addr(), 16)
+			for _, s := range []*Stack{p.a, p.b} {
+				var steered, segs uint64
+				busy := 0
+				for _, st := range s.ShardStats() {
+					steered += st.SteeredIn
+					segs += st.Stats.TCP.InSegs
+					if st.Stats.TCP.InSegs > 0 {
+						busy++
+					}
+				}
+				if busy != 2 {
+					t.Errorf("%s: %d shards received TCP segments; want both", s.Name(), busy)
+				}
+				if queues == 2 && steered != 0 {
+					t.Errorf("%s: %d frames steered in software although RSS places every flow", s.Name(), steered)
+				}
+				if queues == 1 && steered == 0 {
+					t.Errorf("%s: nothing steered with one queue for two shards", s.Name())
+				}
+			}
+		})
+	}
+}
+
+// TestTCPToOurselvesOnEveryShard dials our own address: segments go through
+// the loopback device, which shard 0 polls, and reach the owner's shard.
+func TestTCPToOurselvesOnEveryShard(t *testing.T) {
+	for _, mode := range []Mode{ModePMD, ModeNAPI} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			p := newShardedPair(t, mode, 1)
+			echoConns(t, p.a, p.a, addrA.Addr(), 8)
+			echoConns(t, p.a, p.a, netip.MustParseAddr("127.0.0.1"), 8)
+		})
 	}
 }

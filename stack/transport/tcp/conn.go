@@ -157,7 +157,8 @@ type Conn struct {
 	ackNow     bool
 	ackPending int // full-sized segments received since the last ACK
 	quickAcks  int
-	lastRecv   int64
+	lastRecv   int64 // any segment heard (keepalive)
+	lastData   int64 // the last payload received (quick-ack after idle)
 	ato        int64
 
 	// Timers on the shard's wheel.

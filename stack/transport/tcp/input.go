@@ -430,7 +430,12 @@ func (c *Conn) receiveData(sg *segment) {
 		n = int(right.Sub(s))
 		sg.flags &^= tcpheader.FIN
 	}
-	c.lastRecv = sg.now
+	if c.lastData != 0 && sg.now-c.lastData > max(c.est.RTO(), c.ato) {
+		// The peer was idle: it is probably in slow start again, so ACK
+		// every segment for a while (tcp_event_data_recv's quick-ack).
+		c.quickAcks = quickAckSegments
+	}
+	c.lastData = sg.now
 	if s != c.rcvNxt {
 		// Out of order: held, and SACKed at once.
 		if !c.t.mem.charge(segsOf(sg.m)) {

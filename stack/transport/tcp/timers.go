@@ -10,9 +10,9 @@ import (
 // (TCP_RTO_MAX).
 const maxProbeInterval = int64(120e9)
 
-// minProbeTimeout is the least tail-loss-probe timeout, as Linux's
-// tcp_schedule_loss_probe bounds it (TCP_TIMEOUT_MIN, 10 ms in practice).
-const minProbeTimeout = int64(10e6)
+// probeSlack is added to the tail-loss-probe timeout, as Linux's
+// tcp_schedule_loss_probe adds TCP_TIMEOUT_MIN (2 jiffies).
+const probeSlack = int64(2e6)
 
 func (c *Conn) armRTX(k rtxKind, when int64) {
 	c.rtxWhat = k
@@ -51,9 +51,9 @@ func (c *Conn) armProbeOrRTO(now int64) {
 	rto := c.est.RTO()
 	if c.sackOK && !c.sb.InRecovery() && c.backoffs == 0 && c.est.HasSample() {
 		flight := int(c.sndNxt.Sub(c.sndUna))
-		// At least minProbeTimeout: on a link of a few microseconds 2*SRTT
-		// is shorter than an idle receiver takes to answer.
-		pto := max(sack.ProbeTimeout(c.est.SRTT(), flight, c.smss, rto), minProbeTimeout)
+		// Plus probeSlack: on a link of a few microseconds 2*SRTT is shorter
+		// than a busy receiver takes to answer.
+		pto := sack.ProbeTimeout(c.est.SRTT(), flight, c.smss, rto) + probeSlack
 		if pto < rto {
 			c.armRTX(rtxTLP, now+pto)
 			return

@@ -20,31 +20,34 @@ import (
 // Options are the command line's choices, shared by every scenario of a
 // suite; a field left zero takes the suite's preset.
 type Options struct {
-	Sizes        []int // frame sizes for pps; payload sizes for udp
-	SizesSet     bool  // the user gave sizes (otherwise each scenario has its own)
-	Modes        []Mode
-	Queues       int
-	Duration     time.Duration
-	DurationSet  bool
-	Warmup       time.Duration
-	Repeat       int // independent runs per path (0: DefaultRepeat)
-	RingSize     int
-	ZeroCopy     bool
-	Rate         float64
-	RateSet      bool
-	Idle         engine.Idle
-	GenCore      int
-	FwdCore      int
-	Softirq      engine.SoftirqConfig
-	Weight       int
-	RxUsecs      int
-	RxFrames     int
-	Progress     io.Writer
-	Live         func(*Live)
-	ProfileDir   string    // CPU and heap profiles per scenario, when set
-	ProfileNotes io.Writer // where the pprof commands are printed
-	Port         string    // pps: PortWire (default) or PortNull, see null.go
-	Null         NullOptions
+	Sizes       []int // frame sizes for pps; payload sizes for udp
+	SizesSet    bool  // the user gave sizes (otherwise each scenario has its own)
+	Modes       []Mode
+	Queues      int
+	Duration    time.Duration
+	DurationSet bool
+	Warmup      time.Duration
+	Repeat      int // independent runs per path (0: DefaultRepeat)
+	RingSize    int
+	ZeroCopy    bool
+	// NoCsumOffload turns off the wire's checksum offload in `bench tcp`
+	// and `bench udp` (--csum-offload=false); see TCPConfig.
+	NoCsumOffload bool
+	Rate          float64
+	RateSet       bool
+	Idle          engine.Idle
+	GenCore       int
+	FwdCore       int
+	Softirq       engine.SoftirqConfig
+	Weight        int
+	RxUsecs       int
+	RxFrames      int
+	Progress      io.Writer
+	Live          func(*Live)
+	ProfileDir    string    // CPU and heap profiles per scenario, when set
+	ProfileNotes  io.Writer // where the pprof commands are printed
+	Port          string    // pps: PortWire (default) or PortNull, see null.go
+	Null          NullOptions
 	// tcp: the wire MTUs, tcp_stream's connection counts and the peers run
 	// beside pollnet (kernel, iperf3, gvisor; "none"), each with the
 	// scenario's defaults when not set.
@@ -390,7 +393,8 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		// quick: 64 B only, to stay within three minutes with
 		// independent repeats; full sweeps the payloads.
 		u := UDPConfig{Sizes: []int{64}, Modes: o.Modes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
-			Queues: o.Queues, ClientCore: o.GenCore, ServerCore: o.FwdCore, Softirq: o.Softirq, Progress: o.Progress, Live: o.Live}
+			Queues: o.Queues, ClientCore: o.GenCore, ServerCore: o.FwdCore, Softirq: o.Softirq, Progress: o.Progress, Live: o.Live,
+			NoCsumOffload: o.NoCsumOffload}
 		if full {
 			u.Sizes = []int{16, 64, 1400, 8000}
 		}
@@ -428,7 +432,7 @@ func (p *planner) jobs(name string) ([]Job, error) {
 func (o Options) tcpJobs(name string) ([]Job, error) {
 	c := TCPConfig{Workloads: []string{TCPStream, TCPCRR}, MTUs: DefaultTCPMTUs, Streams: DefaultTCPStreams, Modes: o.Modes,
 		Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat, ClientCore: o.GenCore, ServerCore: o.FwdCore,
-		Softirq: o.Softirq, Progress: o.Progress, Live: o.Live, prof: o.prof}
+		Softirq: o.Softirq, Progress: o.Progress, Live: o.Live, prof: o.prof, NoCsumOffload: o.NoCsumOffload}
 	if name != "tcp" {
 		c.Workloads = []string{name}
 	}

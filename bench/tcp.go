@@ -51,6 +51,12 @@ type TCPConfig struct {
 	ClientCore int
 	ServerCore int
 	Softirq    engine.SoftirqConfig
+	// NoCsumOffload turns off the wire pair's checksum offload, on by
+	// default: the kernel peer over veth computes no TCP or UDP checksum
+	// between its namespaces (veth keeps CHECKSUM_PARTIAL end to end), so
+	// with offload pollnet does the same work. result.json records it as
+	// the knob csum_offload.
+	NoCsumOffload bool
 	// Peers run beside pollnet, once per round with Repeat 1, their
 	// scenarios pooled across rounds. A peer that skips a scenario (no
 	// root, a build that failed) is not asked again in later rounds.
@@ -199,7 +205,8 @@ type tcpRig struct {
 func newTCPRig(cfg *TCPConfig, mode Mode, mtu int) (*tcpRig, error) {
 	r := &tcpRig{mode: mode, mtu: mtu}
 	var err error
-	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"tcp-client", "tcp-server"}, MTU: mtu, PoolSize: tcpPortPool}); err != nil {
+	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"tcp-client", "tcp-server"}, MTU: mtu, PoolSize: tcpPortPool,
+		ChecksumOffload: !cfg.NoCsumOffload}); err != nil {
 		return nil, err
 	}
 	mk := func(name string, port engine.Port, addr netip.Prefix, ports stack.PortRange) (*stack.Stack, error) {
@@ -775,7 +782,8 @@ func (p *tcpRuns) add(r tcpRun) {
 // and CPU summed over the measured windows (the TIME-WAIT counts summed
 // over the runs' ends, as the kernel peer sums them).
 func (p *tcpRuns) scenario(cfg *TCPConfig, k tcpCase, mode Mode) (result.Scenario, error) {
-	knobs := map[string]any{"mode": string(mode), "mtu": k.mtu, "cc": tcpCC, "duration_s": cfg.Duration.Seconds()}
+	knobs := map[string]any{"mode": string(mode), "mtu": k.mtu, "cc": tcpCC, "duration_s": cfg.Duration.Seconds(),
+		"csum_offload": !cfg.NoCsumOffload}
 	sc := result.Scenario{Name: k.workload, Path: "pollnet-" + string(mode), Port: "wire", Knobs: knobs,
 		Samples: p.samples, CPUSeconds: p.cpu.Seconds(), Counters: p.counters,
 		Roles:      map[string]int{"client": cfg.ClientCore, "server": cfg.ServerCore},

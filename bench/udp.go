@@ -52,8 +52,11 @@ type UDPConfig struct {
 	ClientCore int
 	ServerCore int
 	Softirq    engine.SoftirqConfig
-	Progress   io.Writer
-	Live       func(*Live)
+	// NoCsumOffload turns off the wire pair's checksum offload, on by
+	// default as in TCPConfig: the kernel over veth sums nothing either.
+	NoCsumOffload bool
+	Progress      io.Writer
+	Live          func(*Live)
 }
 
 // UDP payload bounds: the stamp (sequence and time) must fit.
@@ -128,7 +131,8 @@ func newUDPRig(cfg UDPConfig, mode Mode) (*udpRig, error) {
 	r := &udpRig{mode: mode}
 	q := cfg.Queues
 	var err error
-	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"udp-client", "udp-server"}, Queues: q}); err != nil {
+	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"udp-client", "udp-server"}, Queues: q,
+		ChecksumOffload: !cfg.NoCsumOffload}); err != nil {
 		return nil, err
 	}
 	mk := func(name string, port engine.Port, addr netip.Prefix, tick func(*engine.Worker, int)) (*stack.Stack, error) {
@@ -830,7 +834,7 @@ func (p *udpRuns) result(cfg UDPConfig, workload string, mode Mode, size int) (U
 	}
 	knobs := map[string]any{
 		"payload": size, "size": size + udpFrameHeaders, "mode": string(mode), "mtu": p.mtu,
-		"batch": batch, "duration_s": cfg.Duration.Seconds(),
+		"batch": batch, "duration_s": cfg.Duration.Seconds(), "csum_offload": !cfg.NoCsumOffload,
 	}
 	if workload == "udp_stream" {
 		knobs["rx_batch"] = 1 // the server reads one datagram per call

@@ -5,7 +5,10 @@ import (
 	"sync/atomic"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum"
+	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
+	udpheader "github.com/pollnet/pollnet/stack/header/udp"
 	"github.com/pollnet/pollnet/stack/network/route"
 )
 
@@ -27,8 +30,9 @@ type appCounters struct {
 	noBuffers atomic.Uint64 // in NoMbuf
 }
 
-// output sends transport datagrams ms (each with its transport header and
-// checksum, headroom in front) of proto from src to dst through shard: src
+// output sends transport datagrams ms (each with its transport header,
+// headroom in front, and its checksum written or left with
+// engine.FlagTxL4Csum, which output leaves to dev or finishes) of proto from src to dst through shard: src
 // zero takes the route's source. rc, when set, is the sender's route cache.
 // It takes every mbuf and returns how many it accepted.
 func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8, ms []engine.Mbuf) (int, error) {
@@ -57,6 +61,8 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 	if src == ([4]byte{}) {
 		src = s.sourceOf(r, dst)
 	}
+	dev := s.outDevice(r)
+	offload := dev.TxChecksum && proto == ipv4.ProtoUDP
 	var err error
 	for i, m := range ms {
 		if m.PktLen()+ipv4.HeaderLen > ipv4.MaxTotalLen {
@@ -75,6 +81,21 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 		hdr, _ := m.Prepend(ipv4.HeaderLen)
 		ipv4.Header{TotalLen: uint16(m.PktLen()), ID: s.ipIdent(src, dst, proto), TTL: ipv4.DefaultTTL,
 			Protocol: proto, Src: src, Dst: dst}.Put(hdr, nil)
+		if m.Flags()&engine.FlagTxL4Csum == 0 {
+			continue
+		}
+		if offload && m.PktLen() <= dev.MTU {
+			m.SetHeaderLens(eth.HeaderLen, ipv4.HeaderLen, udpheader.HeaderLen)
+			continue
+		}
+		// The device cannot fill it, or the datagram goes in fragments:
+		// the sum is done here, outside any shard's lock.
+		if csum.Finish(m, 0) != nil { // we wrote it: cannot happen
+			freeAll(ms[i:])
+			ms = ms[:i]
+			err = ErrNoBuffers
+			break
+		}
 	}
 	sent := 0
 	if len(ms) > 0 {

@@ -6,6 +6,7 @@ import (
 	"syscall"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum"
 	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	"github.com/pollnet/pollnet/stack/link"
@@ -81,6 +82,19 @@ func (sh *shard) routeOutput(dev *link.Device, r route.Result, dst [4]byte, m en
 	next := dst
 	if r.Kind == route.KindGateway {
 		next = r.Gateway
+	}
+	if m.Flags()&engine.FlagTxL4Csum != 0 && (!dev.TxChecksum || m.PktLen() > dev.MTU) {
+		// A checksum left to a device that cannot fill it, or to fragments
+		// (skb_checksum_help): a forwarded frame, or a route that changed
+		// since the transport looked.
+		if err := csum.Finish(m, 0); err != nil {
+			if err != csum.ErrNotOffloadable {
+				sh.stats.IPOutDiscards++
+				sh.cs.Free(m)
+				return ErrNoBuffers
+			}
+			m.SetFlags(m.Flags() &^ engine.FlagTxL4Csum) // not TCP or UDP: a stale flag
+		}
 	}
 	if m.PktLen() <= dev.MTU {
 		sh.nextHopOutput(dev, next, m)

@@ -175,7 +175,7 @@ func New(cfg Config) (*Stack, error) {
 	s.idents.Init(s.secret)
 	s.icmpRL.Init(s.secret, engine.Nanotime)
 	lo := &link.Device{ID: 0, Port: loop, Queues: 1, MTU: engine.MaxPacket, Loopback: true,
-		Addr: netip.MustParsePrefix("127.0.0.1/8")}
+		Addr: netip.MustParsePrefix("127.0.0.1/8"), TxChecksum: loop.Info().Features.TxChecksum}
 	s.devs = append(s.devs, lo)
 	if err := s.routes.AddLoopback(lo.Addr, 0); err != nil {
 		s.release()
@@ -239,7 +239,8 @@ func (s *Stack) addInterface(ifc Interface) error {
 		return fmt.Errorf("address %v is not an IPv4 prefix", ifc.Addr)
 	}
 	info := ifc.Port.Info()
-	d := &link.Device{ID: len(s.devs), Port: ifc.Port, Queues: info.RxQueues, MAC: ifc.MAC, MTU: ifc.MTU, Addr: ifc.Addr}
+	d := &link.Device{ID: len(s.devs), Port: ifc.Port, Queues: info.RxQueues, MAC: ifc.MAC, MTU: ifc.MTU, Addr: ifc.Addr,
+		TxChecksum: info.Features.TxChecksum}
 	if d.MAC == (eth.MAC{}) {
 		d.MAC = eth.MAC(info.MAC)
 	}

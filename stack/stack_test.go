@@ -3,6 +3,7 @@ package stack
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -30,13 +31,21 @@ func newPair(t testing.TB, mode Mode, wc wire.Config, mtu int) *pair {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newPairOn(t, mode, wp, [2]engine.Port{wp.Ports[0], wp.Ports[1]}, mtu)
+}
+
+// newPairOn is newPair on the ports of wp, or on ports standing in for them
+// (a test's wrappers).
+func newPairOn(t testing.TB, mode Mode, wp *wire.Pair, ports [2]engine.Port, mtu int) *pair {
+	t.Helper()
 	p := &pair{wire: wp}
-	p.a, err = New(Config{Name: "a", Interfaces: []Interface{{Port: wp.Ports[0], Addr: addrA, MTU: mtu}},
+	var err error
+	p.a, err = New(Config{Name: "a", Interfaces: []Interface{{Port: ports[0], Addr: addrA, MTU: mtu}},
 		ARP: ARPConfig{RetryInterval: 100 * time.Millisecond}, Idle: engine.IdleSpinYield})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.b, err = New(Config{Name: "b", Interfaces: []Interface{{Port: wp.Ports[1], Addr: addrB, MTU: mtu}},
+	p.b, err = New(Config{Name: "b", Interfaces: []Interface{{Port: ports[1], Addr: addrB, MTU: mtu}},
 		ARP: ARPConfig{RetryInterval: 100 * time.Millisecond}, Idle: engine.IdleSpinYield})
 	if err != nil {
 		t.Fatal(err)
@@ -150,7 +159,16 @@ func TestUDPBothWaysBothModes(t *testing.T) {
 }
 
 func TestFragmentationAndReassembly(t *testing.T) {
-	p := newPair(t, ModeNAPI, wire.Config{}, 1500)
+	for _, offload := range []bool{false, true} {
+		t.Run(fmt.Sprintf("offload=%v", offload), func(t *testing.T) { fragmentAndReassemble(t, offload) })
+	}
+}
+
+// fragmentAndReassemble sends datagrams that fit and that do not: with
+// checksum offload, those that go in fragments have their checksum done in
+// software first, as fragments cannot leave it to the device.
+func fragmentAndReassemble(t *testing.T, offload bool) {
+	p := newPair(t, ModeNAPI, wire.Config{ChecksumOffload: offload}, 1500)
 	sa, _ := p.a.ListenUDP(ap(addrA, 0))
 	sb, _ := p.b.ListenUDP(ap(addrB, 7000))
 	for _, size := range []int{1472, 1473, 4000, 9000, MaxUDPPayload} {

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum"
+	"github.com/pollnet/pollnet/stack/header/eth"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 	tcpheader "github.com/pollnet/pollnet/stack/header/tcp"
 	"github.com/pollnet/pollnet/stack/link"
@@ -190,9 +192,10 @@ func (t *tcpShard) Output(rc *route.Cache, src, dst [4]byte, id uint16, m engine
 		t.cs.Free(m)
 		return ErrTooBig
 	}
-	if tcpheader.SetChecksumMbuf(m, 0, m.PktLen(), src, dst) != nil {
+	dev := s.outDevice(r)
+	if err := t.sh().l4Checksum(dev, m, src, dst); err != nil {
 		t.cs.Free(m)
-		return ErrNoBuffers
+		return err
 	}
 	hdr, err := m.Prepend(ipv4.HeaderLen)
 	if err != nil {
@@ -203,5 +206,29 @@ func (t *tcpShard) Output(rc *route.Cache, src, dst [4]byte, id uint16, m engine
 	ipv4.Header{TotalLen: uint16(m.PktLen()), ID: id, TTL: ipv4.DefaultTTL,
 		Flags: ipv4.FlagDF, Protocol: ipv4.ProtoTCP, Src: src, Dst: dst}.Put(hdr, nil)
 	t.stats.IPOutRequests++
-	return t.sh().routeOutput(s.outDevice(r), r, dst, m, false)
+	return t.sh().routeOutput(dev, r, dst, m, false)
+}
+
+// l4Checksum fills the checksum of segment m, TCP header first, from src to
+// dst, or leaves it to dev when its port can (Features.TxChecksum) and the
+// segment will not be fragmented: the pseudo-header sum in the field,
+// engine.FlagTxL4Csum and the header lengths set, as tcp_v4_send_check does
+// for CHECKSUM_PARTIAL. Software summing is most of a bulk sender's work
+// otherwise.
+func (sh *shard) l4Checksum(dev *link.Device, m engine.Mbuf, src, dst [4]byte) error {
+	n := m.PktLen()
+	if !dev.TxChecksum || n+ipv4.HeaderLen > dev.MTU {
+		if tcpheader.SetChecksumMbuf(m, 0, n, src, dst) != nil {
+			return ErrNoBuffers
+		}
+		return nil
+	}
+	var doff [1]byte
+	if n < tcpheader.HeaderLen || m.CopyOut(doff[:], 12) != 1 ||
+		csum.Put16(m, 16, uint16(ipv4.PseudoSum(src, dst, ipv4.ProtoTCP, uint16(n)))) != nil {
+		return ErrNoBuffers
+	}
+	m.SetFlags(m.Flags() | engine.FlagTxL4Csum)
+	m.SetHeaderLens(eth.HeaderLen, ipv4.HeaderLen, int(doff[0]>>4)*4)
+	return nil
 }

@@ -147,6 +147,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each run's measurement")
 	repeat := fs.Int("repeat", 0, fmt.Sprintf("independent runs per path, interleaved between the paths (default %d); medians and min..max come from them", bench.DefaultRepeat))
 	ring := fs.Int("ring", 1024, "receive descriptors per lane (a power of two, 32..65536)")
+	csumOffload := fs.Bool("csum-offload", true, "tcp, udp: the wire fills TCP/UDP checksums, as veth does for the kernel")
 	zeroCopy := fs.Bool("zero-copy", false, "hand mbufs across the wire instead of copying them into the receiver's pool")
 	rate := fs.Float64("rate", 0, "generator rate in packets per second (0: as fast as it can; lowrate: 10000)")
 	idle := fs.String("idle", "spin", "what a poll-mode worker does when a poll finds nothing: spin or spin-yield")
@@ -199,7 +200,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	opts := bench.Options{
 		Sizes: sizes, SizesSet: set["size"], Modes: modeList, Queues: *queues, Duration: *duration,
 		DurationSet: set["duration"], Warmup: *warmup, Repeat: *repeat, RingSize: *ring, ZeroCopy: *zeroCopy,
-		Rate: *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
+		NoCsumOffload: !*csumOffload,
+		Rate:          *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
 		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
 		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
 		Port: portKind, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},

@@ -32,6 +32,7 @@ func (p *Port) copyBurst(tq *txQueue, lane int, pkts []engine.Mbuf) {
 			bytes += uint64(n)
 			sent++
 			if bulk && engine.CopyFrame(fresh[i], m) {
+				p.rxMeta(m, fresh[i])
 				p.stage(tq, lane, fresh[i])
 				continue
 			}
@@ -43,6 +44,7 @@ func (p *Port) copyBurst(tq *txQueue, lane int, pkts []engine.Mbuf) {
 				p.dropNoMbuf(m)
 				continue
 			}
+			p.rxMeta(m, c)
 			p.stage(tq, lane, c)
 		}
 		tq.complete(chunk)
@@ -62,15 +64,21 @@ func (p *Port) deliver(tq *txQueue, lane int, m engine.Mbuf, due int64, copied b
 	case copied:
 	case p.zc:
 		// The sender's mbuf itself crosses: it keeps none of the sender's
-		// metadata, as a copy would not.
+		// metadata, as a copy would not, but what rxMeta gives a copy.
+		f := m.Flags()
+		l2, l3, l4 := m.HeaderLens()
 		m.SetFlags(0)
 		m.SetHeaderLens(0, 0, 0)
 		m.SetTSOSegSize(0)
+		if p.offload {
+			p.setRxMeta(m, f, l2, l3, l4)
+		}
 	default:
 		c, ok := p.copyFrame(tq, m)
 		if !ok {
 			p.dropNoMbuf(m)
 		}
+		p.rxMeta(m, c)
 		tq.done.Free(m) // transmit completion: the frame has left
 		if !ok {
 			return
@@ -122,6 +130,34 @@ func (p *Port) copyFrame(tq *txQueue, m engine.Mbuf) (engine.Mbuf, bool) {
 		seg = engine.NoMbuf
 	}
 	return head, true
+}
+
+// rxMeta gives the copy c of a sent frame m what the receiving port sets
+// when checksums are offloaded (see the package comment); nothing otherwise.
+// c may be NoMbuf (no copy was made).
+func (p *Port) rxMeta(m, c engine.Mbuf) {
+	if !p.offload || c == engine.NoMbuf {
+		return
+	}
+	l2, l3, l4 := m.HeaderLens()
+	p.setRxMeta(c, m.Flags(), l2, l3, l4)
+}
+
+// setRxMeta marks r, received, by the offload flags f it was sent with: an
+// L4 checksum left to the device arrives good and still left (with the
+// header lengths saying where), an IPv4 header checksum arrives good.
+func (p *Port) setRxMeta(r engine.Mbuf, f uint32, l2, l3, l4 int) {
+	var rf uint32
+	if f&engine.FlagTxL4Csum != 0 {
+		rf |= engine.FlagRxL4CsumGood | engine.FlagTxL4Csum
+		r.SetHeaderLens(l2, l3, l4)
+	}
+	if f&engine.FlagTxIPCsum != 0 {
+		rf |= engine.FlagRxIPCsumGood
+	}
+	if rf != 0 {
+		r.SetFlags(r.Flags() | rf)
+	}
 }
 
 // dropNoMbuf counts a frame the peer had no buffer for, on the queue it was

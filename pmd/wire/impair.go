@@ -1,10 +1,12 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum"
 )
 
 // Impairment degrades the link on purpose, driven by a seed so that a failing
@@ -49,6 +51,11 @@ func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 		return
 	}
 	copied := false
+	if tq.finish && m.Flags()&(engine.FlagTxL4Csum|engine.FlagTxIPCsum) != 0 {
+		if m, copied = p.finishOffload(tq, m), true; m == engine.NoMbuf {
+			return
+		}
+	}
 	if im.Corrupt > 0 && r.Float64() < im.Corrupt {
 		if m, copied = p.corrupt(tq, m); m == engine.NoMbuf {
 			return
@@ -61,6 +68,7 @@ func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 	dup := engine.NoMbuf
 	if im.Duplicate > 0 && r.Float64() < im.Duplicate {
 		if c, ok := p.copyFrame(tq, m); ok {
+			p.rxMeta(m, c)
 			dup = c
 		} else {
 			p.dropNoMbuf(m)
@@ -74,6 +82,37 @@ func (p *Port) impairedSend(tq *txQueue, lane int, m engine.Mbuf) {
 		tq.held = engine.NoMbuf
 		p.stampAndDeliver(tq, lane, h, tq.heldCp)
 	}
+}
+
+// finishOffload copies a frame whose checksums were left to the port into
+// the peer's pool and computes them there, as the sending NIC would have
+// put them on the wire: a lane that corrupts needs real bytes. The copy
+// carries no offload flags, so the receiver verifies it. A frame too
+// malformed to finish goes as it is, for the receiver to drop.
+func (p *Port) finishOffload(tq *txQueue, m engine.Mbuf) engine.Mbuf {
+	f := m.Flags()
+	l2, _, _ := m.HeaderLens()
+	c, ok := p.copyFrame(tq, m)
+	if !ok {
+		p.dropNoMbuf(m)
+	}
+	tq.done.Free(m) // the caller's frame; the copy goes on
+	if !ok {
+		return engine.NoMbuf
+	}
+	if f&engine.FlagTxIPCsum != 0 {
+		d := c.Data()
+		if len(d) >= l2+20 {
+			if ihl := int(d[l2]&0xf) * 4; ihl >= 20 && len(d) >= l2+ihl {
+				d[l2+10], d[l2+11] = 0, 0
+				binary.BigEndian.PutUint16(d[l2+10:], csum.Checksum(d[l2:l2+ihl], 0))
+			}
+		}
+	}
+	if f&engine.FlagTxL4Csum != 0 {
+		_ = csum.Finish(c, l2) // a malformed frame goes unfinished
+	}
+	return c
 }
 
 // corrupt flips one random bit of the frame, copying it into the peer's pool

@@ -46,6 +46,7 @@ type txQueue struct {
 	done    *engine.Caches // where taken frames are freed: &caches or the caller's
 	rng     *rand.Rand
 	impair  Impairment
+	finish  bool          // offloaded checksums are finished in software: the lane corrupts
 	held    engine.Mbuf   // a frame held back for reordering
 	heldCp  bool          // held is already a copy in the peer's pool
 	sent    []engine.Mbuf // sent frames whose buffers are not yet reaped

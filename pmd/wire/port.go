@@ -17,10 +17,13 @@ type Port struct {
 	info engine.PortInfo
 	pool *engine.Pool
 	zc   bool
-	rss  *engine.Toeplitz // the hash of info.RSSKey; info.RETA maps it to a queue
-	rxq  []*rxQueue
-	txq  []*txQueue
-	idx  int
+	// offload is Config.ChecksumOffload: offloaded checksums cross
+	// unfinished, marked good (rxMeta).
+	offload bool
+	rss     *engine.Toeplitz // the hash of info.RSSKey; info.RETA maps it to a queue
+	rxq     []*rxQueue
+	txq     []*txQueue
+	idx     int
 }
 
 // Info describes the port.

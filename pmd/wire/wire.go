@@ -13,7 +13,24 @@
 // not), what crosses is the frame's bytes. The receiver's metadata is what a
 // NIC would write: the port and queue, and the RSS hash when the port has
 // several queues. No offload request, hash or header length of the sender
-// crosses: the wire offers no transmit offloads.
+// crosses, unless checksum offload is on.
+//
+// Checksum offload (Config.ChecksumOffload) is veth's: both ports advertise
+// Features.TxChecksum and RxChecksum, and a frame sent with
+// engine.FlagTxL4Csum (its checksum field holding the pseudo-header sum,
+// engine.Mbuf.SetHeaderLens giving where the headers are) crosses as it is,
+// no checksum computed: the receiver gets it with FlagRxL4CsumGood, and still
+// FlagTxL4Csum with its header lengths, the checksum left to finish should
+// it be forwarded (Linux keeps CHECKSUM_PARTIAL across a veth the same way).
+// FlagTxIPCsum likewise arrives as FlagRxIPCsumGood, the header checksum as
+// the sender left it. A frame sent without those flags is not marked: the
+// receiver verifies it, as veth leaves a CHECKSUM_NONE packet. On a lane
+// whose impairment corrupts (Corrupt > 0) the bytes on the wire must be
+// real, so there the wire finishes every offloaded checksum in software, on
+// a copy in the peer's pool, before impairing, and marks nothing good: a
+// corrupted segment is caught by the receiver's own verification. Loss,
+// duplication, reordering and delay need no real checksum and keep the
+// fast path.
 //
 // RSS hashes TCP and UDP over addresses and ports, and every other frame,
 // IPv4 fragments included, over addresses only, so that all the fragments of
@@ -38,7 +55,10 @@ type Config struct {
 	PoolSize int       // mbufs in each port's receive pool (default 8192 per queue)
 	MTU      int       // largest IP packet (default 9000)
 	ZeroCopy bool      // hand mbufs over instead of copying into the peer's pool
-	RSSKey   []byte    // Toeplitz key (default engine.DefaultRSSKey)
+	// ChecksumOffload makes both ports take TCP/UDP checksums off the
+	// sender, as veth does (see the package comment).
+	ChecksumOffload bool
+	RSSKey          []byte // Toeplitz key (default engine.DefaultRSSKey)
 	// Impair degrades frames sent from port 0 to port 1 and from 1 to 0.
 	Impair [2]Impairment
 }
@@ -106,7 +126,7 @@ func NewPair(cfg Config) (*Pair, error) {
 			}
 			return nil, err
 		}
-		p := &Port{pair: pr, pool: pool, zc: cfg.ZeroCopy, rss: rss, idx: i}
+		p := &Port{pair: pr, pool: pool, zc: cfg.ZeroCopy, rss: rss, idx: i, offload: cfg.ChecksumOffload}
 		p.info = engine.PortInfo{
 			Name:       name,
 			Driver:     "wire",
@@ -116,7 +136,8 @@ func NewPair(cfg Config) (*Pair, error) {
 			TxQueues:   cfg.Queues,
 			RxRingSize: cfg.RingSize,
 			TxRingSize: cfg.RingSize,
-			Features:   engine.Features{RSS: cfg.Queues > 1, Interrupts: true},
+			Features: engine.Features{RSS: cfg.Queues > 1, Interrupts: true,
+				TxChecksum: cfg.ChecksumOffload, RxChecksum: cfg.ChecksumOffload},
 		}
 		if cfg.Queues > 1 {
 			p.info.RSSKey = append([]byte(nil), key...)
@@ -138,6 +159,7 @@ func NewPair(cfg Config) (*Pair, error) {
 			p.rxq = append(p.rxq, rq)
 			tq := &txQueue{
 				impair: cfg.Impair[i],
+				finish: cfg.ChecksumOffload && cfg.Impair[i].Corrupt > 0,
 				rng:    rand.New(rand.NewPCG(cfg.Impair[i].Seed, uint64(i)<<32|uint64(q))),
 				held:   engine.NoMbuf,
 				sent:   make([]engine.Mbuf, 0, cfg.RingSize),

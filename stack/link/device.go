@@ -19,4 +19,8 @@ type Device struct {
 	MTU      int
 	Addr     netip.Prefix
 	Loopback bool
+	// TxChecksum says the port fills TCP and UDP checksums
+	// (Features.TxChecksum): a transport leaves it the pseudo-header sum
+	// and engine.FlagTxL4Csum, as Linux's CHECKSUM_PARTIAL.
+	TxChecksum bool
 }

@@ -24,7 +24,7 @@ type header struct {
 }
 
 // path is where a send goes: addresses, destination port, the checksum's
-// start (pseudo-header without its length, plus both ports, folded), the
+// start (the pseudo-header without its length, folded), the
 // shard to send through, and the route cache to use (a connected socket's
 // own, for its peer; else none).
 type path struct {
@@ -55,7 +55,7 @@ func (c *Conn) pathFrom(src, dst [4]byte, dport uint16) path {
 			shard = c.st.ShardOf(dst, src, dport, sport) // where the replies land
 		}
 	}
-	sum := ipv4.PseudoSum(src, dst, ipv4.ProtoUDP, 0) + uint32(sport) + uint32(dport)
+	sum := ipv4.PseudoSum(src, dst, ipv4.ProtoUDP, 0)
 	return path{src: src, dst: dst, dport: dport, sum: sum, shard: shard}
 }
 
@@ -166,8 +166,11 @@ func (c *Conn) WriteBatchTo(bufs [][]byte, addr netip.AddrPort) (int, error) {
 
 // build makes one datagram of payload b along p: a buffer (or a chain, for
 // a datagram larger than one) from the socket's caches, the payload copied
-// in after the headroom, the header in front with its checksum. Under
-// sendMu.
+// in after the headroom, the header in front. The checksum is left to the
+// device, as Linux's CHECKSUM_PARTIAL: the field holds the pseudo-header
+// sum and the datagram carries engine.FlagTxL4Csum; the stack's Output
+// finishes it in software for a device that cannot (see Stack.Output).
+// Under sendMu.
 func (c *Conn) build(tx *sender, b []byte, p *path) (engine.Mbuf, error) {
 	m, err := tx.cs.Alloc(tx.pool)
 	if err != nil && c.t.trim(c) {
@@ -189,15 +192,11 @@ func (c *Conn) build(tx *sender, b []byte, p *path) (engine.Mbuf, error) {
 		return engine.NoMbuf, err
 	}
 	length := uint16(udpheader.HeaderLen + len(b))
-	// The length counts twice: in the pseudo-header and in the header.
-	sum := ^uint16(ipv4.Sum(b, p.sum+2*uint32(length)))
-	if sum == 0 {
-		sum = 0xffff // 0 on the wire means "no checksum" (RFC 768)
-	}
 	binary.BigEndian.PutUint16(hdr[0:], c.tmpl.sport)
 	binary.BigEndian.PutUint16(hdr[2:], p.dport)
 	binary.BigEndian.PutUint16(hdr[4:], length)
-	binary.BigEndian.PutUint16(hdr[6:], sum)
+	binary.BigEndian.PutUint16(hdr[6:], uint16(ipv4.Sum(nil, p.sum+uint32(length))))
+	m.SetFlags(m.Flags() | engine.FlagTxL4Csum)
 	return m, nil
 }
 

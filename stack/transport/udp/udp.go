@@ -65,9 +65,11 @@ type Stack interface {
 	// preferred source, else its device's address.
 	Source(r route.Result, dst [4]byte) [4]byte
 	// Output sends finished UDP datagrams from src to dst, IP protocol
-	// UDP, through shard (see ShardOf). Each mbuf holds the UDP header,
-	// checksum written, and the payload, with headroom in front for IPv4
-	// and Ethernet. rc is the socket's route cache, nil for a send that is
+	// UDP, through shard (see ShardOf). Each mbuf holds the UDP header
+	// and the payload, with headroom in front for IPv4 and Ethernet; its
+	// checksum field holds the pseudo-header sum, with
+	// engine.FlagTxL4Csum: Output finishes the checksum, or leaves it to a
+	// device that can fill it. rc is the socket's route cache, nil for a send that is
 	// not to a connected socket's peer. Output takes every mbuf whatever
 	// happens: it returns how many it accepted, the first of them in
 	// order, and the error that stopped it (no route, no buffers), or

@@ -214,8 +214,8 @@ func (ts *tableShard) listenInput(l *Listener, tu Tuple, sg *segment) {
 		}
 		ts.resetFor(tu, sg)
 		return
-	case !sg.has(tcpheader.SYN):
-		return
+	case !sg.has(tcpheader.SYN), sg.has(tcpheader.FIN):
+		return // SYN+FIN too: no connection starts with one (tcp_rcv_state_process)
 	}
 	if l.full() {
 		ctr.ListenOverflows++

@@ -109,9 +109,6 @@ func (c *Conn) input(sg *segment) {
 	if !sg.has(tcpheader.ACK) {
 		return
 	}
-	if val, _, ok := sg.ts(); ok && c.tsOK && sg.seq.LessEq(c.rcvWup) {
-		c.tsRecent, c.tsRecentAt = val, now // RFC 7323 4.3
-	}
 	if c.state == SynReceived {
 		if !(c.sndUna.LessThan(sg.ack) && sg.ack.LessEq(c.sndNxt)) {
 			c.sendReset(sg.ack, 0, false)
@@ -131,6 +128,11 @@ func (c *Conn) input(sg *segment) {
 	if sg.ack.LessThan(back(c.sndUna, seq.Size(c.maxSndWnd))) {
 		c.challengeACK(now)
 		return
+	}
+	// Only an acceptable ACK's timestamp is kept (RFC 7323 4.3), as in
+	// Linux's tcp_ack: a blind segment must not make PAWS drop the peer's.
+	if val, _, ok := sg.ts(); ok && c.tsOK && sg.seq.LessEq(c.rcvWup) {
+		c.tsRecent, c.tsRecentAt = val, now
 	}
 	c.processAck(sg)
 	if c.state == Closed || c.state == TimeWait {

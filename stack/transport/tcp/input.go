@@ -114,6 +114,14 @@ func (c *Conn) input(sg *segment) {
 			c.sendReset(sg.ack, 0, false)
 			return
 		}
+		if c.parent != nil && c.parent.full() {
+			// No room to queue it: the ACK is dropped and the connection
+			// stays half-open; a retransmission may find room (tcp_check_req
+			// with tcp_abort_on_overflow off).
+			ctr.ListenOverflows++
+			ctr.ListenDrops++
+			return
+		}
 		c.established(sg)
 		if c.state != Established {
 			return

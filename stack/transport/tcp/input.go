@@ -463,11 +463,11 @@ func (c *Conn) receiveData(sg *segment) {
 		return
 	}
 	segs := segsOf(sg.m)
-	if c.rcvMbufs+segs > 2*c.rcvBuf/engine.BufSize+8 || !c.t.mem.charge(segs) {
+	if c.rcvMbufs+segs > c.rcvMbufLimit() || !c.t.mem.charge(segs) {
 		// Tiny segments pin more buffers than their bytes show: the
 		// queue is full of overhead (tcp_prune_queue gives up).
 		ctr.TCPRcvQDrop++
-		c.ackNow = true
+		c.ackNow, c.rcvNoMem = true, true
 		return
 	}
 	c.queueRecv(ofo.Entry{Seq: s, Len: uint32(n), Off: uint32(off), Mbuf: sg.m}, segs)
@@ -495,6 +495,10 @@ func (c *Conn) receiveData(sg *segment) {
 	}
 	c.wake(socket.Readable)
 }
+
+// rcvMbufLimit bounds the mbufs the receive queue pins: twice the buffer,
+// as Linux lets truesize reach twice the data, and a few for tiny segments.
+func (c *Conn) rcvMbufLimit() int { return 2*c.rcvBuf/engine.BufSize + 8 }
 
 // queueRecv appends an in-order entry to the receive queue.
 func (c *Conn) queueRecv(e ofo.Entry, segs int) {

@@ -138,6 +138,7 @@ type Conn struct {
 	rcvQueued int // payload bytes in rcvQ
 	rcvMbufs  int // mbufs pinned by rcvQ
 	rcvFin    bool
+	rcvNoMem  bool // data dropped for want of buffers: advertise a zero window
 	ofo       ofo.Queue
 	dsack     ofo.Block
 	hasDSACK  bool

@@ -109,12 +109,17 @@ func (c *Conn) input(sg *segment) {
 	if !sg.has(tcpheader.ACK) {
 		return
 	}
-	if val, _, ok := sg.ts(); ok && c.tsOK && sg.seq.LessEq(c.rcvWup) {
-		c.tsRecent, c.tsRecentAt = val, now // RFC 7323 4.3
-	}
 	if c.state == SynReceived {
 		if !(c.sndUna.LessThan(sg.ack) && sg.ack.LessEq(c.sndNxt)) {
 			c.sendReset(sg.ack, 0, false)
+			return
+		}
+		if c.parent != nil && c.parent.full() {
+			// No room to queue it: the ACK is dropped and the connection
+			// stays half-open; a retransmission may find room (tcp_check_req
+			// with tcp_abort_on_overflow off).
+			ctr.ListenOverflows++
+			ctr.ListenDrops++
 			return
 		}
 		c.established(sg)
@@ -131,6 +136,11 @@ func (c *Conn) input(sg *segment) {
 	if sg.ack.LessThan(back(c.sndUna, seq.Size(c.maxSndWnd))) {
 		c.challengeACK(now)
 		return
+	}
+	// Only an acceptable ACK's timestamp is kept (RFC 7323 4.3), as in
+	// Linux's tcp_ack: a blind segment must not make PAWS drop the peer's.
+	if val, _, ok := sg.ts(); ok && c.tsOK && sg.seq.LessEq(c.rcvWup) {
+		c.tsRecent, c.tsRecentAt = val, now
 	}
 	c.processAck(sg)
 	if c.state == Closed || c.state == TimeWait {
@@ -458,11 +468,11 @@ func (c *Conn) receiveData(sg *segment) {
 		return
 	}
 	segs := segsOf(sg.m)
-	if c.rcvMbufs+segs > 2*c.rcvBuf/engine.BufSize+8 || !c.t.mem.charge(segs) {
+	if c.rcvMbufs+segs > c.rcvMbufLimit() || !c.t.mem.charge(segs) {
 		// Tiny segments pin more buffers than their bytes show: the
 		// queue is full of overhead (tcp_prune_queue gives up).
 		ctr.TCPRcvQDrop++
-		c.ackNow = true
+		c.ackNow, c.rcvNoMem = true, true
 		return
 	}
 	c.queueRecv(ofo.Entry{Seq: s, Len: uint32(n), Off: uint32(off), Mbuf: sg.m}, segs)
@@ -490,6 +500,10 @@ func (c *Conn) receiveData(sg *segment) {
 	}
 	c.wake(socket.Readable)
 }
+
+// rcvMbufLimit bounds the mbufs the receive queue pins: twice the buffer,
+// as Linux lets truesize reach twice the data, and a few for tiny segments.
+func (c *Conn) rcvMbufLimit() int { return 2*c.rcvBuf/engine.BufSize + 8 }
 
 // queueRecv appends an in-order entry to the receive queue.
 func (c *Conn) queueRecv(e ofo.Entry, segs int) {

@@ -31,8 +31,11 @@ type Listener struct {
 	closed bool
 
 	synq atomic.Int32 // half-open connections
-	n    *socket.Notifier
-	dl   atomic.Int64 // accept deadline, Unix ns
+	// cookieAt is when a SYN cookie was last sent (0: never); ACKs are
+	// checked as cookies only for as long as one may be valid.
+	cookieAt atomic.Int64
+	n        *socket.Notifier
+	dl       atomic.Int64 // accept deadline, Unix ns
 }
 
 // Addr is the listener's local address (net.Listener).
@@ -207,15 +210,18 @@ func (ts *tableShard) listenInput(l *Listener, tu Tuple, sg *segment) {
 	case sg.has(tcpheader.RST):
 		return
 	case sg.has(tcpheader.ACK):
-		if !sg.has(tcpheader.SYN) && !t.cfg.NoSyncookies {
+		// Only after a recent overflow (tcp_synq_no_recent_overflow): a
+		// stray ACK is neither a guess at a cookie nor a failed one.
+		if at := l.cookieAt.Load(); !sg.has(tcpheader.SYN) && !t.cfg.NoSyncookies && at != 0 &&
+			sg.now-at < cookie.MaxAge*cookie.Tick {
 			if ts.cookieAck(l, tu, sg) {
 				return
 			}
 		}
 		ts.resetFor(tu, sg)
 		return
-	case !sg.has(tcpheader.SYN):
-		return
+	case !sg.has(tcpheader.SYN), sg.has(tcpheader.FIN):
+		return // SYN+FIN too: no connection starts with one (tcp_rcv_state_process)
 	}
 	if l.full() {
 		ctr.ListenOverflows++
@@ -226,6 +232,9 @@ func (ts *tableShard) listenInput(l *Listener, tu Tuple, sg *segment) {
 		if t.cfg.NoSyncookies {
 			ctr.ListenDrops++
 			return
+		}
+		if sg.now-l.cookieAt.Load() >= int64(time.Second) { // once a second: shards share it
+			l.cookieAt.Store(sg.now)
 		}
 		ts.sendCookie(tu, sg)
 		return

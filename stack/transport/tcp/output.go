@@ -141,10 +141,18 @@ func (c *Conn) emit(m engine.Mbuf, s seq.Value, flags tcpheader.Flags, now int64
 // receive buffer, never moving the right edge left, in the scaled unit,
 // and not growing by less than an MSS (receiver silly-window avoidance).
 func (c *Conn) selectWindow() uint16 {
+	if c.rcvNoMem {
+		// Data in the window was dropped for want of buffers: say so
+		// with a zero window, shrinking it (ICSK_ACK_NOMEM).
+		c.rcvNoMem = false
+		c.rcvWnd, c.rcvWup = 0, c.rcvNxt
+		c.sh.Counters().TCPWantZeroWindowAdv++
+		return 0
+	}
 	cur := c.rcvWindow()
 	free := max(c.rcvBuf-c.rcvQueued, 0)
-	if c.t.mem.overLimit() {
-		free = 0
+	if c.t.mem.overLimit() || c.rcvMbufs >= c.rcvMbufLimit() {
+		free = 0 // the buffers are full, whatever the bytes
 	}
 	w := uint32(free)
 	if w < cur {

@@ -109,6 +109,9 @@ func (c *Conn) input(sg *segment) {
 	if !sg.has(tcpheader.ACK) {
 		return
 	}
+	// In window, no RST or SYN: the peer is alive, as far as keepalive
+	// can tell (a blind segment outside the window is not).
+	c.lastRecv = now
 	if c.state == SynReceived {
 		if !(c.sndUna.LessThan(sg.ack) && sg.ack.LessEq(c.sndNxt)) {
 			c.sendReset(sg.ack, 0, false)

@@ -159,9 +159,6 @@ func (t *Table) Input(id int, m engine.Mbuf, off int, src, dst [4]byte, csumOK b
 // listener, or nobody (a RST answers).
 func (ts *tableShard) dispatch(tu Tuple, sg *segment) {
 	if c := ts.conns[tu]; c != nil {
-		if c.state.synchronized() || c.state == SynReceived {
-			c.lastRecv = sg.now
-		}
 		c.input(sg)
 		return
 	}

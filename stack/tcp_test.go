@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/netip"
 	"os"
 	"strconv"
@@ -381,5 +383,70 @@ func benchTCPStream(b *testing.B, mode Mode, mtu int, offload bool) {
 	c.Close()
 	if got := <-done; got != int64(b.N) {
 		b.Fatalf("read %d of %d bytes", got, b.N)
+	}
+}
+
+// TestClosingTheStackEndsTCPCallsUnderWay closes a stack while its
+// application reads, writes and closes: every call returns, nothing races
+// with the release of the shards and the pool.
+func TestClosingTheStackEndsTCPCallsUnderWay(t *testing.T) {
+	for _, mode := range []Mode{ModePMD, ModeNAPI} {
+		t.Run(fmt.Sprint(mode), func(t *testing.T) {
+			p := newPair(t, mode, wire.Config{}, 0)
+			l, err := p.b.ListenTCP(ap(addrB, 5004))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			var conns []*TCPConn
+			for range 3 {
+				c, err := p.a.DialTCP(ctx, netip.AddrPort{}, ap(addrB, 5004))
+				if err != nil {
+					t.Fatal(err)
+				}
+				conns = append(conns, c)
+			}
+			done := make(chan string, 3)
+			go func() { // blocks: the peer sends nothing
+				_, err := conns[0].Read(make([]byte, 100))
+				if !errors.Is(err, net.ErrClosed) {
+					t.Errorf("read: %v, want net.ErrClosed", err)
+				}
+				done <- fmt.Sprint("read: ", err)
+			}()
+			go func() { // blocks once the peer's buffer is full: nobody reads there
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := conns[1].Write(buf); err != nil {
+						if !errors.Is(err, net.ErrClosed) {
+							t.Errorf("write: %v, want net.ErrClosed", err)
+						}
+						done <- fmt.Sprint("write: ", err)
+						return
+					}
+				}
+			}()
+			go func() {
+				time.Sleep(50 * time.Millisecond)
+				done <- fmt.Sprint("close: ", conns[2].Close())
+			}()
+			time.Sleep(100 * time.Millisecond)
+			if err := p.a.Close(); err != nil {
+				t.Fatal(err)
+			}
+			for range 3 {
+				select {
+				case r := <-done:
+					t.Log(r)
+				case <-time.After(5 * time.Second):
+					t.Fatal("a call under way did not return after the stack closed")
+				}
+			}
+			for _, c := range conns {
+				c.Close() // after the stack: returns, frees nothing twice
+			}
+		})
 	}
 }

@@ -41,6 +41,10 @@ func (c *Conn) hardErr() error {
 // Read reads what the peer sent, waiting for some; io.EOF once the peer
 // closed and everything before its FIN was read (net.Conn).
 func (c *Conn) Read(b []byte) (int, error) {
+	if !c.t.enter() {
+		return 0, c.opError("read", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {
@@ -175,6 +179,10 @@ func (c *Conn) copyOut(b []byte) int {
 
 // Write sends b, waiting for room in the send buffer (net.Conn).
 func (c *Conn) Write(b []byte) (int, error) {
+	if !c.t.enter() {
+		return 0, c.opError("write", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	written := 0
@@ -261,9 +269,10 @@ const stReadShut = stDone << 1
 // CloseWrite sends our FIN once everything written has gone: the peer
 // reads an end of stream, and we may go on reading (shutdown(SHUT_WR)).
 func (c *Conn) CloseWrite() error {
-	if c.status.Load()&stClosed != 0 {
+	if c.status.Load()&stClosed != 0 || !c.t.enter() {
 		return c.opError("close", net.ErrClosed)
 	}
+	defer c.t.leave()
 	c.wmu.Lock() // after the last write has queued its data
 	c.setStatus(stWriteShut)
 	c.wmu.Unlock()
@@ -305,6 +314,11 @@ func (c *Conn) Close() error {
 	if old := c.status.Or(stClosed | stWriteShut); old&stClosed != 0 {
 		return c.opError("close", net.ErrClosed)
 	}
+	if !c.t.enter() {
+		return nil // the stack is closing: it frees what the connection held
+	}
+	defer c.t.leave()
+	c.t.unhold(c)
 	c.n.Readers.WakeAll()
 	c.n.Writers.WakeAll()
 	c.wmu.Lock()
@@ -337,6 +351,19 @@ func (c *Conn) Close() error {
 	}
 	c.purgeRecv()
 	c.sh.Unlock()
+	c.wmu.Unlock()
+	c.freeApp()
+	if linger > 0 {
+		deadline := time.Now().Add(time.Duration(linger) * time.Second)
+		c.n.Writers.Wait(func() bool { return c.status.Load()&stDone != 0 || c.acked() }, deadline, false)
+	}
+	return nil
+}
+
+// freeApp gives back what the application's side holds: the writer's
+// caches, the buffers a reader took, the receive queue.
+func (c *Conn) freeApp() {
+	c.wmu.Lock()
 	c.wcs.Close()
 	c.wmu.Unlock()
 	c.rmu.Lock()
@@ -345,11 +372,9 @@ func (c *Conn) Close() error {
 	}
 	c.rlocal = nil
 	c.rmu.Unlock()
-	if linger > 0 {
-		deadline := time.Now().Add(time.Duration(linger) * time.Second)
-		c.n.Writers.Wait(func() bool { return c.status.Load()&stDone != 0 || c.acked() }, deadline, false)
-	}
-	return nil
+	c.sh.Lock()
+	c.purgeRecv()
+	c.sh.Unlock()
 }
 
 // acked reports everything we sent acknowledged, the FIN included.
@@ -389,6 +414,10 @@ func unixNano(t time.Time) int64 {
 
 // SetNoDelay turns Nagle's algorithm off (true) or on (TCP_NODELAY).
 func (c *Conn) SetNoDelay(on bool) error {
+	if !c.t.enter() {
+		return c.opError("set", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	c.nodelay = on
 	if on {
@@ -400,6 +429,10 @@ func (c *Conn) SetNoDelay(on bool) error {
 
 // SetKeepAlive turns keepalive probes on or off (SO_KEEPALIVE).
 func (c *Conn) SetKeepAlive(on bool) error {
+	if !c.t.enter() {
+		return c.opError("set", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	c.kaOn = on
 	now := c.sh.Now()
@@ -419,6 +452,10 @@ func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	if d <= 0 {
 		return c.opError("set", ErrInvalid)
 	}
+	if !c.t.enter() {
+		return c.opError("set", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	c.kaIdle, c.kaIntvl = int64(d), int64(d)
 	c.armKeepalive(c.sh.Now())
@@ -432,6 +469,10 @@ func (c *Conn) SetKeepAliveProbes(n int) error {
 	if n <= 0 {
 		return c.opError("set", ErrInvalid)
 	}
+	if !c.t.enter() {
+		return c.opError("set", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	c.kaProbes = n
 	c.sh.Unlock()
@@ -442,6 +483,10 @@ func (c *Conn) SetKeepAliveProbes(n int) error {
 // sends it in the background (the default), 0 resets the connection, and
 // sec > 0 makes Close wait up to sec seconds for it to be acknowledged.
 func (c *Conn) SetLinger(sec int) error {
+	if !c.t.enter() {
+		return c.opError("set", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	c.linger = max(sec, -1)
 	c.sh.Unlock()
@@ -450,6 +495,10 @@ func (c *Conn) SetLinger(sec int) error {
 
 // SetCongestion switches the congestion control (TCP_CONGESTION).
 func (c *Conn) SetCongestion(name string) error {
+	if !c.t.enter() {
+		return c.opError("set", net.ErrClosed)
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	defer c.sh.Unlock()
 	mss := c.smss
@@ -481,6 +530,10 @@ type Info struct {
 
 // Info reports the connection's state now (TCP_INFO).
 func (c *Conn) Info() Info {
+	if !c.t.enter() {
+		return Info{State: Closed}
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	defer c.sh.Unlock()
 	return Info{State: c.state, Congestion: c.cc.Name(), SndMSS: c.smss, RcvMSS: c.rcvMSS(),

@@ -209,6 +209,10 @@ func (c *Conn) Tuple() Tuple { return c.tuple }
 
 // State is the connection's state now.
 func (c *Conn) State() State {
+	if !c.t.enter() {
+		return Closed
+	}
+	defer c.t.leave()
 	c.sh.Lock()
 	s := c.state
 	c.sh.Unlock()

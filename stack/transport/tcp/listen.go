@@ -73,6 +73,7 @@ func (l *Listener) AcceptTCP() (*Conn, error) {
 			c.inAcceptQ = false
 			c.parent = nil
 			l.mu.Unlock()
+			l.t.hold(c)
 			return c, nil
 		}
 		l.mu.Unlock()
@@ -126,6 +127,14 @@ func (l *Listener) Notifier() *socket.Notifier { return l.n }
 
 // Close stops listening and resets the connections nobody accepted.
 func (l *Listener) Close() error {
+	if !l.t.enter() {
+		return l.opError(net.ErrClosed)
+	}
+	defer l.t.leave()
+	return l.close()
+}
+
+func (l *Listener) close() error {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pollnet/pollnet/engine"
 	tcpheader "github.com/pollnet/pollnet/stack/header/tcp"
@@ -50,6 +51,43 @@ type Table struct {
 	listeners atomic.Pointer[map[uint16][]*Listener]
 	picker    *ephemeral.Picker
 	closed    bool
+	// held are the connections the application holds (dialled or
+	// accepted, not yet closed): Close frees their buffers. Under mu.
+	held map[*Conn]struct{}
+
+	// users counts application calls under way that may take a shard's
+	// lock or touch the pool; Close waits for them to leave before the
+	// stack frees its shards and its pool. closing turns new calls away.
+	users   atomic.Int64
+	closing atomic.Bool
+}
+
+// enter admits an application call, unless the stack is closing.
+func (t *Table) enter() bool {
+	t.users.Add(1)
+	if t.closing.Load() {
+		t.users.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (t *Table) leave() { t.users.Add(-1) }
+
+// hold records a connection handed to the application.
+func (t *Table) hold(c *Conn) {
+	t.mu.Lock()
+	if t.held == nil {
+		t.held = map[*Conn]struct{}{}
+	}
+	t.held[c] = struct{}{}
+	t.mu.Unlock()
+}
+
+func (t *Table) unhold(c *Conn) {
+	t.mu.Lock()
+	delete(t.held, c)
+	t.mu.Unlock()
 }
 
 // tableShard is one shard's slice of the table, guarded by the shard's lock.
@@ -263,6 +301,10 @@ func (t *Table) removeListener(l *Listener) {
 // ends. A zero laddr picks the route's source address and an ephemeral
 // port whose segments land on the shard the connection belongs to.
 func (t *Table) Dial(ctx context.Context, laddr, raddr netip.AddrPort, o Options) (*Conn, error) {
+	if !t.enter() {
+		return nil, net.ErrClosed
+	}
+	defer t.leave()
 	if !raddr.Addr().Is4() || raddr.Port() == 0 {
 		return nil, ErrInvalid
 	}
@@ -284,6 +326,7 @@ func (t *Table) Dial(ctx context.Context, laddr, raddr netip.AddrPort, o Options
 	if err := c.waitEstablished(ctx); err != nil {
 		return nil, err
 	}
+	t.hold(c)
 	return c, nil
 }
 
@@ -354,6 +397,7 @@ func syscall_EADDRNOTAVAIL(err error) error {
 // Close resets nothing on the wire and ends every connection and
 // listener: the stack is going away.
 func (t *Table) Close() {
+	t.closing.Store(true)
 	t.mu.Lock()
 	t.closed = true
 	var ls []*Listener
@@ -362,7 +406,7 @@ func (t *Table) Close() {
 	}
 	t.mu.Unlock()
 	for _, l := range ls {
-		l.Close()
+		l.close()
 	}
 	for _, ts := range t.shards {
 		ts.host.Lock()
@@ -374,6 +418,18 @@ func (t *Table) Close() {
 			tw.remove()
 		}
 		ts.host.Unlock()
+	}
+	// Aborted, every waiting caller wakes and leaves; then nobody else
+	// touches the connections' buffers, which go back to the pool.
+	for t.users.Load() != 0 {
+		time.Sleep(10 * time.Microsecond)
+	}
+	t.mu.Lock()
+	held := t.held
+	t.held = nil
+	t.mu.Unlock()
+	for c := range held {
+		c.freeApp()
 	}
 }
 

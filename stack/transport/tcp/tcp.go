@@ -30,6 +30,8 @@ package tcp
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"syscall"
 	"time"
 
@@ -56,7 +58,7 @@ var (
 )
 
 // errAborted is a connection closed by Close of its stack.
-var errAborted = errors.New("tcp: the stack was closed")
+var errAborted = fmt.Errorf("tcp: the stack was closed: %w", net.ErrClosed)
 
 // Config holds the stack-wide TCP settings, named after Linux's sysctls.
 // A zero field takes its default.

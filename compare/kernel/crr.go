@@ -88,9 +88,7 @@ func (p *Peer) crrOnce(ctx context.Context, topo *topology, w workload.Workload)
 	}
 	defer unix.Close(ln)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * crrMaxRate)
+	deadline, limit := loadBounds(w, crrMaxRate)
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var c crrCounters

@@ -155,9 +155,7 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload,
 	}
 	defer closePairs(pairs)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * tcpMaxRate / float64(streams))
+	deadline, limit := loadBounds(w, tcpMaxRate/float64(streams))
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var sent, received atomic.Uint64
@@ -291,9 +289,7 @@ func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (wind
 	}
 	defer unix.Close(ln)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * connMaxRate)
+	deadline, limit := loadBounds(w, connMaxRate)
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var conns, accepted, failures atomic.Uint64

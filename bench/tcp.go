@@ -234,35 +234,12 @@ func newTCPRig(cfg *TCPConfig, mode Mode, mtu int) (*tcpRig, error) {
 }
 
 func (r *tcpRig) close() error {
-	var errs []error
-	for _, s := range []*stack.Stack{r.client, r.server} {
-		if s != nil {
-			if err := s.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if r.wire != nil {
-		for _, p := range r.wire.Ports {
-			if err := p.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	return errors.Join(errs...)
+	return closeStackPair(r.wire, r.client, r.server)
 }
 
 // live is what `pollnet stat` shows of the run.
 func (r *tcpRig) live() *Live {
-	l := &Live{Mode: r.mode, Size: r.mtu, Ports: []engine.Port{r.wire.Ports[0], r.wire.Ports[1]}}
-	for _, s := range []*stack.Stack{r.client, r.server} {
-		if sis := s.Softirqs(); len(sis) > 0 {
-			l.Softirqs = append(l.Softirqs, sis...)
-		} else {
-			l.Workers = append(l.Workers, s.Workers()...)
-		}
-	}
-	return l
+	return stackPairLive(r.mode, r.mtu, r.wire, r.client, r.server)
 }
 
 // tcpCounterNames are the TCP counters (Linux's names) each scenario keeps

@@ -87,16 +87,8 @@ func TestRunTCPBothWorkloadsBothModes(t *testing.T) {
 		}
 	}
 	// The runs interleave: pmd 1/2, napi 1/2 of every scenario, then 2/2.
-	out := progress.String()
-	last := -1
-	for _, label := range []string{"tcp_stream pmd  mtu 1500 s1 1/2", "tcp_stream napi mtu 1500 s1 1/2", "tcp_crr    pmd  mtu 1500 c8 1/2",
-		"tcp_stream pmd  mtu 1500 s1 2/2", "tcp_crr    napi mtu 1500 c8 2/2"} {
-		i := strings.Index(out, label)
-		if i < 0 || i < last {
-			t.Fatalf("run %q missing or out of order (at %d, previous at %d):\n%s", label, i, last, out)
-		}
-		last = i
-	}
+	inOrder(t, progress.String(), "tcp_stream pmd  mtu 1500 s1 1/2", "tcp_stream napi mtu 1500 s1 1/2", "tcp_crr    pmd  mtu 1500 c8 1/2",
+		"tcp_stream pmd  mtu 1500 s1 2/2", "tcp_crr    napi mtu 1500 c8 2/2")
 	var b strings.Builder
 	FormatTCP(&b, scs)
 	t.Log("\n" + b.String())

@@ -292,8 +292,18 @@ func (r *udpRig) serverAddr() netip.AddrPort {
 // live is what `pollnet stat` shows of the run: the ports' queues and every
 // shard's worker or softirq.
 func (r *udpRig) live(size int) *Live {
-	l := &Live{Mode: r.mode, Size: size, Ports: []engine.Port{r.wire.Ports[0], r.wire.Ports[1]}}
-	for _, s := range []*stack.Stack{r.client, r.server} {
+	return stackPairLive(r.mode, size, r.wire, r.client, r.server)
+}
+
+func (r *udpRig) close() error {
+	return closeStackPair(r.wire, r.client, r.server)
+}
+
+// stackPairLive is what `pollnet stat` shows of two stacks over a wire pair:
+// the ports' queues and every shard's worker or softirq.
+func stackPairLive(mode Mode, size int, w *wire.Pair, client, server *stack.Stack) *Live {
+	l := &Live{Mode: mode, Size: size, Ports: []engine.Port{w.Ports[0], w.Ports[1]}}
+	for _, s := range []*stack.Stack{client, server} {
 		if s == nil {
 			continue
 		}
@@ -306,17 +316,19 @@ func (r *udpRig) live(size int) *Live {
 	return l
 }
 
-func (r *udpRig) close() error {
+// closeStackPair closes the stacks, then the wire's ports; any may be nil
+// (a rig that failed half way), and every error is kept.
+func closeStackPair(w *wire.Pair, client, server *stack.Stack) error {
 	var errs []error
-	for _, s := range []*stack.Stack{r.client, r.server} {
+	for _, s := range []*stack.Stack{client, server} {
 		if s != nil {
 			if err := s.Close(); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	if r.wire != nil {
-		for _, p := range r.wire.Ports {
+	if w != nil {
+		for _, p := range w.Ports {
 			if err := p.Close(); err != nil {
 				errs = append(errs, err)
 			}

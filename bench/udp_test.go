@@ -86,15 +86,7 @@ func TestRunUDP(t *testing.T) {
 		}
 	}
 	// The runs interleave: pmd 1/2, napi 1/2, pmd 2/2, napi 2/2.
-	out := progress.String()
-	last := -1
-	for _, label := range []string{"udp_rr     pmd     16B q1 1/2", "udp_rr     napi    16B q1 1/2", "udp_rr     pmd     16B q1 2/2", "udp_rr     napi    16B q1 2/2"} {
-		i := strings.Index(out, label)
-		if i < 0 || i < last {
-			t.Fatalf("run %q missing or out of order (at %d, previous at %d):\n%s", label, i, last, out)
-		}
-		last = i
-	}
+	inOrder(t, progress.String(), "udp_rr     pmd     16B q1 1/2", "udp_rr     napi    16B q1 1/2", "udp_rr     pmd     16B q1 2/2", "udp_rr     napi    16B q1 2/2")
 	var b strings.Builder
 	FormatUDP(&b, rs)
 	t.Log("\n" + b.String())
@@ -105,6 +97,19 @@ func TestRunUDP(t *testing.T) {
 	bad.Sizes = []int{8}
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "--size") {
 		t.Fatalf("8-byte payload: %v", err)
+	}
+}
+
+// inOrder fails t unless every label is in out, each after the one before.
+func inOrder(t *testing.T, out string, labels ...string) {
+	t.Helper()
+	last := -1
+	for _, label := range labels {
+		i := strings.Index(out, label)
+		if i < 0 || i < last {
+			t.Fatalf("run %q missing or out of order (at %d, previous at %d):\n%s", label, i, last, out)
+		}
+		last = i
 	}
 }
 

@@ -46,13 +46,7 @@ func (s *Stack) output(shard int, rc *route.Cache, src, dst [4]byte, proto uint8
 		freeAll(ms)
 		return 0, net.ErrClosed
 	}
-	var r route.Result
-	var ok bool
-	if rc != nil {
-		r, ok = s.routes.LookupCached(rc, dst)
-	} else {
-		r, ok = s.routes.Lookup4(dst)
-	}
+	r, ok := s.lookupRoute(rc, dst)
 	if !ok {
 		s.app.noRoutes.Add(1)
 		freeAll(ms)

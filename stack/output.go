@@ -49,6 +49,15 @@ func (sh *shard) ipOutput(src, dst [4]byte, proto uint8, m engine.Mbuf) error {
 	return sh.routeOutput(dev, r, dst, m, false)
 }
 
+// lookupRoute routes dst through the sender's route cache rc, or the table
+// itself when the sender keeps none.
+func (s *Stack) lookupRoute(rc *route.Cache, dst [4]byte) (route.Result, bool) {
+	if rc != nil {
+		return s.routes.LookupCached(rc, dst)
+	}
+	return s.routes.Lookup4(dst)
+}
+
 // outDevice is the device a datagram routed by r leaves on: the route's, or
 // the loopback device for one of our own addresses.
 func (s *Stack) outDevice(r route.Result) *link.Device {

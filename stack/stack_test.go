@@ -55,19 +55,24 @@ func newPairOn(t testing.TB, mode Mode, wp *wire.Pair, ports [2]engine.Port, mtu
 			t.Fatal(err)
 		}
 	}
+	p.closeOnCleanup(t)
+	return p
+}
+
+// closeOnCleanup closes both stacks, then the wire's ports, when t ends.
+func (p *pair) closeOnCleanup(t testing.TB) {
 	t.Cleanup(func() {
 		for _, s := range []*Stack{p.a, p.b} {
 			if err := s.Close(); err != nil {
 				t.Errorf("close %s: %v", s.Name(), err)
 			}
 		}
-		for _, port := range wp.Ports {
+		for _, port := range p.wire.Ports {
 			if err := port.Close(); err != nil {
 				t.Errorf("close port: %v", err)
 			}
 		}
 	})
-	return p
 }
 
 func ap(p netip.Prefix, port uint16) netip.AddrPort { return netip.AddrPortFrom(p.Addr(), port) }

@@ -176,13 +176,7 @@ func (t *tcpShard) MarkReady(c *tcp.Conn)   { t.ready = append(t.ready, c) }
 // with the route from the connection's cache. Under the lock.
 func (t *tcpShard) Output(rc *route.Cache, src, dst [4]byte, id uint16, m engine.Mbuf) error {
 	s := t.s
-	var r route.Result
-	var ok bool
-	if rc != nil {
-		r, ok = s.routes.LookupCached(rc, dst)
-	} else {
-		r, ok = s.routes.Lookup4(dst)
-	}
+	r, ok := s.lookupRoute(rc, dst)
 	if !ok {
 		t.stats.IPOutNoRoutes++
 		t.cs.Free(m)

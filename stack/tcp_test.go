@@ -236,16 +236,7 @@ func newShardedPair(t *testing.T, mode Mode, queues int) *pair {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
-		for _, s := range []*Stack{p.a, p.b} {
-			if err := s.Close(); err != nil {
-				t.Errorf("close %s: %v", s.Name(), err)
-			}
-		}
-		for _, port := range wp.Ports {
-			port.Close()
-		}
-	})
+	p.closeOnCleanup(t)
 	return p
 }
 

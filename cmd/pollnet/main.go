@@ -357,17 +357,9 @@ func runCompare(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	alpha := fs.Float64("alpha", runcmp.DefaultAlpha, "false discovery rate across rows (Benjamini-Hochberg), and 1-alpha the level of each ratio's interval (0 < alpha < 1)")
 	resamples := fs.Int("resamples", runcmp.DefaultResamples, "bootstrap resamples behind each ratio's interval")
-	// Flags may come before, between or after the two directories.
-	var dirs []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		dirs = append(dirs, fs.Arg(0))
-		args = fs.Args()[1:]
+	dirs, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage
 	}
 	if len(dirs) != 2 {
 		fmt.Fprintf(stderr, "pollnet compare: give two result directories (or result.json files): pollnet compare [--alpha 0.05] A B\n")
@@ -445,6 +437,23 @@ func runReport(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// parseInterleaved parses fs from args, where flags may come before, between
+// or after the positional arguments, and returns those in order (flag.Parse
+// alone stops at the first).
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
 func runServe(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("pollnet serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -454,24 +463,15 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("mode", string(serve.DefaultMode), "how our stack is driven: pmd or napi")
 	ns := fs.String("netns", "", "move the TAP's kernel end into this existing namespace (default: keep it here)")
 	tapName := fs.String("tap", serve.DefaultTAP, "the TAP interface's name (%d: the kernel numbers it)")
-	// Flags may come before or after the directory.
-	var dirs []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return exitUsage
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		dirs = append(dirs, fs.Arg(0))
-		args = fs.Args()[1:]
+	dirs, err := parseInterleaved(fs, args)
+	if err != nil {
+		return exitUsage
 	}
 	if len(dirs) != 1 {
 		fmt.Fprintf(stderr, "pollnet serve: give one directory to serve: pollnet serve [flags] DIR\n")
 		return exitUsage
 	}
 	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName}
-	var err error
 	if cfg.Addr, err = netip.ParsePrefix(*addr); err != nil {
 		fmt.Fprintf(stderr, "pollnet serve: --addr %q: give an IPv4 address with its prefix length, e.g. %s\n", *addr, serve.DefaultAddr)
 		return exitUsage

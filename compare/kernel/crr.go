@@ -82,35 +82,13 @@ type crrCounters struct {
 // server's).
 func (p *Peer) crrOnce(ctx context.Context, topo *topology, w workload.Workload) (window, error) {
 	cc := p.cc()
-	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return err
-		}
-		// Accepted sockets inherit the listener's congestion control.
-		if err := setCongestion(fd, cc); err != nil {
-			return err
-		}
-		if err := setTimeout(fd, unix.SO_RCVTIMEO, crrPollEvery); err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr}); err != nil {
-			return fmt.Errorf("bind: %w", err)
-		}
-		return unix.Listen(fd, crrBacklog)
-	})
-	if err != nil {
-		return window{}, fmt.Errorf("listener: %w", err)
-	}
-	defer unix.Close(ln)
-	port, err := boundPort(ln)
+	ln, addr, err := acceptListener(topo, cc, crrPollEvery, crrBacklog)
 	if err != nil {
 		return window{}, err
 	}
-	addr := &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}
+	defer unix.Close(ln)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * crrMaxRate)
+	deadline, limit := loadBounds(w, crrMaxRate)
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var c crrCounters
@@ -159,7 +137,7 @@ func (p *Peer) crrOnce(ctx context.Context, topo *topology, w workload.Workload)
 	if !ccChecked.Load() {
 		return window{}, fmt.Errorf("no accepted connection's congestion control was checked")
 	}
-	srvTW, cliTW, err := timeWaits(topo, port)
+	srvTW, cliTW, err := timeWaits(topo, addr.Port)
 	if err != nil {
 		return window{}, err
 	}

@@ -612,19 +612,27 @@ func TestTCPStreamStreamsAtMTU1500(t *testing.T) {
 	noNetnsLeft(t)
 }
 
-// The veth pair carries the workload's MTU, not the default.
-func TestVethFollowsMTU(t *testing.T) {
-	needVeth(t)
-	topo, err := openTopology(context.Background(), topoVeth, 1500)
+// vethTopology opens the veth topology at mtu, closed when t ends, and checks
+// then that no namespace is left.
+func vethTopology(t *testing.T, mtu int) *topology {
+	t.Helper()
+	topo, err := openTopology(context.Background(), topoVeth, mtu)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		if err := topo.Close(); err != nil {
 			t.Error(err)
 		}
 		noNetnsLeft(t)
-	}()
+	})
+	return topo
+}
+
+// The veth pair carries the workload's MTU, not the default.
+func TestVethFollowsMTU(t *testing.T) {
+	needVeth(t)
+	topo := vethTopology(t, 1500)
 	for _, end := range [][2]string{{topo.txNS, "veth0"}, {topo.rxNS, "veth1"}} {
 		out, err := exec.Command("ip", "-n", end[0], "-o", "link", "show", "dev", end[1]).Output()
 		if err != nil || !strings.Contains(string(out), " mtu 1500 ") {
@@ -710,16 +718,7 @@ func TestTCPCRRTimeWaitOnServer(t *testing.T) {
 	if _, err := exec.LookPath("ss"); err != nil {
 		t.Skip("ss not installed: apt-get install iproute2")
 	}
-	topo, err := openTopology(context.Background(), topoVeth, 9000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := topo.Close(); err != nil {
-			t.Error(err)
-		}
-		noNetnsLeft(t)
-	}()
+	topo := vethTopology(t, 9000)
 	win, err := (&Peer{}).crrOnce(context.Background(), topo, short(TCPCRR))
 	if err != nil && strings.HasPrefix(skipReason(err), "TCP congestion control") {
 		t.Skip(err)

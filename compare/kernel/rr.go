@@ -108,9 +108,7 @@ func udpRROnce(ctx context.Context, topo *topology, w workload.Workload, payload
 		return window{}, fmt.Errorf("client: connect: %w", err)
 	}
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * rrMaxRate)
+	deadline, limit := loadBounds(w, rrMaxRate)
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var done, timeouts atomic.Uint64

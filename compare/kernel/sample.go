@@ -43,6 +43,14 @@ type probe struct {
 	measuring func(bool)
 }
 
+// loadBounds bounds a run's load loops: they stop by the deadline, a second
+// past warm-up and window, and after limit events, what maxRate events a
+// second would do in that time, whichever comes first.
+func loadBounds(w workload.Workload, maxRate float64) (deadline time.Time, limit uint64) {
+	span := w.Warmup + w.Duration + time.Second
+	return time.Now().Add(span), uint64(span.Seconds() * maxRate)
+}
+
 // measureWindow waits out the warm-up, then reads the probe at the start
 // and at the end of w.Duration: the run's measured window. It times the
 // window by the clock rather than trusting the timer, so a late wake-up

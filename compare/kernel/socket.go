@@ -77,6 +77,40 @@ func congestion(fd int) (string, error) {
 	return unix.GetsockoptString(fd, unix.IPPROTO_TCP, unix.TCP_CONGESTION)
 }
 
+// acceptListener opens a TCP listener with SO_REUSEADDR on a port the kernel
+// picks at the topology's receive address, in its namespace, for an accept
+// loop that polls: reads time out after every. A cc other than "" names the
+// congestion control, which accepted sockets inherit. It returns the socket
+// and the address to connect to; on error nothing is left open.
+func acceptListener(topo *topology, cc string, every time.Duration, backlog int) (int, *unix.SockaddrInet4, error) {
+	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return err
+		}
+		if cc != "" {
+			if err := setCongestion(fd, cc); err != nil {
+				return err
+			}
+		}
+		if err := setTimeout(fd, unix.SO_RCVTIMEO, every); err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr}); err != nil {
+			return fmt.Errorf("bind: %w", err)
+		}
+		return unix.Listen(fd, backlog)
+	})
+	if err != nil {
+		return -1, nil, fmt.Errorf("listener: %w", err)
+	}
+	port, err := boundPort(ln)
+	if err != nil {
+		unix.Close(ln)
+		return -1, nil, err
+	}
+	return ln, &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}, nil
+}
+
 // boundPort is the port the kernel picked for a socket bound to port 0.
 func boundPort(fd int) (int, error) {
 	sa, err := unix.Getsockname(fd)

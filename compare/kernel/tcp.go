@@ -155,9 +155,7 @@ func (p *Peer) tcpOnce(ctx context.Context, topo *topology, w workload.Workload,
 	}
 	defer closePairs(pairs)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * tcpMaxRate / float64(streams))
+	deadline, limit := loadBounds(w, tcpMaxRate/float64(streams))
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var sent, received atomic.Uint64
@@ -285,31 +283,13 @@ func (p *Peer) connectScenarios(ctx context.Context, topo *topology, w workload.
 // The server closing first leaves TIME_WAIT on the server's side, so the
 // client does not run out of ephemeral ports over repeated runs.
 func connectOnce(ctx context.Context, topo *topology, w workload.Workload) (window, error) {
-	ln, err := socket(topo.rxNS, unix.SOCK_STREAM, func(fd int) error {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			return err
-		}
-		if err := setTimeout(fd, unix.SO_RCVTIMEO, udpPollEvery); err != nil {
-			return err
-		}
-		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: topo.rxAddr}); err != nil {
-			return fmt.Errorf("bind: %w", err)
-		}
-		return unix.Listen(fd, connBacklog)
-	})
-	if err != nil {
-		return window{}, fmt.Errorf("listener: %w", err)
-	}
-	defer unix.Close(ln)
-	port, err := boundPort(ln)
+	ln, addr, err := acceptListener(topo, "", udpPollEvery, connBacklog)
 	if err != nil {
 		return window{}, err
 	}
-	addr := &unix.SockaddrInet4{Addr: topo.rxAddr, Port: port}
+	defer unix.Close(ln)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * connMaxRate)
+	deadline, limit := loadBounds(w, connMaxRate)
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var conns, accepted, failures atomic.Uint64

@@ -134,9 +134,7 @@ func (p *Peer) udpStreamOnce(ctx context.Context, topo *topology, w workload.Wor
 	}
 	defer unix.Close(tx)
 
-	total := w.Warmup + w.Duration
-	deadline := time.Now().Add(total + time.Second)
-	limit := uint64((total + time.Second).Seconds() * udpMaxRate)
+	deadline, limit := loadBounds(w, udpMaxRate)
 	loadCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var sent, received atomic.Uint64

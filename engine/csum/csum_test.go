@@ -7,28 +7,17 @@ import (
 
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/engine/mbuftest"
+	"github.com/pollnet/pollnet/internal/rfc1071"
 )
 
 // ipv4Packet is an IPv4 packet of proto carrying l4 (checksum field zero),
-// and the transport checksum summed the plain way, byte pairs one at a time.
+// and the transport checksum summed the plain way (rfc1071).
 func ipv4Packet(proto uint8, l4 []byte, field int) ([]byte, uint16) {
 	src, dst := [4]byte{198, 18, 0, 1}, [4]byte{198, 18, 0, 2}
 	ip := []byte{0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, proto, 0, 0}
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+len(l4)))
 	ip = append(append(ip, src[:]...), dst[:]...)
-	all := append(append(append([]byte(nil), src[:]...), dst[:]...), 0, proto, byte(len(l4)>>8), byte(len(l4)))
-	all = append(all, l4...)
-	if len(all)%2 == 1 {
-		all = append(all, 0)
-	}
-	var s uint32
-	for i := 0; i < len(all); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(all[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	c := ^uint16(s)
+	c := rfc1071.Transport(src, dst, proto, l4, field)
 	// The sender's part: the pseudo-header sum in the field.
 	pkt := append(ip, l4...)
 	binary.BigEndian.PutUint16(pkt[20+field:], uint16(PseudoSum(src, dst, proto, uint16(len(l4)))))

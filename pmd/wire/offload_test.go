@@ -7,26 +7,14 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/rfc1071"
 )
 
 // refL4Checksum is the UDP checksum of an Ethernet/IPv4/UDP frame summed the
-// plain way, 16-bit words one at a time, with the field counted as zero.
+// plain way (rfc1071), with the field counted as zero.
 func refL4Checksum(f []byte) uint16 {
 	ip := f[14:34]
-	l4 := append([]byte(nil), f[34:]...)
-	l4[6], l4[7] = 0, 0
-	all := append(append(append([]byte(nil), ip[12:20]...), 0, ip[9], byte(len(l4)>>8), byte(len(l4))), l4...)
-	if len(all)%2 == 1 {
-		all = append(all, 0)
-	}
-	var s uint32
-	for i := 0; i < len(all); i += 2 {
-		s += uint32(binary.BigEndian.Uint16(all[i:]))
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	c := ^uint16(s)
+	c := rfc1071.Transport([4]byte(ip[12:16]), [4]byte(ip[16:20]), ip[9], f[34:], 6)
 	if c == 0 {
 		c = 0xffff
 	}

@@ -15,6 +15,7 @@ import (
 	"errors"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
@@ -205,25 +206,5 @@ func SetChecksumMbuf(m engine.Mbuf, off, n int, src, dst [4]byte) error {
 	if n < HeaderLen || off < 0 || off+n > m.PktLen() {
 		return ErrShortBuffer
 	}
-	var c [2]byte
-	binary.BigEndian.PutUint16(c[:], ChecksumMbuf(m, off, n, src, dst))
-	// The field may straddle two segments; check both before writing.
-	var segs [2]engine.Mbuf
-	var idx [2]int
-	pos, i := off+16, 0
-	for s := m; s != engine.NoMbuf && i < 2; s = s.Next() {
-		l := s.Len()
-		for i < 2 && pos+i < l {
-			if !s.Writable() {
-				return engine.ErrShared
-			}
-			segs[i], idx[i] = s, pos+i
-			i++
-		}
-		pos -= l
-	}
-	for j := range c {
-		segs[j].Data()[idx[j]] = c[j]
-	}
-	return nil
+	return csum.Put16(m, off+16, ChecksumMbuf(m, off, n, src, dst))
 }

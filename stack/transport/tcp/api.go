@@ -10,7 +10,6 @@ import (
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/stack/socket"
 	"github.com/pollnet/pollnet/stack/transport/tcp/cc"
-	"github.com/pollnet/pollnet/stack/transport/tcp/ofo"
 )
 
 // readBatch is how many receive-queue entries a reader takes per visit to
@@ -595,5 +594,3 @@ func (c *Conn) waitEstablished(ctx context.Context) error {
 		}, deadline, false)
 	}
 }
-
-var _ = ofo.Entry{}

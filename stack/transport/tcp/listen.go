@@ -10,7 +10,6 @@ import (
 	tcpheader "github.com/pollnet/pollnet/stack/header/tcp"
 	"github.com/pollnet/pollnet/stack/socket"
 	"github.com/pollnet/pollnet/stack/transport/tcp/cookie"
-	"github.com/pollnet/pollnet/stack/transport/tcp/seq"
 )
 
 // Listener is a listening socket: it answers SYNs to its address and port,
@@ -345,5 +344,3 @@ func (ts *tableShard) resetFor(tu Tuple, sg *segment) {
 	}
 	ts.sendControl(k)
 }
-
-var _ = seq.Value(0)

@@ -68,16 +68,19 @@ func topologiesHere(t *testing.T) []string {
 	return []string{topoLoopback, topoVeth}
 }
 
-// noNetnsLeft asserts `ip netns list` shows none of this package's
-// namespaces once a run is over.
+// noNetnsLeft asserts `ip netns list` shows none of the namespaces this
+// test process made once a run is over. Other processes (go test runs
+// packages in parallel, and the bench's tests run this peer too) may have
+// theirs up meanwhile: their names carry their own pid.
 func noNetnsLeft(t *testing.T) {
 	t.Helper()
 	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ip netns list: %v: %s", err, out)
 	}
+	ours := fmt.Sprintf("%s%d-", NetnsPrefix, os.Getpid())
 	for l := range strings.Lines(string(out)) {
-		if strings.HasPrefix(l, NetnsPrefix) {
+		if strings.HasPrefix(l, ours) {
 			t.Errorf("namespace left behind: %s", strings.TrimSpace(l))
 		}
 	}

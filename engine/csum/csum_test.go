@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum/rfc1071"
 	"github.com/pollnet/pollnet/engine/mbuftest"
-	"github.com/pollnet/pollnet/internal/rfc1071"
 )
 
 // ipv4Packet is an IPv4 packet of proto carrying l4 (checksum field zero),

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/internal/rfc1071"
+	"github.com/pollnet/pollnet/engine/csum/rfc1071"
 )
 
 // refL4Checksum is the UDP checksum of an Ethernet/IPv4/UDP frame summed the

@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/engine/csum/rfc1071"
 	"github.com/pollnet/pollnet/engine/mbuftest"
-	"github.com/pollnet/pollnet/internal/rfc1071"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 

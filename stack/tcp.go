@@ -3,6 +3,7 @@ package stack
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"net/netip"
 
@@ -67,6 +68,25 @@ func (s *Stack) DialTCPWith(ctx context.Context, laddr, raddr netip.AddrPort, o 
 		if _, ok := err.(*net.OpError); !ok {
 			err = &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(raddr), Err: err}
 		}
+		return nil, err
+	}
+	return c, nil
+}
+
+// DialContext connects to address, an IPv4 address and port ("198.18.0.2:80";
+// no name lookup), for network "tcp" or "tcp4": the dialer net/http's
+// Transport takes, so an HTTP client runs over the stack unchanged.
+func (s *Stack) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if network != "tcp" && network != "tcp4" {
+		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
+	}
+	raddr, err := netip.ParseAddrPort(address)
+	if err != nil || !raddr.Addr().Is4() {
+		return nil, &net.OpError{Op: "dial", Net: network,
+			Err: fmt.Errorf("address %q: give an IPv4 address and a port (no names are looked up)", address)}
+	}
+	c, err := s.DialTCP(ctx, netip.AddrPort{}, raddr)
+	if err != nil {
 		return nil, err
 	}
 	return c, nil

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strconv"
@@ -439,5 +440,38 @@ func TestClosingTheStackEndsTCPCallsUnderWay(t *testing.T) {
 				c.Close() // after the stack: returns, frees nothing twice
 			}
 		})
+	}
+}
+
+// TestNetHTTPRunsUnchangedOverOurTCP serves and fetches with net/http on
+// both ends: the server on a's listener, the client dialling through b's
+// DialContext.
+func TestNetHTTPRunsUnchangedOverOurTCP(t *testing.T) {
+	p := newPair(t, ModeNAPI, wire.Config{}, 1500)
+	l, err := p.a.ListenTCP(ap(addrA, 80))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := bytes.Repeat([]byte("pollnet "), 100_000)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
+	go srv.Serve(l)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{DialContext: p.b.DialContext}, Timeout: 10 * time.Second}
+	for i := range 3 { // the second and third reuse the kept-alive connection
+		resp, err := client.Get("http://198.18.0.1/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || !bytes.Equal(got, body) {
+			t.Fatalf("get %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if _, err := p.b.DialContext(context.Background(), "tcp", "example.com:80"); err == nil {
+		t.Fatal("a name was accepted for dialling")
+	}
+	if _, err := p.b.DialContext(context.Background(), "udp", "198.18.0.1:80"); err == nil {
+		t.Fatal("network udp was accepted")
 	}
 }

@@ -259,8 +259,11 @@ func (t *Table) Listen(laddr netip.AddrPort, o Options) (*Listener, error) {
 		}
 		port = p
 	}
+	// A listener on an address of ours and one on every address share a
+	// port, as listeners do with SO_REUSEADDR (which Go's net sets): the
+	// specific one takes the segments to its address.
 	for _, x := range cur[port] {
-		if x.addr == addr || x.addr == ([4]byte{}) || addr == ([4]byte{}) {
+		if x.addr == addr {
 			return nil, ErrAddrInUse
 		}
 	}

@@ -1,6 +1,7 @@
 package tcp
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -52,5 +53,51 @@ func TestDelayedACKsAfterTheQuickAcksAndQuickAcksAgainAfterIdle(t *testing.T) {
 	}
 	if !acksFor(p, data) {
 		t.Fatal("the first segment after an idle period was not acknowledged at once")
+	}
+}
+
+func TestATailLossIsFoundByAProbeBeforeTheRetransmissionTimeout(t *testing.T) {
+	r, e, p, c := newEstablished(t, Config{}, Options{NoDelay: true})
+	if _, err := c.Write(pattern(10*1000, 2)); err != nil {
+		t.Fatal(err)
+	}
+	segs := e.sent()
+	if len(segs) < 3 {
+		t.Fatalf("sent %d segments", len(segs))
+	}
+	last := segs[len(segs)-1]
+	// Everything but the last two segments arrives and is acknowledged: no
+	// SACK can tell the sender of the loss, nothing else is in flight. (With
+	// one segment out, the probe would wait for a delayed ACK as long as
+	// the RTO: RFC 8985 7.2.)
+	p.saw(segs[:len(segs)-2])
+	p.send(p.seg(tcpheader.ACK, nil))
+	if got := e.sent(); len(got) != 0 {
+		t.Fatalf("sent %v on the ACK", got)
+	}
+	c.sh.Lock()
+	srtt, rto := time.Duration(c.est.SRTT()), time.Duration(c.est.RTO())
+	c.sh.Unlock()
+	pto := 2*srtt + time.Duration(probeSlack)
+	if pto >= rto {
+		t.Fatalf("probe timeout %v not shorter than the RTO %v", pto, rto)
+	}
+	r.advance(pto - time.Millisecond)
+	if got := e.sent(); len(got) != 0 {
+		t.Fatalf("sent %v before the probe timeout", got)
+	}
+	r.advance(2 * time.Millisecond)
+	probe := one(t, e.sent(), tcpheader.ACK|tcpheader.PSH)
+	if probe.seq != last.seq || !bytes.Equal(probe.data, last.data) {
+		t.Fatalf("probe %v, want the last segment %v again", probe, last)
+	}
+	if ctr := e.counters(); ctr.TCPLossProbes != 1 || ctr.TCPTimeouts != 0 {
+		t.Fatalf("TCPLossProbes %d, TCPTimeouts %d; want 1 and 0", ctr.TCPLossProbes, ctr.TCPTimeouts)
+	}
+	p.saw(segs[len(segs)-2:])
+	p.send(p.seg(tcpheader.ACK, nil))
+	r.advance(2 * rto)
+	if got := e.sent(); len(got) != 0 || e.counters().TCPTimeouts != 0 {
+		t.Fatalf("after the probe was acknowledged: sent %v, %d timeouts", got, e.counters().TCPTimeouts)
 	}
 }

@@ -121,6 +121,9 @@ type Conn struct {
 	minRTT    int64
 	// lastSend is when data last left, for the restart after idle.
 	lastSend int64
+	// lastSeg is where the last new segment began: a tail loss probe
+	// sends it again (RFC 8985 7.3).
+	lastSeg seq.Value
 	// ipID is the IPv4 ID of the last segment: a counter per connection
 	// from a random start, as Linux's inet_id for connected sockets.
 	ipID uint16

@@ -376,6 +376,7 @@ func (c *Conn) transmit(start, end seq.Value, retransmit bool, now int64) bool {
 			c.rttTiming = false // Karn: no sample from a repeated segment
 		}
 	} else {
+		c.lastSeg = start
 		c.sndNxt = segEnd
 		if n > 0 {
 			ctr.TCPOrigDataSent++

@@ -99,7 +99,10 @@ func (c *Conn) rtxFire(now int64) {
 			sent = c.transmit(c.sndNxt, c.sndNxt.Add(seq.Size(n)), false, now)
 		}
 		if !sent {
-			start := back(c.sndNxt, seq.Size(min(c.smss, int(c.sndNxt.Sub(c.sndUna)))))
+			start := c.lastSeg
+			if start.LessThan(c.sndUna) {
+				start = c.sndUna
+			}
 			c.transmit(start, c.sndNxt, true, now)
 		}
 		c.armRTX(rtxRTO, now+c.est.RTO())

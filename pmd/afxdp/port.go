@@ -16,6 +16,11 @@
 // counts the bytes copied each way. In copy mode the kernel copies too
 // (skb to UMEM, UMEM to skb): a frame is copied twice end to end.
 //
+// XDP sees a frame's bytes as they are: a frame the kernel sends with
+// CHECKSUM_PARTIAL (a local socket over a veth, which offers checksum
+// offload) arrives with its L4 checksum unfilled. Turn off the sender's
+// offload (ethtool -K PEER tx off), as the stack's interop test does.
+//
 // What is not here: zero-copy bind, shared UMEM between queues, RSS (the
 // kernel picks the queue; the port sets no hash), multi-buffer frames
 // larger than a UMEM frame, and TSO or checksum offload.

@@ -3,6 +3,7 @@ module github.com/pollnet/pollnet
 go 1.26.0
 
 require (
+	github.com/cilium/ebpf v0.22.0
 	github.com/montanaflynn/stats v0.14.0
 	github.com/valyala/bytebufferpool v1.0.0
 	golang.org/x/sys v0.49.0

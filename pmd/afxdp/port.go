@@ -1,0 +1,533 @@
+// Package afxdp is a port over AF_XDP sockets: an XDP program redirects the
+// frames an interface receives on each queue into a socket whose rings,
+// shared with the kernel, the port drives without a system call per frame
+// (Documentation/networking/af_xdp.rst).
+//
+// Each queue is one socket bound to (interface, queue) with a UMEM of its
+// own, in copy mode (XDP_COPY, the mode every driver has; veth has no
+// zero-copy) and with XDP_USE_NEED_WAKEUP, so the port makes a system call
+// only when a ring's flags ask for one. The redirect program is built with
+// cilium/ebpf's asm package and attached in generic (SKB) or native mode.
+//
+// Frames are copied once at the boundary, into the port's mbufs on receive
+// and out of them on transmit: UMEM frames are equal chunks of one mapping
+// registered with the kernel, while mbufs live in the engine's arena with
+// their own headroom and size, so a UMEM frame cannot be an mbuf. Stats
+// counts the bytes copied each way. In copy mode the kernel copies too
+// (skb to UMEM, UMEM to skb): a frame is copied twice end to end.
+//
+// XDP sees a frame's bytes as they are: a frame the kernel sends with
+// CHECKSUM_PARTIAL (a local socket over a veth, which offers checksum
+// offload) arrives with its L4 checksum unfilled. Turn off the sender's
+// offload (ethtool -K PEER tx off), as the stack's interop test does.
+//
+// What is not here: zero-copy bind, shared UMEM between queues, RSS (the
+// kernel picks the queue; the port sets no hash), multi-buffer frames
+// larger than a UMEM frame, and TSO or checksum offload.
+package afxdp
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/pollnet/pollnet/engine"
+)
+
+// Config shapes an AF_XDP port.
+type Config struct {
+	// Interface is the name of the interface, in the calling thread's
+	// network namespace.
+	Interface string
+	// Queues is the number of queues, 0..Queues-1 of the interface, each
+	// with its own socket (default 1).
+	Queues int
+	// FrameSize is the size of a UMEM frame, 2048 or 4096 (default 2048).
+	// A received frame fits in FrameSize - XDP_PACKET_HEADROOM bytes.
+	FrameSize int
+	// RingSize is the number of slots of every ring, a power of two
+	// (default 1024); each socket has 2*RingSize frames of UMEM.
+	RingSize int
+	// PoolSize is the number of mbufs the port receives into (default
+	// DefaultPoolPerQueue per queue).
+	PoolSize int
+	// Mode is how the redirect program is attached (default Generic).
+	Mode Mode
+	// PortIndex is recorded on received mbufs as their port.
+	PortIndex int
+}
+
+// Defaults and limits of Config.
+const (
+	DefaultFrameSize    = 2048
+	DefaultRingSize     = 1024
+	DefaultPoolPerQueue = 4096
+	MaxQueues           = 64
+	ethHeader           = 14
+)
+
+// Port is an AF_XDP port. It implements engine.Port.
+type Port struct {
+	info     engine.PortInfo
+	ifindex  int
+	pool     *engine.Pool
+	socks    []*socket
+	rxq      []*rxQueue
+	txq      []*txQueue
+	prog     *redirect
+	maxFrame int // the longest frame transmitted or received, Ethernet header included
+
+	epfd, evfd int
+
+	irqMu      sync.Mutex // guards irqStarted against closed
+	irqStarted bool
+	irqDone    chan struct{}
+	closed     atomic.Bool
+}
+
+var _ engine.Port = (*Port)(nil)
+
+type counter = atomic.Uint64
+
+// rxQueue is one queue's receive side, owned by the goroutine that calls
+// RxBurst on it: the socket's fill and rx rings, and the receive frames.
+type rxQueue struct {
+	_       [64]byte
+	sock    *socket
+	fill    *ring[uint64]
+	rx      *ring[unix.XDPDesc]
+	rxEnd   uint64 // receive frames are below it
+	pool    *engine.Pool
+	caches  engine.Caches
+	cache   *engine.Cache
+	port    int
+	queue   int
+	armed   atomic.Bool
+	handler atomic.Pointer[func()]
+	_       [64]byte
+	packets counter
+	bytes   counter
+	copied  counter // bytes copied from UMEM into mbufs
+	wakeups counter // recvfrom kicks the fill ring's flags asked for
+	drops   [engine.NumDropReasons]counter
+	_       [64]byte
+	irqs    counter // written by the interrupt goroutine
+	_       [64]byte
+}
+
+// txQueue is one queue's transmit side, owned by the goroutine that calls
+// TxBurst on it: the tx and completion rings, and a stack of free transmit
+// frames.
+type txQueue struct {
+	_       [64]byte
+	sock    *socket
+	tx      *ring[unix.XDPDesc]
+	comp    *ring[uint64]
+	free    []uint64 // addresses of transmit frames not in the kernel's hands
+	caches  engine.Caches
+	done    *engine.Caches // &caches, or the caller's
+	_       [64]byte
+	packets counter
+	bytes   counter
+	copied  counter // bytes copied from mbufs into UMEM
+	wakeups counter // sendto kicks the tx ring's flags asked for
+	drops   [engine.NumDropReasons]counter
+	_       [64]byte
+}
+
+// ErrClosed is returned by Close on a port already closed.
+var ErrClosed = errors.New("afxdp: port already closed")
+
+func (cfg *Config) setDefaults() error {
+	if cfg.Interface == "" {
+		return errors.New("afxdp: no interface: set Config.Interface")
+	}
+	if cfg.Queues == 0 {
+		cfg.Queues = 1
+	}
+	if cfg.Queues < 1 || cfg.Queues > MaxQueues {
+		return fmt.Errorf("afxdp %s: %d queues out of range 1..%d", cfg.Interface, cfg.Queues, MaxQueues)
+	}
+	if cfg.FrameSize == 0 {
+		cfg.FrameSize = DefaultFrameSize
+	}
+	if cfg.FrameSize != 2048 && cfg.FrameSize != 4096 {
+		return fmt.Errorf("afxdp %s: frame size %d: want 2048 or 4096", cfg.Interface, cfg.FrameSize)
+	}
+	if cfg.RingSize == 0 {
+		cfg.RingSize = DefaultRingSize
+	}
+	if cfg.RingSize < 64 || cfg.RingSize > 1<<16 || cfg.RingSize&(cfg.RingSize-1) != 0 {
+		return fmt.Errorf("afxdp %s: ring size %d: want a power of two in 64..65536", cfg.Interface, cfg.RingSize)
+	}
+	if cfg.PoolSize == 0 {
+		cfg.PoolSize = DefaultPoolPerQueue * cfg.Queues
+	}
+	if cfg.PoolSize < 64*cfg.Queues || cfg.PoolSize > engine.MaxPoolSize {
+		return fmt.Errorf("afxdp %s: pool size %d out of range %d..%d", cfg.Interface, cfg.PoolSize, 64*cfg.Queues, engine.MaxPoolSize)
+	}
+	if cfg.Mode != Generic && cfg.Mode != Native {
+		return fmt.Errorf("afxdp %s: unknown attach mode %d", cfg.Interface, cfg.Mode)
+	}
+	if cfg.PortIndex < 0 || cfg.PortIndex > 0xffff {
+		return fmt.Errorf("afxdp %s: port index %d out of range 0..65535", cfg.Interface, cfg.PortIndex)
+	}
+	return nil
+}
+
+// Open binds a socket to each queue of the interface and attaches the
+// redirect program. The interface is looked up, and the program attached,
+// in the calling thread's network namespace. The port's MAC and MTU are the
+// interface's: the port is the interface's driver, as a DPDK port is.
+func Open(cfg Config) (*Port, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	ifc, err := net.InterfaceByName(cfg.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("afxdp %s: %w", cfg.Interface, err)
+	}
+	room := cfg.FrameSize - unix.XDP_PACKET_HEADROOM
+	if ifc.MTU+ethHeader > room {
+		return nil, fmt.Errorf("afxdp %s: MTU %d does not fit a UMEM frame of %d (%d bytes after the kernel's headroom): lower the MTU or use 4096-byte frames",
+			cfg.Interface, ifc.MTU, cfg.FrameSize, room)
+	}
+	p := &Port{ifindex: ifc.Index, maxFrame: ifc.MTU + ethHeader, epfd: -1, evfd: -1}
+	ok := false
+	defer func() {
+		if !ok {
+			p.abort()
+		}
+	}()
+	var mac [6]byte
+	copy(mac[:], ifc.HardwareAddr)
+	p.info = engine.PortInfo{
+		Name: cfg.Interface, Driver: "afxdp", MAC: mac, MTU: ifc.MTU,
+		RxQueues: cfg.Queues, TxQueues: cfg.Queues,
+		RxRingSize: cfg.RingSize, TxRingSize: cfg.RingSize,
+		Features: engine.Features{Interrupts: true},
+	}
+	if p.pool, err = engine.NewPool("afxdp-"+cfg.Interface, cfg.PoolSize, 0); err != nil {
+		return nil, fmt.Errorf("afxdp %s: %w", cfg.Interface, err)
+	}
+	if p.prog, err = newRedirect(cfg.Queues); err != nil {
+		return nil, err
+	}
+	for q := 0; q < cfg.Queues; q++ {
+		s, err := openSocket(ifc.Index, q, uint32(cfg.FrameSize), uint32(cfg.RingSize))
+		if err != nil {
+			return nil, err
+		}
+		p.socks = append(p.socks, s)
+		if err := p.prog.insert(q, s.fd); err != nil {
+			return nil, err
+		}
+		rq := &rxQueue{sock: s, fill: &s.fill, rx: &s.rx, rxEnd: uint64(s.frames) * s.frameSize,
+			pool: p.pool, port: cfg.PortIndex, queue: q}
+		rq.cache = rq.caches.For(p.pool)
+		p.rxq = append(p.rxq, rq)
+		tq := &txQueue{sock: s, tx: &s.tx, comp: &s.comp, free: make([]uint64, 0, s.frames)}
+		for i := s.frames; i < 2*s.frames; i++ {
+			tq.free = append(tq.free, uint64(i)*s.frameSize)
+		}
+		tq.done = &tq.caches
+		p.txq = append(p.txq, tq)
+	}
+	if err := p.prog.attach(ifc.Index, cfg.Mode); err != nil {
+		return nil, err
+	}
+	if err := p.initEpoll(); err != nil {
+		return nil, fmt.Errorf("afxdp %s: %w", cfg.Interface, err)
+	}
+	ok = true
+	return p, nil
+}
+
+// abort undoes a failed Open.
+func (p *Port) abort() {
+	for _, fd := range []int{p.epfd, p.evfd} {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+	}
+	if p.prog != nil {
+		p.prog.close()
+	}
+	for _, s := range p.socks {
+		s.close()
+	}
+	if p.pool != nil {
+		p.pool.Close()
+	}
+}
+
+// Info describes the port.
+func (p *Port) Info() engine.PortInfo { return p.info }
+
+// Pool is the pool the port receives into.
+func (p *Port) Pool() *engine.Pool { return p.pool }
+
+func (p *Port) checkRx(q int) *rxQueue {
+	if q < 0 || q >= len(p.rxq) {
+		panic(fmt.Sprintf("afxdp %s: receive queue %d out of range 0..%d", p.info.Name, q, len(p.rxq)-1))
+	}
+	return p.rxq[q]
+}
+
+func (p *Port) checkTx(q int) *txQueue {
+	if q < 0 || q >= len(p.txq) {
+		panic(fmt.Sprintf("afxdp %s: transmit queue %d out of range 0..%d", p.info.Name, q, len(p.txq)-1))
+	}
+	return p.txq[q]
+}
+
+// RxBurst takes up to len(pkts) frames off the rx ring, copies each into an
+// mbuf, and hands its UMEM frame straight back on the fill ring, so the
+// kernel always has every receive frame but the ones being copied. A
+// descriptor outside the receive frames is counted as an error and its
+// frame is not recycled; with no mbuf the frame is dropped (rx_nombuf) and
+// recycled all the same.
+func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
+	rq := p.checkRx(q)
+	n := rq.rx.avail(uint32(len(pkts)))
+	if n > 0 {
+		n = rq.fill.free(n) // always n: the fill ring has a slot per frame
+	}
+	if n == 0 {
+		if rq.fill.needWakeup() {
+			rq.sock.kickRx()
+			rq.wakeups.Add(1)
+		}
+		return 0
+	}
+	umem, fsize := rq.sock.umem, rq.sock.frameSize
+	got, back := 0, uint32(0)
+	var bytes uint64
+	var drops [engine.NumDropReasons]uint64
+	for i := uint32(0); i < n; i++ {
+		d := *rq.rx.slot(i)
+		base := d.Addr &^ (fsize - 1)
+		if d.Addr >= rq.rxEnd || d.Addr+uint64(d.Len) > base+fsize {
+			drops[engine.DropError]++
+			continue
+		}
+		*rq.fill.slot(back) = base
+		back++
+		if d.Len < ethHeader {
+			drops[engine.DropError]++
+			continue
+		}
+		m, err := rq.cache.Get()
+		if err != nil {
+			drops[engine.DropNoMbuf]++
+			continue
+		}
+		if err := rq.caches.AppendBytes(m, rq.pool, umem[d.Addr:d.Addr+uint64(d.Len)]); err != nil {
+			rq.caches.Free(m)
+			drops[engine.DropNoMbuf]++
+			continue
+		}
+		m.SetRxInfo(rq.port, rq.queue)
+		bytes += uint64(d.Len)
+		pkts[got] = m
+		got++
+	}
+	rq.rx.release(n)
+	rq.fill.submit(back)
+	if rq.fill.needWakeup() {
+		rq.sock.kickRx()
+		rq.wakeups.Add(1)
+	}
+	if got > 0 {
+		rq.packets.Add(uint64(got))
+		rq.bytes.Add(bytes)
+		rq.copied.Add(bytes)
+	}
+	for i, d := range drops {
+		if d > 0 {
+			rq.drops[i].Add(d)
+		}
+	}
+	return got
+}
+
+// maxKicks bounds the sendto calls of one TxBurst: in copy mode each one
+// sends a batch (32 frames by default) and returns EAGAIN if more wait.
+const maxKicks = 8
+
+// reap moves the transmit frames the kernel has finished with from the
+// completion ring back to the free stack.
+func (tq *txQueue) reap() {
+	n := tq.comp.avail(uint32(cap(tq.free) - len(tq.free)))
+	for i := uint32(0); i < n; i++ {
+		tq.free = append(tq.free, *tq.comp.slot(i))
+	}
+	tq.comp.release(n)
+}
+
+// TxBurst copies each frame into a free transmit frame, posts them on the
+// tx ring and, when the ring's flags ask, kicks the kernel with sendto. It
+// frees the mbufs it took at once: their bytes are in the UMEM. With no
+// free frame or tx slot left the burst ends and the caller keeps the rest.
+// Frames longer than the MTU, or shorter than an Ethernet header, are
+// dropped. A call with no frames still reaps and kicks, so descriptors the
+// kernel left on the ring go out.
+func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
+	tq := p.checkTx(q)
+	tq.reap()
+	room := tq.tx.free(uint32(min(len(pkts), len(tq.free))))
+	umem := tq.sock.umem
+	var k uint32
+	var bytes, long, runts uint64
+	i := 0
+	for ; i < len(pkts) && k < room; i++ {
+		m := pkts[i]
+		size := m.PktLen()
+		if size > p.maxFrame {
+			long++
+			continue
+		}
+		if size < ethHeader {
+			runts++
+			continue
+		}
+		addr := tq.free[len(tq.free)-1]
+		tq.free = tq.free[:len(tq.free)-1]
+		m.CopyOut(umem[addr:addr+uint64(size)], 0)
+		*tq.tx.slot(k) = unix.XDPDesc{Addr: addr, Len: uint32(size)}
+		k++
+		bytes += uint64(size)
+	}
+	if k > 0 {
+		tq.tx.submit(k)
+	}
+	tq.done.FreeBulk(pkts[:i])
+	for kicks := 0; kicks < maxKicks && tq.tx.pending() > 0 && tq.tx.needWakeup(); kicks++ {
+		tq.wakeups.Add(1)
+		if errno := tq.sock.kickTx(); errno != unix.EAGAIN && errno != unix.EINTR {
+			break // sent, or the device is busy (EBUSY, ENOBUFS): try next burst
+		}
+	}
+	if k > 0 {
+		tq.packets.Add(uint64(k))
+		tq.bytes.Add(bytes)
+		tq.copied.Add(bytes)
+	}
+	if long > 0 {
+		tq.drops[engine.DropTooLong].Add(long)
+	}
+	if runts > 0 {
+		tq.drops[engine.DropError].Add(runts)
+	}
+	return i
+}
+
+// SetTxCaches makes the queue free the frames it sends into cs; nil
+// restores the queue's own caches.
+func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
+	tq := p.checkTx(q)
+	if cs == nil {
+		cs = &tq.caches
+	}
+	tq.done = cs
+}
+
+// RxStats returns a receive queue's counters as the port sees them. Frames
+// the kernel dropped before the rx ring are in Stats.
+func (p *Port) RxStats(q int) engine.QueueStats {
+	rq := p.checkRx(q)
+	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: rq.irqs.Load()}
+	for i := range s.Drops {
+		s.Drops[i] = rq.drops[i].Load()
+	}
+	return s
+}
+
+// TxStats returns a transmit queue's counters. Packets are frames posted
+// on the tx ring; the kernel's own drops are in Stats.
+func (p *Port) TxStats(q int) engine.QueueStats {
+	tq := p.checkTx(q)
+	s := engine.QueueStats{Packets: tq.packets.Load(), Bytes: tq.bytes.Load()}
+	for i := range s.Drops {
+		s.Drops[i] = tq.drops[i].Load()
+	}
+	return s
+}
+
+// Stats are one queue's AF_XDP counters beside the engine's.
+type Stats struct {
+	// RxCopied and TxCopied are the number of bytes copied between UMEM
+	// frames and mbufs on receive and on transmit: one copy per frame.
+	RxCopied, TxCopied uint64
+	// RxWakeups and TxWakeups are the number of recvfrom and sendto calls
+	// made because the fill or tx ring's XDP_RING_NEED_WAKEUP was set.
+	RxWakeups, TxWakeups uint64
+	// Kernel is the socket's XDP_STATISTICS: frames the kernel dropped
+	// with the rx ring full (Rx_ring_full), found no fill ring buffer
+	// (Rx_fill_ring_empty_descs), or refused as invalid descriptors.
+	Kernel unix.XDPStatistics
+}
+
+// Stats returns queue q's AF_XDP counters. It reads the kernel's with one
+// getsockopt, so it is for reports, not for every poll.
+func (p *Port) Stats(q int) (Stats, error) {
+	rq, tq := p.checkRx(q), p.checkTx(q)
+	s := Stats{RxCopied: rq.copied.Load(), TxCopied: tq.copied.Load(), RxWakeups: rq.wakeups.Load(), TxWakeups: tq.wakeups.Load()}
+	if p.closed.Load() {
+		return s, ErrClosed
+	}
+	k, err := rq.sock.statistics()
+	if err != nil {
+		return s, fmt.Errorf("afxdp %s: read XDP_STATISTICS of queue %d: %w", p.info.Name, q, err)
+	}
+	s.Kernel = k
+	return s, nil
+}
+
+// Close stops the interrupt goroutine, detaches the redirect program,
+// closes the sockets and unmaps their rings and UMEM, and closes the pool,
+// which fails if mbufs of it are still out (a leak). The port holds no
+// mbuf between bursts: frames in flight live in the UMEM. No queue may be
+// used during or after Close.
+func (p *Port) Close() error {
+	p.irqMu.Lock()
+	if p.closed.Load() {
+		p.irqMu.Unlock()
+		return ErrClosed
+	}
+	p.closed.Store(true)
+	started := p.irqStarted
+	p.irqMu.Unlock()
+
+	var errs []error
+	if started {
+		if err := p.stopIrq(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	unix.Close(p.epfd)
+	unix.Close(p.evfd)
+	if err := p.prog.close(); err != nil {
+		errs = append(errs, err)
+	}
+	for _, rq := range p.rxq {
+		rq.armed.Store(false)
+		rq.caches.Flush()
+	}
+	for _, tq := range p.txq {
+		tq.caches.Flush()
+	}
+	for _, s := range p.socks {
+		if err := s.close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := p.pool.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("afxdp %s: %w", p.info.Name, err))
+	}
+	return errors.Join(errs...)
+}

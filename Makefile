@@ -8,7 +8,7 @@ BIN := bin/pollnet
 # ping, curl, iperf3 and dpdk-testpmd as peers). Installed only when missing and
 # only where apt-get and root are available; tests that need one skip with a
 # reason without it.
-DEBS := iproute2:ip iputils-ping:ping curl:curl iputils-arping:arping iperf3:iperf3 dpdk-dev:dpdk-testpmd
+DEBS := iproute2:ip iputils-ping:ping curl:curl iputils-arping:arping iperf3:iperf3 dpdk-dev:dpdk-testpmd ethtool:ethtool
 deps:
 	@missing=""; for d in $(DEBS); do pkg=$${d%%:*}; bin=$${d##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

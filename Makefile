@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/pollnet
 
-.PHONY: all build test bench bench-tcp fuzz vet clean deps results
+.PHONY: all build test bench bench-tcp fuzz vet clean deps setup-dpdk test-dpdk results
 
 # Tools the tests use as referees and peers (ip for namespaces and TAP links,
 # ping, curl, iperf3 and dpdk-testpmd as peers). Installed only when missing and
@@ -18,6 +18,20 @@ deps:
 	    (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $$missing >/dev/null) || \
 	      echo "warning: could not install$$missing; the tests that need them will skip"; \
 	  else echo "note: missing$$missing (not root or no apt-get); the tests that need them will skip"; fi; \
+	fi
+
+# What pmd/dpdk builds against (`-tags dpdk`): DPDK's headers and libraries,
+# found with pkg-config. Installed only when pkg-config cannot find libdpdk,
+# and only where apt-get and root are available; without them the DPDK tests
+# skip with a reason.
+DPDK_DEBS := dpdk-dev libdpdk-dev pkg-config
+setup-dpdk:
+	@if ! pkg-config --exists libdpdk 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing: $(DPDK_DEBS)"; \
+	    (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends $(DPDK_DEBS) >/dev/null) || \
+	      echo "warning: could not install $(DPDK_DEBS); the DPDK tests will skip"; \
+	  else echo "note: libdpdk is missing (not root or no apt-get): make setup-dpdk as root installs it; the DPDK tests will skip"; fi; \
 	fi
 
 all: build
@@ -41,12 +55,22 @@ FUZZTIME ?= 4s
 
 # Unit, stress and race tests; the engine and stack tests once more in the
 # debug build (poisoned frees, double frees and uses after free panic at
-# once); then each fuzz target for a few seconds.
-test: deps vet
+# once); the DPDK port under its tag, without the race detector (cgo and the
+# EAL's threads), and the stack over it; then each fuzz target for a few
+# seconds.
+test: deps setup-dpdk vet
 	$(GO) test -race -count=1 ./...
 	$(GO) test -count=1 -tags pollnetdebug ./engine/... ./pmd/... ./stack/...
+	@$(MAKE) --no-print-directory test-dpdk
 	cd compare/gvisor && $(GO) vet ./... && $(GO) test -count=1 ./...
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZTIME)
+
+# The DPDK tests, or a note saying why they cannot run.
+test-dpdk:
+	@if pkg-config --exists libdpdk 2>/dev/null; then \
+	  echo "$(GO) test -tags dpdk -count=1 ./pmd/dpdk/..."; $(GO) test -tags dpdk -count=1 ./pmd/dpdk/... && \
+	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./stack/"; $(GO) test -tags dpdk -count=1 -run DPDK ./stack/; \
+	else echo "skipping the DPDK tests: pkg-config cannot find libdpdk (make setup-dpdk installs it)"; fi
 
 # The quick suite on the in-memory wire ports: prints Mpps per frame size and
 # writes result.json and CSV under results/<date>-pps/.

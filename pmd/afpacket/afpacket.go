@@ -38,6 +38,15 @@
 // peer's offload needs no `ethtool -K tx off`. Every other frame is
 // verified by the stack.
 //
+// Super-frames. A veth peer with TSO or GSO on, or a NIC with GRO or LRO
+// on, hands the socket frames far beyond the MTU, which the port drops as
+// too long: turn those offloads off on the interface (`ethtool -K DEV gro
+// off`, and on a veth's peer `tso off gso off`).
+//
+// Latency. A block is handed over when full or on its timeout, so under
+// light load a frame waits up to RetireTimeout (rounded up to the kernel's
+// timer tick) before the port can see it: the cost of V3's batching.
+//
 // Frames the kernel sends out of the interface (its own, or other sockets')
 // are not received (PACKET_IGNORE_OUTGOING): the port sees what arrives on
 // the interface, as a NIC does.

@@ -5,10 +5,10 @@ BIN := bin/pollnet
 .PHONY: all build test bench bench-tcp fuzz vet clean deps setup-dpdk test-dpdk results
 
 # Tools the tests use as referees and peers (ip for namespaces and TAP links,
-# ping, curl, iperf3 and dpdk-testpmd as peers). Installed only when missing and
-# only where apt-get and root are available; tests that need one skip with a
-# reason without it.
-DEBS := iproute2:ip iputils-ping:ping curl:curl iputils-arping:arping iperf3:iperf3 dpdk-dev:dpdk-testpmd ethtool:ethtool
+# ethtool for a veth's offloads, ping, curl, iperf3 and dpdk-testpmd as
+# peers). Installed only when missing and only where apt-get and root are
+# available; tests that need one skip with a reason without it.
+DEBS := iproute2:ip iputils-ping:ping curl:curl ethtool:ethtool iputils-arping:arping iperf3:iperf3 dpdk-dev:dpdk-testpmd
 deps:
 	@missing=""; for d in $(DEBS); do pkg=$${d%%:*}; bin=$${d##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -42,6 +42,8 @@ usage:
       pps       forward generated frames as fast as they come; Mpps per frame size
                 (--port null: one core forwarding on a null port, beside dpdk-testpmd
                 on net_null doing the same work; ns per packet and their ratio)
+                (--port dpdk: the same forwarder on a pmd/dpdk port on DPDK's net_null,
+                beside testpmd; needs go build -tags dpdk ./cmd/pollnet or make build-dpdk)
       zero_loss the fastest rate forwarded without loss (binary search, RFC 2544)
       load      CPU per packet and latency at 10%, 50% and 90% of the lower
                 zero-loss rate of the two modes (runs zero_loss first)
@@ -162,8 +164,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
-	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null)")
-	copyNull := fs.Bool("copy", false, "null port: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
+	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null) or dpdk (the same on a pmd/dpdk port on net_null; needs -tags dpdk)")
+	copyNull := fs.Bool("copy", false, "null and dpdk ports: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	mtus := intList{1500, 9000}
 	fs.Var(&mtus, "mtu", "tcp: the wire's and the stacks' MTUs, comma-separated (576..9000; the peers' links get the same)")

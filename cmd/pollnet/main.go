@@ -71,8 +71,10 @@ usage:
                                      port: --addr 198.18.0.2/24 (ours), --http-port 8080,
                                      --mode pmd|napi, --netns NS --peer 198.18.0.1/24 (the
                                      kernel's end, moved into the existing namespace NS;
-                                     without --netns it stays here), --tap NAME; stops on
-                                     SIGINT or SIGTERM
+                                     without --netns it stays here), --tap NAME; --port
+                                     afpacket [--veth NAME]: a veth pair instead, our end
+                                     an AF_PACKET port, removed on exit; stops on SIGINT
+                                     or SIGTERM
   pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
@@ -465,6 +467,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("mode", string(serve.DefaultMode), "how our stack is driven: pmd or napi")
 	ns := fs.String("netns", "", "move the TAP's kernel end into this existing namespace (default: keep it here)")
 	tapName := fs.String("tap", serve.DefaultTAP, "the TAP interface's name (%d: the kernel numbers it)")
+	portKind := fs.String("port", serve.PortTAP, "the link to the kernel: tap (a TAP device) or afpacket (a veth pair, our end an AF_PACKET port)")
+	veth := fs.String("veth", "", "--port afpacket: our veth end's name; the kernel's end adds a 'k' (default pnsv<pid>)")
 	dirs, err := parseInterleaved(fs, args)
 	if err != nil {
 		return exitUsage
@@ -473,7 +477,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet serve: give one directory to serve: pollnet serve [flags] DIR\n")
 		return exitUsage
 	}
-	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName}
+	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName,
+		Port: *portKind, Veth: *veth}
 	if cfg.Addr, err = netip.ParsePrefix(*addr); err != nil {
 		fmt.Fprintf(stderr, "pollnet serve: --addr %q: give an IPv4 address with its prefix length, e.g. %s\n", *addr, serve.DefaultAddr)
 		return exitUsage

@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/pollnet
 
-.PHONY: all build test bench bench-tcp fuzz vet clean deps setup-dpdk test-dpdk results
+.PHONY: all build build-dpdk test bench bench-tcp fuzz vet clean deps setup-dpdk test-dpdk results
 
 # Tools the tests use as referees and peers (ip for namespaces and TAP links,
 # ethtool for a veth's offloads, ping, curl, iperf3 and dpdk-testpmd as
@@ -41,6 +41,11 @@ all: build
 build:
 	$(GO) build -buildvcs=true -o $(BIN) ./cmd/pollnet
 
+# The same binary with the DPDK port (`bench pps --port dpdk`), linked
+# against the system's DPDK.
+build-dpdk: setup-dpdk
+	$(GO) build -buildvcs=true -tags dpdk -o $(BIN) ./cmd/pollnet
+
 vet:
 	$(GO) vet ./...
 	@$(GO) mod tidy -diff >/dev/null || { echo "go.mod is not tidy: run go mod tidy"; $(GO) mod tidy -diff; exit 1; }
@@ -69,7 +74,8 @@ test: deps setup-dpdk vet
 test-dpdk:
 	@if pkg-config --exists libdpdk 2>/dev/null; then \
 	  echo "$(GO) test -tags dpdk -count=1 ./pmd/dpdk/..."; $(GO) test -tags dpdk -count=1 ./pmd/dpdk/... && \
-	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./stack/"; $(GO) test -tags dpdk -count=1 -run DPDK ./stack/; \
+	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./stack/"; $(GO) test -tags dpdk -count=1 -run DPDK ./stack/ && \
+	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./bench/"; $(GO) test -tags dpdk -count=1 -run DPDK ./bench/; \
 	else echo "skipping the DPDK tests: pkg-config cannot find libdpdk (make setup-dpdk installs it)"; fi
 
 # The quick suite on the in-memory wire ports: prints Mpps per frame size and

@@ -46,8 +46,10 @@ func ParsePort(s string) (string, error) {
 		return PortWire, nil
 	case PortNull:
 		return PortNull, nil
+	case PortDPDK:
+		return PortDPDK, dpdkBuilt()
 	}
-	return "", flagErr("--port %q unknown: use wire or null", s)
+	return "", flagErr("--port %q unknown: use wire, null or dpdk", s)
 }
 
 // NullOptions are the command line's choices for the null-port scenario.
@@ -86,6 +88,17 @@ type NullConfig struct {
 	// Testpmd is the peer; nil runs dpdk-testpmd from PATH with its main
 	// lcore on another core than Core.
 	Testpmd *testpmd.Peer
+	// Port is the port pollnet forwards on: PortNull ("" too), or PortDPDK
+	// for a pmd/dpdk port on a net_null vdev (dpdk.go).
+	Port string
+}
+
+// port is the scenario's port kind.
+func (c *NullConfig) port() string {
+	if c.Port == "" {
+		return PortNull
+	}
+	return c.Port
 }
 
 // Validate refuses values the scenario cannot run with, naming the flag.
@@ -112,6 +125,13 @@ func (c *NullConfig) Validate() error {
 	}
 	if err := engine.CheckCore(c.Core); err != nil {
 		return flagErr("--fwd-core: %v", err)
+	}
+	switch c.port() {
+	case PortNull:
+	case PortDPDK:
+		return dpdkBuilt()
+	default:
+		return flagErr("--port %q: the null-port scenario runs on null or dpdk", c.Port)
 	}
 	return nil
 }
@@ -146,7 +166,7 @@ func RunNull(cfg NullConfig) ([]NullResult, error) {
 	for _, size := range cfg.Sizes {
 		r, err := runNullSize(cfg, size)
 		if err != nil {
-			return out, fmt.Errorf("pps null %d bytes copy=%v: %w", size, cfg.Copy, err)
+			return out, fmt.Errorf("pps %s %d bytes copy=%v: %w", cfg.port(), size, cfg.Copy, err)
 		}
 		out = append(out, r)
 	}
@@ -197,7 +217,7 @@ func runNullSize(cfg NullConfig, size int) (NullResult, error) {
 			"burst": engine.Burst, "duration_s": cfg.Duration.Seconds()}
 	}
 	base := func(path string) result.Scenario {
-		return result.Scenario{Name: "pps", Path: path, Port: PortNull, Knobs: knobs(), Metric: "rx_pps", Unit: "packets/s",
+		return result.Scenario{Name: "pps", Path: path, Port: cfg.port(), Knobs: knobs(), Metric: "rx_pps", Unit: "packets/s",
 			Roles: map[string]int{"dut": cfg.Core}, GOMAXPROCS: procs, WarmupS: cfg.Warmup.Seconds()}
 	}
 
@@ -205,8 +225,12 @@ func runNullSize(cfg NullConfig, size int) (NullResult, error) {
 	if len(runs) == 0 {
 		pn.Skipped = "--mode has no pmd"
 	} else {
-		pn.Knobs["pool"] = null.DefaultPoolPerQueue
-		pn.Knobs["shared_cache"] = true
+		if cfg.port() == PortDPDK {
+			dpdkKnobs(pn.Knobs)
+		} else {
+			pn.Knobs["pool"] = null.DefaultPoolPerQueue
+			pn.Knobs["shared_cache"] = true
+		}
 		pn.Repeat = len(runs)
 		var sum nullRun
 		var shares []float64
@@ -284,6 +308,9 @@ func runNullSize(cfg NullConfig, size int) (NullResult, error) {
 	if slices.Contains(cfg.Modes, ModeNAPI) {
 		n := base("pollnet-napi")
 		n.Skipped = "a null port raises no receive interrupts (nor does net_null), and NAPI polls only when one schedules it"
+		if cfg.port() == PortDPDK {
+			n.Skipped = "a DPDK port is polled and raises no receive interrupts (nor does net_null), and NAPI polls only when one schedules it"
+		}
 		res.NAPI = &n
 	}
 	return res, nil
@@ -321,7 +348,7 @@ func (c *NullConfig) runTestpmd(peer *testpmd.Peer, f testpmd.NullForward, i int
 	var bar *progress.Bar
 	if c.Progress != nil {
 		measured := max(f.Duration, testpmd.MinIntervals*testpmd.Interval)
-		bar = progress.New(c.Progress, fmt.Sprintf("pps null dpdk-testpmd %4dB copy=%d run %d/%d", f.Size, b2i(f.Copy), i+1, c.Repeat),
+		bar = progress.New(c.Progress, fmt.Sprintf("pps %s dpdk-testpmd %4dB copy=%d run %d/%d", c.port(), f.Size, b2i(f.Copy), i+1, c.Repeat),
 			f.Warmup+measured)
 		bar.Update(0, "starting")
 	}
@@ -380,7 +407,13 @@ func nullForward(w *engine.Worker, from engine.QueueRef, pkts []engine.Mbuf) {
 func runNullOnce(cfg NullConfig, size, i int) (nullRun, error) {
 	// One goroutine drives the queue pair, so it shares one mbuf cache, as
 	// testpmd's lcore allocates and frees through one mempool cache.
-	p, err := null.New(null.Config{Size: size, Copy: cfg.Copy, SharedCache: true})
+	var p engine.Port
+	var err error
+	if cfg.port() == PortDPDK {
+		p, err = openDPDKNull(size, cfg.Copy)
+	} else {
+		p, err = null.New(null.Config{Size: size, Copy: cfg.Copy, SharedCache: true})
+	}
 	if err != nil {
 		return nullRun{}, err
 	}
@@ -390,7 +423,7 @@ func runNullOnce(cfg NullConfig, size, i int) (nullRun, error) {
 		return nullRun{}, flagErr("--fwd-core: %v", err)
 	}
 	pollErr := make(chan error, 1)
-	labels := pprof.Labels("scenario", "pps", "port", PortNull, "path", "pollnet-pmd", "size", fmt.Sprint(size))
+	labels := pprof.Labels("scenario", "pps", "port", cfg.port(), "path", "pollnet-pmd", "size", fmt.Sprint(size))
 	err = w.Start(func(w *engine.Worker) {
 		pprof.Do(context.Background(), labels, func(context.Context) {
 			pollErr <- w.Poll(engine.PollConfig{Rx: queues(p), Handler: nullForward, Idle: engine.IdleSpin})
@@ -405,7 +438,7 @@ func runNullOnce(cfg NullConfig, size, i int) (nullRun, error) {
 	}
 	var bar *progress.Bar
 	if cfg.Progress != nil {
-		bar = progress.New(cfg.Progress, fmt.Sprintf("pps null pollnet-pmd   %4dB copy=%d run %d/%d", size, b2i(cfg.Copy), i+1, cfg.Repeat),
+		bar = progress.New(cfg.Progress, fmt.Sprintf("pps %s pollnet-pmd   %4dB copy=%d run %d/%d", cfg.port(), size, b2i(cfg.Copy), i+1, cfg.Repeat),
 			cfg.Warmup+cfg.Duration)
 	}
 	// wait sleeps until d after from, updating the bar, whose clock is
@@ -501,9 +534,9 @@ func FormatNull(w io.Writer, rs []NullResult) {
 // of machine (EAL, --no-huge memory, the null port).
 const testpmdStartup = 1500 * time.Millisecond
 
-func (o Options) nullJobs(full, single bool) ([]Job, error) {
+func (o Options) nullJobs(port string, full, single bool) ([]Job, error) {
 	c := NullConfig{Sizes: []int{64}, Copy: o.Null.Copy, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
-		Core: DefaultNullCore(), Modes: o.Modes, Progress: o.Progress, Live: o.Live}
+		Core: DefaultNullCore(), Modes: o.Modes, Progress: o.Progress, Live: o.Live, Port: port}
 	if o.Null.CoreSet {
 		c.Core = o.Null.Core
 	}
@@ -532,7 +565,7 @@ func (o Options) nullJobs(full, single bool) ([]Job, error) {
 		theirs := testpmdStartup + c.Warmup + max(c.Duration, testpmd.MinIntervals*testpmd.Interval)
 		est = est.add(Estimate{Runs: 2 * n, Time: time.Duration(n) * (ours + theirs), Max: time.Duration(n) * (ours + 2*theirs)})
 	}
-	return []Job{{Name: "pps-null", Estimate: est, run: func() ([]result.Scenario, func(io.Writer), error) {
+	return []Job{{Name: "pps-" + port, Estimate: est, run: func() ([]result.Scenario, func(io.Writer), error) {
 		var all []NullResult
 		for _, c := range cfgs {
 			rs, err := RunNull(c)

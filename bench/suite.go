@@ -46,7 +46,7 @@ type Options struct {
 	Live          func(*Live)
 	ProfileDir    string    // CPU and heap profiles per scenario, when set
 	ProfileNotes  io.Writer // where the pprof commands are printed
-	Port          string    // pps: PortWire (default) or PortNull, see null.go
+	Port          string    // pps: PortWire (default), PortNull (null.go) or PortDPDK (dpdk.go)
 	Null          NullOptions
 	// tcp: the wire MTUs, tcp_stream's connection counts and the peers run
 	// beside pollnet (kernel, iperf3, gvisor; "none"), each with the
@@ -182,6 +182,7 @@ func Plan(name string, o Options) ([]Job, error) {
 	if (name == "quick" || full) && o.Port != PortNull {
 		names = slices.Insert(names, 1, "pps-null") // the device's own cost, beside testpmd (null.go)
 	}
+	names = dpdkSuiteNames(name, o.Port, names)
 	o.prof = newProfiler(o.ProfileDir, o.ProfileNotes)
 	o.suiteFull = full
 	p := &planner{o: o, full: full, single: !full && name != "quick", names: names, shared: &wireShared{}}
@@ -267,8 +268,11 @@ func (p *planner) jobs(name string) ([]Job, error) {
 	o, full, single := p.o, p.full, p.single
 	switch name {
 	case "pps", "pps-null":
+		if name == "pps" && o.Port == PortDPDK {
+			return o.nullJobs(PortDPDK, full, single)
+		}
 		if o.Port == PortNull || name == "pps-null" {
-			return o.nullJobs(full, single)
+			return o.nullJobs(PortNull, full, single)
 		}
 		c := o.ppsConfig("pps")
 		if full && !o.SizesSet {

@@ -3,6 +3,10 @@
 // The kernel end stays in the current network namespace or moves into an
 // existing one, with the peer address, so that curl in that namespace (or
 // on the host) fetches from our stack.
+//
+// With Config.Port PortAFPacket the link is a veth pair instead: our end is
+// an AF_PACKET port (pmd/afpacket), the other end is the kernel's, set up
+// as the TAP's would be.
 package serve
 
 import (
@@ -32,6 +36,12 @@ const (
 	DefaultTAP  = "pn-serve%d"
 )
 
+// Port kinds (Config.Port, --port).
+const (
+	PortTAP      = "tap"      // a TAP device; the default
+	PortAFPacket = "afpacket" // a veth pair, our end an AF_PACKET port
+)
+
 // ShutdownBound is how long a stop waits for requests in flight before it
 // cuts their connections.
 const ShutdownBound = 5 * time.Second
@@ -45,6 +55,26 @@ type Config struct {
 	Mode     stack.Mode   // pmd or napi
 	NetNS    string       // an existing namespace for the kernel's end; "" keeps it here
 	TAP      string       // interface name; "%d" lets the kernel number it
+	Port     string       // PortTAP ("" too) or PortAFPacket
+	// Veth is our veth end's name with PortAFPacket; the kernel's end is
+	// Veth plus "k". Empty: "pnsv" and the process id.
+	Veth string
+}
+
+func (c *Config) port() string {
+	if c.Port == "" {
+		return PortTAP
+	}
+	return c.Port
+}
+
+// veth is our veth end's name and the kernel's.
+func (c *Config) veth() (ours, kernel string) {
+	ours = c.Veth
+	if ours == "" {
+		ours = fmt.Sprintf("pnsv%d", os.Getpid())
+	}
+	return ours, ours + "k"
 }
 
 // UsageError is a Config that cannot work as given: the command exits 2.
@@ -97,6 +127,9 @@ func (c *Config) Check() error {
 		return usagef("--tap %q: an interface name of 1..15 bytes without '/', ':' or spaces; %%d lets the kernel number it (default %s)",
 			c.TAP, DefaultTAP)
 	}
+	if err := c.checkPort(); err != nil {
+		return err
+	}
 	if c.NetNS != "" {
 		if strings.ContainsAny(c.NetNS, "/") || c.NetNS == "." || c.NetNS == ".." {
 			return usagef("--netns %q: give the name of a namespace, as `ip netns list` shows it", c.NetNS)
@@ -105,6 +138,21 @@ func (c *Config) Check() error {
 			return usagef("--netns %s: no such namespace: create it first (ip netns add %s) or leave --netns out to keep the TAP here",
 				c.NetNS, c.NetNS)
 		}
+	}
+	return nil
+}
+
+// checkPort checks --port and, for a veth pair, --veth.
+func (c *Config) checkPort() error {
+	switch c.port() {
+	case PortTAP:
+		return nil
+	case PortAFPacket:
+	default:
+		return usagef("--port %q: use tap (a TAP device, the default) or afpacket (a veth pair, our end an AF_PACKET port)", c.Port)
+	}
+	if ours, _ := c.veth(); len(ours) > 14 || strings.ContainsAny(ours, "/:% \t\n") {
+		return usagef("--veth %q: an interface name of 1..14 bytes without '/', ':', '%%' or spaces (the kernel's end adds a 'k')", c.Veth)
 	}
 	return nil
 }
@@ -129,7 +177,10 @@ func hostAddr(p netip.Prefix) error {
 // the HTTP server on the stack's TCP.
 type Server struct {
 	cfg  Config
-	port *tap.Port
+	port engine.Port
+	name string    // our interface: the TAP, or our veth end
+	own  *netns.NS // PortAFPacket: the namespace of our veth end
+	veth bool      // PortAFPacket: the pair exists (in own or still here)
 	st   *stack.Stack
 	http *http.Server
 	done chan error // Serve's return
@@ -147,11 +198,19 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.release()
 		}
 	}()
-	if s.port, err = tap.Open(tap.Config{Name: cfg.TAP}); err != nil {
-		return nil, fmt.Errorf("serve: open the TAP (needs root, /dev/net/tun): %w", err)
-	}
-	if err := s.kernelEnd(); err != nil {
-		return nil, err
+	if cfg.port() == PortAFPacket {
+		if err := s.openVeth(); err != nil {
+			return nil, err
+		}
+	} else {
+		t, err := tap.Open(tap.Config{Name: cfg.TAP})
+		if err != nil {
+			return nil, fmt.Errorf("serve: open the TAP (needs root, /dev/net/tun): %w", err)
+		}
+		s.port, s.name = t, t.Name()
+		if err := s.kernelEnd(); err != nil {
+			return nil, err
+		}
 	}
 	s.st, err = stack.New(stack.Config{Name: "serve", Interfaces: []stack.Interface{{Port: s.port, Addr: cfg.Addr}},
 		Idle: engine.IdleSpinYield})
@@ -176,7 +235,7 @@ func Start(cfg Config) (_ *Server, err error) {
 // kernelEnd gives the TAP's kernel end the peer address and brings it up,
 // in the namespace asked for.
 func (s *Server) kernelEnd() error {
-	name, peer := s.port.Name(), s.cfg.Peer.String()
+	name, peer := s.name, s.cfg.Peer.String()
 	cmds := [][]string{
 		{"ip", "addr", "add", peer, "dev", name},
 		{"ip", "link", "set", name, "up"},
@@ -201,8 +260,8 @@ func (s *Server) URL() string {
 	return "http://" + netip.AddrPortFrom(s.cfg.Addr.Addr(), uint16(s.cfg.HTTPPort)).String() + "/"
 }
 
-// TAP is the name of the TAP interface.
-func (s *Server) TAP() string { return s.port.Name() }
+// TAP is the name of our interface: the TAP, or our veth end.
+func (s *Server) TAP() string { return s.name }
 
 // Done reports the HTTP server's end if it stops on its own.
 func (s *Server) Done() <-chan error { return s.done }
@@ -231,9 +290,12 @@ func (s *Server) release() error {
 	}
 	if s.port != nil {
 		if err := s.port.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("serve: close the TAP: %w", err))
+			errs = append(errs, fmt.Errorf("serve: close the port %s: %w", s.name, err))
 		}
 		s.port = nil
+	}
+	if err := s.removeVeth(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -249,8 +311,13 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 	if cfg.NetNS != "" {
 		where = "namespace " + cfg.NetNS
 	}
-	fmt.Fprintf(out, "serving %s at %s (TAP %s, kernel end %v in %s, %s mode); stop with Ctrl-C\n",
-		cfg.Dir, s.URL(), s.TAP(), cfg.Peer, where, cfg.Mode)
+	link := "TAP " + s.TAP()
+	if cfg.port() == PortAFPacket {
+		_, kernel := cfg.veth()
+		link = fmt.Sprintf("veth %s over AF_PACKET, kernel end %s", s.TAP(), kernel)
+	}
+	fmt.Fprintf(out, "serving %s at %s (%s, kernel end %v in %s, %s mode); stop with Ctrl-C\n",
+		cfg.Dir, s.URL(), link, cfg.Peer, where, cfg.Mode)
 	var serveErr error
 	select {
 	case <-ctx.Done():

@@ -42,6 +42,8 @@ usage:
       pps       forward generated frames as fast as they come; Mpps per frame size
                 (--port null: one core forwarding on a null port, beside dpdk-testpmd
                 on net_null doing the same work; ns per packet and their ratio)
+                (--port dpdk: the same forwarder on a pmd/dpdk port on DPDK's net_null,
+                beside testpmd; needs go build -tags dpdk ./cmd/pollnet or make build-dpdk)
       zero_loss the fastest rate forwarded without loss (binary search, RFC 2544)
       load      CPU per packet and latency at 10%, 50% and 90% of the lower
                 zero-loss rate of the two modes (runs zero_loss first)
@@ -69,8 +71,10 @@ usage:
                                      port: --addr 198.18.0.2/24 (ours), --http-port 8080,
                                      --mode pmd|napi, --netns NS --peer 198.18.0.1/24 (the
                                      kernel's end, moved into the existing namespace NS;
-                                     without --netns it stays here), --tap NAME; stops on
-                                     SIGINT or SIGTERM
+                                     without --netns it stays here), --tap NAME; --port
+                                     afpacket [--veth NAME]: a veth pair instead, our end
+                                     an AF_PACKET port, removed on exit; stops on SIGINT
+                                     or SIGTERM
   pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
@@ -162,8 +166,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
-	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null)")
-	copyNull := fs.Bool("copy", false, "null port: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
+	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink) or null (one forwarder on a null port, beside dpdk-testpmd on net_null) or dpdk (the same on a pmd/dpdk port on net_null; needs -tags dpdk)")
+	copyNull := fs.Bool("copy", false, "null and dpdk ports: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	mtus := intList{1500, 9000}
 	fs.Var(&mtus, "mtu", "tcp: the wire's and the stacks' MTUs, comma-separated (576..9000; the peers' links get the same)")
@@ -463,6 +467,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	mode := fs.String("mode", string(serve.DefaultMode), "how our stack is driven: pmd or napi")
 	ns := fs.String("netns", "", "move the TAP's kernel end into this existing namespace (default: keep it here)")
 	tapName := fs.String("tap", serve.DefaultTAP, "the TAP interface's name (%d: the kernel numbers it)")
+	portKind := fs.String("port", serve.PortTAP, "the link to the kernel: tap (a TAP device) or afpacket (a veth pair, our end an AF_PACKET port)")
+	veth := fs.String("veth", "", "--port afpacket: our veth end's name; the kernel's end adds a 'k' (default pnsv<pid>)")
 	dirs, err := parseInterleaved(fs, args)
 	if err != nil {
 		return exitUsage
@@ -471,7 +477,8 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "pollnet serve: give one directory to serve: pollnet serve [flags] DIR\n")
 		return exitUsage
 	}
-	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName}
+	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName,
+		Port: *portKind, Veth: *veth}
 	if cfg.Addr, err = netip.ParsePrefix(*addr); err != nil {
 		fmt.Fprintf(stderr, "pollnet serve: --addr %q: give an IPv4 address with its prefix length, e.g. %s\n", *addr, serve.DefaultAddr)
 		return exitUsage

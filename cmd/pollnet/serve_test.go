@@ -47,6 +47,8 @@ func TestServeRefusesBadFlagsWithExitTwoAndSaysWhatToDo(t *testing.T) {
 		{[]string{"serve", "--netns", "../etc", dir}, "--netns"},
 		{[]string{"serve", "--tap", "a-name-far-too-long", dir}, "--tap"},
 		{[]string{"serve", "--no-such-flag", dir}, "no-such-flag"},
+		{[]string{"serve", "--port", "xdp", dir}, "use tap (a TAP device, the default) or afpacket"},
+		{[]string{"serve", "--port", "afpacket", "--veth", "a-name-too-long", dir}, "--veth"},
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -76,11 +78,27 @@ func buildPollnet(t *testing.T) string {
 }
 
 func TestServeAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
-	if err := netns.Usable(); err != nil {
-		t.Skip(err)
-	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		t.Skipf("no /dev/net/tun (%v): modprobe tun", err)
+	}
+	testServeCurl(t, "tap")
+}
+
+// With --port afpacket the link is a veth pair: the same download, and on
+// exit both ends and our end's namespace are gone.
+func TestServeOnAnAFPacketVethAnswersCurlInANamespaceAndRemovesThePair(t *testing.T) {
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		t.Skip("no ethtool, which serve --port afpacket needs: apt-get install ethtool (make deps does)")
+	}
+	testServeCurl(t, "afpacket")
+}
+
+// testServeCurl runs `pollnet serve --port port` with the kernel's end in a
+// namespace, fetches a file with curl from there, checks its SHA-256, stops
+// the command with SIGTERM and checks it left no interface behind.
+func testServeCurl(t *testing.T, port string) {
+	if err := netns.Usable(); err != nil {
+		t.Skip(err)
 	}
 	if _, err := exec.LookPath("curl"); err != nil {
 		t.Skip("no curl: apt-get install curl (make deps does)")
@@ -109,8 +127,17 @@ func TestServeAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	// cancel kills the command if the test ends before it exits.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "serve", "--netns", ns.Name, "--peer", "198.18.0.1/24",
-		"--addr", "198.18.0.2/24", "--http-port", "8080", "--tap", tapName, dir)
+	args := []string{"serve", "--netns", ns.Name, "--peer", "198.18.0.1/24",
+		"--addr", "198.18.0.2/24", "--http-port", "8080", "--port", port, dir}
+	ifaces := []string{tapName}
+	if port == "afpacket" {
+		args = append(args, "--veth", tapName)
+		ifaces = append(ifaces, tapName+"k")
+	} else {
+		args = append(args, "--tap", tapName)
+	}
+	before := vethNamespaces(t)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -135,7 +162,7 @@ func TestServeAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	select {
 	case l, ok := <-lines:
 		if !ok || !strings.Contains(l, url) || !strings.Contains(l, tapName) {
-			t.Fatalf("first line %q, want the URL %s and TAP %s; stderr: %s", l, url, tapName, stderr.String())
+			t.Fatalf("first line %q, want the URL %s and interface %s; stderr: %s", l, url, tapName, stderr.String())
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no URL printed in 20s; stderr: %s", stderr.String())
@@ -164,10 +191,35 @@ func TestServeAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatalf("still running 15s after SIGTERM; stderr: %s", stderr.String())
 	}
-	if out, err := ns.Exec("ip", "link", "show", tapName); err == nil {
-		t.Fatalf("TAP %s left in the namespace after exit:\n%s", tapName, out)
+	for _, name := range ifaces {
+		if out, err := ns.Exec("ip", "link", "show", name); err == nil {
+			t.Fatalf("interface %s left in the namespace after exit:\n%s", name, out)
+		}
+		if out, err := netns.Run("ip", "link", "show", name); err == nil {
+			t.Fatalf("interface %s left in this namespace after exit:\n%s", name, out)
+		}
 	}
-	if out, err := netns.Run("ip", "link", "show", tapName); err == nil {
-		t.Fatalf("TAP %s left in this namespace after exit:\n%s", tapName, out)
+	// The namespace our veth end lived in went with it.
+	for name := range vethNamespaces(t) {
+		if !before[name] {
+			t.Fatalf("namespace %s left after exit", name)
+		}
 	}
+}
+
+// vethNamespaces are the namespaces serve --port afpacket makes for its
+// veth end (pn-sveth-...).
+func vethNamespaces(t *testing.T) map[string]bool {
+	t.Helper()
+	out, err := netns.Run("ip", "netns", "list")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		if f := strings.Fields(l); len(f) > 0 && strings.HasPrefix(f[0], "pn-sveth-") {
+			m[f[0]] = true
+		}
+	}
+	return m
 }

@@ -44,10 +44,10 @@ func ParsePort(s string) (string, error) {
 	switch s {
 	case "", PortWire:
 		return PortWire, nil
-	case PortNull:
-		return PortNull, nil
+	case PortNull, PortAFPacket, PortAFXDP:
+		return s, nil
 	}
-	return "", flagErr("--port %q unknown: use wire or null", s)
+	return "", flagErr("--port %q unknown: use wire, null, afpacket or afxdp", s)
 }
 
 // NullOptions are the command line's choices for the null-port scenario.

@@ -44,12 +44,12 @@ func ParsePort(s string) (string, error) {
 	switch s {
 	case "", PortWire:
 		return PortWire, nil
-	case PortNull:
-		return PortNull, nil
+	case PortNull, PortAFPacket, PortAFXDP:
+		return s, nil
 	case PortDPDK:
 		return PortDPDK, dpdkBuilt()
 	}
-	return "", flagErr("--port %q unknown: use wire, null or dpdk", s)
+	return "", flagErr("--port %q unknown: use wire, null, afpacket, afxdp or dpdk", s)
 }
 
 // NullOptions are the command line's choices for the null-port scenario.

@@ -46,7 +46,7 @@ type Options struct {
 	Live          func(*Live)
 	ProfileDir    string    // CPU and heap profiles per scenario, when set
 	ProfileNotes  io.Writer // where the pprof commands are printed
-	Port          string    // pps: PortWire (default), PortNull (null.go) or PortDPDK (dpdk.go)
+	Port          string    // pps: PortWire (default), PortNull (null.go), PortAFPacket or PortAFXDP (pps_veth.go), PortDPDK (dpdk.go)
 	Null          NullOptions
 	// tcp: the wire MTUs, tcp_stream's connection counts and the peers run
 	// beside pollnet (kernel, iperf3, gvisor; "none"), each with the
@@ -273,6 +273,9 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		}
 		if o.Port == PortNull || name == "pps-null" {
 			return o.nullJobs(PortNull, full, single)
+		}
+		if o.Port == PortAFPacket || o.Port == PortAFXDP {
+			return o.vethJobs(single)
 		}
 		c := o.ppsConfig("pps")
 		if full && !o.SizesSet {

@@ -125,18 +125,26 @@ func (p *Peer) Missing() string {
 // start, a print that does not come), the error says why, with testpmd's
 // own error lines.
 func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error) {
+	r, _, err := p.forward(ctx, f, []string{NullVdev(f)}, p.nullApp(f), nil)
+	return r, err
+}
+
+// forward is one interactive launch with the given vdevs and application
+// arguments, measured as ForwardNull describes; onLine, if set, sees every
+// line of output. It returns the parsed output too.
+func (p *Peer) forward(ctx context.Context, f NullForward, vdevs, app []string, onLine func(string)) (NullRate, *Output, error) {
 	if err := f.check(); err != nil {
-		return NullRate{}, err
+		return NullRate{}, nil, err
 	}
 	bin, missing := p.tools()
 	if missing != "" {
-		return NullRate{}, errors.New(missing)
+		return NullRate{}, nil, errors.New(missing)
 	}
 	want := f.intervals()
 	measure := time.Duration(want) * Interval
-	pr, err := p.start(bin, []string{NullVdev(f)}, p.nullApp(f), startupLimit+f.Warmup+measure+statsSlack+exitLimit, true)
+	pr, err := p.start(bin, vdevs, app, startupLimit+f.Warmup+measure+statsSlack+exitLimit, true)
 	if err != nil {
-		return NullRate{}, err
+		return NullRate{}, nil, err
 	}
 	defer removeRuntimeDir(pr.prefix)
 
@@ -176,6 +184,9 @@ func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error)
 				continue
 			}
 			parser.Line(l.text, l.at)
+			if onLine != nil {
+				onLine(l.text)
+			}
 			// Forwarding begins once testpmd names the lcore's streams.
 			if fwdStart.IsZero() && strings.Contains(l.text, "packet forwarding - ports=") {
 				fwdStart = l.at
@@ -236,15 +247,15 @@ func (p *Peer) ForwardNull(ctx context.Context, f NullForward) (NullRate, error)
 		r.CPUSeconds = (st.UserTime() + st.SystemTime()).Seconds()
 	}
 	if err := ctx.Err(); err != nil {
-		return r, err
+		return r, o, err
 	}
 	if failure != nil {
-		return r, fmt.Errorf("%w (%s): %s", failure, exitNote(waitErr), gist(o))
+		return r, o, fmt.Errorf("%w (%s): %s", failure, exitNote(waitErr), gist(o))
 	}
 	if r.Intervals < MinIntervals {
-		return r, fmt.Errorf("dpdk-testpmd gave %d measured intervals, want %d (%s): %s", r.Intervals, want, exitNote(waitErr), gist(o))
+		return r, o, fmt.Errorf("dpdk-testpmd gave %d measured intervals, want %d (%s): %s", r.Intervals, want, exitNote(waitErr), gist(o))
 	}
-	return r, nil
+	return r, o, nil
 }
 
 // fwdLcore is the forwarding lcore: the second of the peer's lcores (the

@@ -1,0 +1,646 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os/exec"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/pollnet/pollnet/bench/pktgen"
+	"github.com/pollnet/pollnet/bench/progress"
+	"github.com/pollnet/pollnet/compare/testpmd"
+	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/netns"
+	"github.com/pollnet/pollnet/internal/result"
+	"github.com/pollnet/pollnet/pmd/afpacket"
+	"github.com/pollnet/pollnet/pmd/afxdp"
+)
+
+// The pps scenario on a kernel interface: a veth pair, gen <-> dut, in a
+// namespace the run makes and deletes. The generator is pollnet's pktgen on
+// an AF_PACKET port on gen, a pinned worker sending bursts as fast as it can
+// and counting what comes back (the sink). The device under test drives dut
+// and sends every frame back out of it with its MACs swapped: either
+// pollnet's forwarder on an AF_PACKET or AF_XDP port (pmd/afpacket,
+// pmd/afxdp), or dpdk-testpmd's macswap on net_af_packet or net_af_xdp.
+// Both sides meet the same generator, the same frame size and the same
+// veth, and are counted at the same sink; runs are interleaved, pollnet,
+// testpmd, pollnet, ... each on a fresh namespace and veth pair (an AF_XDP
+// queue just released cannot be bound again at once).
+
+// Kernel-interface port kinds of the pps scenario (--port).
+const (
+	PortAFPacket = "afpacket"
+	PortAFXDP    = "afxdp"
+)
+
+// VethConfig is the pps scenario on a veth pair.
+type VethConfig struct {
+	Port     string        // PortAFPacket or PortAFXDP
+	Sizes    []int         // frame sizes without FCS, 60..1514
+	Duration time.Duration // measured time of a pollnet run (testpmd measures at least MinIntervals seconds)
+	Warmup   time.Duration
+	Repeat   int
+	GenCore  int // the generator and sink worker; testpmd's main lcore
+	FwdCore  int // the device under test: pollnet's worker, testpmd's forwarding lcore
+	Progress io.Writer
+	Testpmd  *testpmd.Peer // nil: dpdk-testpmd from PATH on lcores GenCore,FwdCore
+}
+
+// VethResult is one frame size on both paths.
+type VethResult struct {
+	Port             string
+	Size             int
+	Pollnet, Testpmd result.Scenario
+}
+
+// Validate refuses values the scenario cannot run with.
+func (c *VethConfig) Validate() error {
+	if c.Port != PortAFPacket && c.Port != PortAFXDP {
+		return flagErr("--port %q: the veth scenario runs on %s or %s", c.Port, PortAFPacket, PortAFXDP)
+	}
+	if len(c.Sizes) == 0 {
+		return flagErr("--size: give at least one frame size (%d..1514 bytes)", pktgen.MinFrameSize)
+	}
+	for _, s := range c.Sizes {
+		if s < pktgen.MinFrameSize || s > 1514 {
+			return flagErr("--size %d is out of range on a veth of MTU 1500: use %d..1514 bytes", s, pktgen.MinFrameSize)
+		}
+	}
+	if c.Repeat < 1 || c.Repeat > MaxRepeat {
+		return flagErr("--repeat %d is out of range: use 1..%d", c.Repeat, MaxRepeat)
+	}
+	return checkRun(c.Duration, c.Warmup, c.GenCore, c.FwdCore, true)
+}
+
+// vethRun is one run's figures over its measured window.
+type vethRun struct {
+	sinkRx  uint64                        // frames the generator's port received back
+	offered uint64                        // frames it sent
+	wall    time.Duration                 // the window
+	dutRx   uint64                        // frames the device under test received (its own count)
+	dutDrop uint64                        // frames its receive queue dropped (pollnet: in the window, every reason; testpmd: RX-missed since start)
+	drops   [engine.NumDropReasons]uint64 // pollnet's, by reason
+	dutCPU  time.Duration                 // its forwarding thread's CPU time
+	polls   uint64                        // its receive polls, and the empty ones (pollnet)
+	empty   uint64
+	busy    float64 // testpmd: 1 - empty burst share; -1 unknown
+	tpRate  float64 // testpmd's own RX rate
+	version string
+}
+
+// vethRig is one namespace, its veth pair and the generator on it.
+type vethRig struct {
+	ns   *netns.NS
+	gen  *afpacket.Port
+	pool *engine.Pool
+	tmpl *pktgen.Template
+	w    *engine.Worker
+	errc chan error
+	seq  uint64
+}
+
+const (
+	vethGen = "pn-gen"
+	vethDUT = "pn-dut"
+)
+
+// newVethRig makes the namespace and the veth pair, with the offloads off
+// that would hand the ports frames beyond the MTU, and starts nothing.
+func newVethRig(size int) (_ *vethRig, err error) {
+	if err := netns.Usable(); err != nil {
+		return nil, err
+	}
+	ns, err := netns.New("pnpps")
+	if err != nil {
+		return nil, err
+	}
+	r := &vethRig{ns: ns}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	cmds := [][]string{
+		// No IPv6 autoconfiguration: nothing but the generator's frames on the wire.
+		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
+		{"ip", "link", "add", vethGen, "type", "veth", "peer", "name", vethDUT},
+	}
+	for _, c := range cmds {
+		if _, err := ns.Exec(c...); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := exec.LookPath("ethtool"); err == nil {
+		for _, dev := range []string{vethGen, vethDUT} {
+			if _, err := ns.Exec("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, dev := range []string{vethGen, vethDUT} {
+		if _, err := ns.Exec("ip", "link", "set", dev, "up"); err != nil {
+			return nil, err
+		}
+	}
+	if err := ns.Do(func() (err error) { r.gen, err = afpacket.Open(afpacket.Config{Name: vethGen}); return err }); err != nil {
+		return nil, err
+	}
+	if r.pool, err = engine.NewPool("veth-gen", 8192, 0); err != nil {
+		return nil, err
+	}
+	var dutMAC [6]byte
+	if err := ns.Do(func() error {
+		p, err := afpacket.Open(afpacket.Config{Name: vethDUT, PoolSize: 64})
+		if err != nil {
+			return err
+		}
+		dutMAC = p.Info().MAC
+		return p.Close()
+	}); err != nil {
+		return nil, err
+	}
+	fc := pktgen.DefaultFlowConfig(size)
+	fc.SrcMAC, fc.DstMAC = r.gen.Info().MAC, dutMAC
+	if r.tmpl, err = pktgen.NewTemplate(fc); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// startGen starts the generator worker: a burst out each round, whatever
+// comes back freed (the port counts it).
+func (r *vethRig) startGen(core int) error {
+	w, err := engine.NewWorker(core)
+	if err != nil {
+		return flagErr("--gen-core: %v", err)
+	}
+	r.errc = make(chan error, 1)
+	free := func(w *engine.Worker, _ engine.QueueRef, pkts []engine.Mbuf) { w.Caches.FreeBulk(pkts) }
+	gen := func(w *engine.Worker, _ int) {
+		var burst [engine.Burst]engine.Mbuf
+		if w.Caches.AllocBulk(r.pool, burst[:]) != nil {
+			return
+		}
+		now := engine.Nanotime()
+		for _, m := range burst {
+			buf, _ := m.Append(r.tmpl.Len())
+			r.tmpl.Fill(buf, r.seq, now)
+			r.seq++
+		}
+		if n := r.gen.TxBurst(0, burst[:]); n < len(burst) {
+			w.Caches.FreeBulk(burst[n:])
+		}
+	}
+	if err := w.Start(func(w *engine.Worker) {
+		r.errc <- w.Poll(engine.PollConfig{Rx: queues(r.gen), Handler: free, Idle: engine.IdleSpin, Tick: gen})
+	}); err != nil {
+		return err
+	}
+	r.w = w
+	return nil
+}
+
+// counts reads the generator port's frames sent and received back.
+func (r *vethRig) counts() (tx, rx uint64) {
+	return r.gen.TxStats(0).Packets, r.gen.RxStats(0).Packets
+}
+
+func (r *vethRig) close() error {
+	var errs []error
+	if r.w != nil {
+		errs = append(errs, r.w.Stop(), <-r.errc)
+		r.w.Caches.Flush()
+	}
+	if r.gen != nil {
+		errs = append(errs, r.gen.Close())
+	}
+	if r.pool != nil {
+		errs = append(errs, r.pool.Close())
+	}
+	errs = append(errs, r.ns.Delete())
+	return errors.Join(errs...)
+}
+
+// openDUT opens pollnet's port of the configured kind on the DUT end.
+func (c *VethConfig) openDUT(r *vethRig) (engine.Port, error) {
+	var p engine.Port
+	err := r.ns.Do(func() error {
+		switch c.Port {
+		case PortAFXDP:
+			x, err := afxdp.Open(afxdp.Config{Interface: vethDUT})
+			if err != nil {
+				return err
+			}
+			p = x
+		default:
+			a, err := afpacket.Open(afpacket.Config{Name: vethDUT})
+			if err != nil {
+				return err
+			}
+			p = a
+		}
+		return nil
+	})
+	return p, err
+}
+
+// runPollnet is one pollnet run.
+func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
+	r, err := newVethRig(size)
+	if err != nil {
+		return vr, err
+	}
+	defer func() { err = errors.Join(err, r.close()) }()
+	dut, err := c.openDUT(r)
+	if err != nil {
+		return vr, err
+	}
+	defer func() { err = errors.Join(err, dut.Close()) }()
+	if err := r.startGen(c.GenCore); err != nil {
+		return vr, err
+	}
+	w, err := engine.NewWorker(c.FwdCore)
+	if err != nil {
+		return vr, flagErr("--fwd-core: %v", err)
+	}
+	pollErr := make(chan error, 1)
+	if err := w.Start(func(w *engine.Worker) {
+		pollErr <- w.Poll(engine.PollConfig{Rx: queues(dut), Handler: nullForward, Idle: engine.IdleSpin})
+	}); err != nil {
+		return vr, err
+	}
+	bar := c.bar(fmt.Sprintf("pps %s pollnet-pmd   %4dB run %d/%d", c.Port, size, i+1, c.Repeat), c.Warmup+c.Duration)
+	sleepBar(bar, 0, c.Warmup, func() string { return "warm-up" })
+	tx0, rx0 := r.counts()
+	q0, st0, cpu0 := dut.RxStats(0), w.Stats(), w.CPUTime()
+	start := time.Now()
+	sleepBar(bar, c.Warmup, c.Duration, func() string {
+		_, rx := r.counts()
+		return fmt.Sprintf("%.2f Mpps", float64(rx-rx0)/time.Since(start).Seconds()/1e6)
+	})
+	tx1, rx1 := r.counts()
+	q1, st1, cpu1 := dut.RxStats(0), w.Stats(), w.CPUTime()
+	vr = vethRun{sinkRx: rx1 - rx0, offered: tx1 - tx0, wall: time.Since(start), dutRx: q1.Packets - q0.Packets, dutCPU: cpu1 - cpu0,
+		polls: st1.Polls - st0.Polls, empty: st1.EmptyPolls - st0.EmptyPolls, busy: -1}
+	for i := range q1.Drops {
+		vr.drops[i] = q1.Drops[i] - q0.Drops[i]
+		vr.dutDrop += vr.drops[i]
+	}
+	if err := errors.Join(w.Stop(), <-pollErr); err != nil {
+		return vr, err
+	}
+	w.Caches.Flush()
+	if bar != nil {
+		bar.Done(fmt.Sprintf("%.2f Mpps", float64(vr.sinkRx)/vr.wall.Seconds()/1e6))
+	}
+	return vr, nil
+}
+
+// runTestpmd is one testpmd run, the generator sending throughout and the
+// sink sampled, so that its rate is taken over testpmd's own window.
+func (c *VethConfig) runTestpmd(peer *testpmd.Peer, size, i int) (vr vethRun, err error) {
+	r, err := newVethRig(size)
+	if err != nil {
+		return vr, err
+	}
+	defer func() { err = errors.Join(err, r.close()) }()
+	if err := r.startGen(c.GenCore); err != nil {
+		return vr, err
+	}
+	type point struct {
+		at     time.Time
+		tx, rx uint64
+	}
+	var mu sync.Mutex
+	var pts []point
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			tx, rx := r.counts()
+			mu.Lock()
+			pts = append(pts, point{time.Now(), tx, rx})
+			mu.Unlock()
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	f := testpmd.IfaceForward{Vdev: vdevOf(c.Port), Iface: vethDUT, Size: size, Warmup: c.Warmup, Duration: c.Duration}
+	bar := c.bar(fmt.Sprintf("pps %s dpdk-testpmd %4dB run %d/%d", c.Port, size, i+1, c.Repeat),
+		f.Warmup+max(f.Duration, testpmd.MinIntervals*testpmd.Interval))
+	if bar != nil {
+		bar.Update(0, "starting")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute+2*(c.Warmup+c.Duration))
+	defer cancel()
+	var tr testpmd.IfaceRate
+	// testpmd inherits the namespace of the thread that starts it.
+	err = r.ns.Do(func() (err error) { tr, err = peer.ForwardIface(ctx, f); return err })
+	close(stop)
+	<-done
+	if bar != nil {
+		if err != nil {
+			bar.Done("failed")
+		} else {
+			bar.Done(fmt.Sprintf("%.2f Mpps", tr.Rate()/1e6))
+		}
+	}
+	if err != nil {
+		return vr, err
+	}
+	at := func(t time.Time) (tx, rx float64, ok bool) {
+		for k := 1; k < len(pts); k++ {
+			a, b := pts[k-1], pts[k]
+			if !t.Before(a.at) && !t.After(b.at) {
+				f := 0.0
+				if span := b.at.Sub(a.at); span > 0 {
+					f = float64(t.Sub(a.at)) / float64(span)
+				}
+				return float64(a.tx) + f*float64(b.tx-a.tx), float64(a.rx) + f*float64(b.rx-a.rx), true
+			}
+		}
+		return 0, 0, false
+	}
+	tx0, rx0, ok0 := at(tr.First)
+	tx1, rx1, ok1 := at(tr.Last)
+	if !ok0 || !ok1 || !tr.Last.After(tr.First) {
+		return vr, errors.New("the sink's samples do not cover testpmd's measured window")
+	}
+	vr = vethRun{sinkRx: uint64(rx1 - rx0), offered: uint64(tx1 - tx0), wall: tr.Last.Sub(tr.First), dutRx: tr.Packets, dutDrop: tr.RxMissed,
+		dutCPU: time.Duration(tr.FwdCPUSeconds * 1e9), busy: -1, tpRate: tr.Rate(), version: tr.Version}
+	if tr.RxEmptyShare >= 0 {
+		vr.busy = 1 - tr.RxEmptyShare
+	}
+	return vr, nil
+}
+
+func vdevOf(port string) string {
+	if port == PortAFXDP {
+		return testpmd.VdevAFXDP
+	}
+	return testpmd.VdevAFPacket
+}
+
+func (c *VethConfig) bar(label string, total time.Duration) *progress.Bar {
+	if c.Progress == nil {
+		return nil
+	}
+	return progress.New(c.Progress, label, total)
+}
+
+// sleepBar sleeps d, updating bar (if any) whose clock is offset by what
+// went before.
+func sleepBar(bar *progress.Bar, offset, d time.Duration, status func() string) {
+	from := time.Now()
+	for {
+		left := d - time.Since(from)
+		if left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 100*time.Millisecond))
+		if bar != nil {
+			bar.Update(offset+time.Since(from), status())
+		}
+	}
+}
+
+// peer is the testpmd to run, or why none can.
+func (c *VethConfig) peer() (*testpmd.Peer, string) {
+	if c.Testpmd != nil {
+		return c.Testpmd, c.Testpmd.Missing()
+	}
+	p := &testpmd.Peer{}
+	if m := p.Missing(); m != "" {
+		return p, m
+	}
+	if c.FwdCore == engine.AnyCore || c.GenCore == engine.AnyCore {
+		return p, "testpmd's lcores need pinned cores (--gen-core, --fwd-core)"
+	}
+	p.Lcores = fmt.Sprintf("%d,%d", c.GenCore, c.FwdCore)
+	return p, ""
+}
+
+// RunVeth runs the scenario once per frame size.
+func RunVeth(cfg VethConfig) ([]VethResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	defer raiseProcs(3)()
+	var out []VethResult
+	for _, size := range cfg.Sizes {
+		r, err := cfg.runSize(size)
+		if err != nil {
+			return out, fmt.Errorf("pps %s %d bytes: %w", cfg.Port, size, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+// afxdpRest is the pause before an AF_XDP run, after the last one released
+// its queue (DESIGN.md: a queue just released may refuse a bind).
+const afxdpRest = 2 * time.Second
+
+func (c *VethConfig) runSize(size int) (VethResult, error) {
+	peer, whyNot := c.peer()
+	var ours, theirs []vethRun
+	for i := 0; i < c.Repeat; i++ {
+		if c.Port == PortAFXDP && i > 0 {
+			time.Sleep(afxdpRest)
+		}
+		r, err := c.runPollnet(size, i)
+		if err != nil {
+			return VethResult{}, err
+		}
+		ours = append(ours, r)
+		if whyNot != "" {
+			continue
+		}
+		if c.Port == PortAFXDP {
+			time.Sleep(afxdpRest)
+		}
+		t, err := c.runTestpmd(peer, size, i)
+		if err != nil {
+			whyNot = err.Error()
+			continue
+		}
+		theirs = append(theirs, t)
+	}
+	procs := runtime.GOMAXPROCS(0)
+	base := func(path string) result.Scenario {
+		return result.Scenario{Name: "pps", Path: path, Port: c.Port, Metric: "rx_pps", Unit: "packets/s",
+			Knobs: map[string]any{"size": size, "fwd": testpmd.ModeMacswap, "queues": 1, "burst": engine.Burst,
+				"link": "veth", "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds()},
+			Roles: map[string]int{"dut": c.FwdCore, "generator": c.GenCore}, GOMAXPROCS: procs, WarmupS: c.Warmup.Seconds()}
+	}
+	res := VethResult{Port: c.Port, Size: size, Pollnet: base("pollnet-pmd"), Testpmd: base(testpmd.Path)}
+	if err := fillVeth(&res.Pollnet, ours); err != nil {
+		return res, err
+	}
+	for k, v := range peer.IfaceKnobs(testpmd.IfaceForward{Vdev: vdevOf(c.Port), Iface: vethDUT, Size: size, Duration: c.Duration}) {
+		if _, set := res.Testpmd.Knobs[k]; !set {
+			res.Testpmd.Knobs[k] = v
+		}
+	}
+	if whyNot != "" {
+		res.Testpmd.Skipped = whyNot
+	} else {
+		if len(theirs) > 0 && theirs[0].version != "" {
+			res.Testpmd.Knobs["dpdk"] = theirs[0].version
+		}
+		res.Testpmd.Knobs["dut_busy_from"] = "1 - empty RX bursts (--record-burst-stats) over the whole forwarding run"
+		if err := fillVeth(&res.Testpmd, theirs); err != nil {
+			return res, err
+		}
+	}
+	if a, b := res.Pollnet, res.Testpmd; b.Skipped == "" && b.Median > 0 {
+		res.Pollnet.Extra["ratio_vs_testpmd"] = a.Median / b.Median
+	}
+	return res, nil
+}
+
+// fillVeth makes a scenario's figures from its runs.
+func fillVeth(sc *result.Scenario, rs []vethRun) error {
+	var sum vethRun
+	var shares, tpRates []float64
+	busyN := 0
+	busySum := 0.0
+	for _, r := range rs {
+		sc.Samples = append(sc.Samples, float64(r.sinkRx)/r.wall.Seconds())
+		shares = append(shares, r.dutCPU.Seconds()/r.wall.Seconds())
+		if r.tpRate > 0 {
+			tpRates = append(tpRates, r.tpRate)
+		}
+		sum.sinkRx += r.sinkRx
+		sum.offered += r.offered
+		sum.wall += r.wall
+		sum.dutRx += r.dutRx
+		sum.dutDrop += r.dutDrop
+		for i, d := range r.drops {
+			sum.drops[i] += d
+		}
+		sum.dutCPU += r.dutCPU
+		sum.polls += r.polls
+		sum.empty += r.empty
+		if r.busy >= 0 {
+			busySum += r.busy
+			busyN++
+		}
+	}
+	sc.Repeat = len(rs)
+	if err := sc.Summarise(); err != nil {
+		return err
+	}
+	sc.CPUSeconds = sum.dutCPU.Seconds()
+	sc.Counters = map[string]uint64{"sink_rx_packets": sum.sinkRx, "offered_packets": sum.offered, "dut_rx_packets": sum.dutRx, "dut_rx_dropped": sum.dutDrop}
+	for i, d := range sum.drops {
+		if d > 0 {
+			sc.Counters["dut_rx_dropped_"+engine.DropReason(i).String()] = d
+		}
+	}
+	sc.Extra = map[string]float64{"mpps_median": sc.Median / 1e6, "offered_pps": float64(sum.offered) / sum.wall.Seconds(),
+		"dut_rx_pps": float64(sum.dutRx) / sum.wall.Seconds(), "wall_seconds": sum.wall.Seconds()}
+	if share, err := result.Summarise(shares); err == nil {
+		sc.Extra["dut_cpu_share"] = share.Median
+	}
+	if len(tpRates) > 0 {
+		if s, err := result.Summarise(tpRates); err == nil {
+			sc.Extra["testpmd_rx_pps"] = s.Median
+		}
+	}
+	if sum.dutRx > 0 && sum.dutCPU > 0 {
+		// The forwarding thread's CPU time over the frames it received.
+		sc.Extra["dut_cpu_ns_per_packet"] = float64(sum.dutCPU.Nanoseconds()) / float64(sum.dutRx)
+	}
+	switch {
+	case sum.polls > 0:
+		b := 1 - float64(sum.empty)/float64(sum.polls)
+		sc.DUTBusy = &b
+	case busyN > 0:
+		b := busySum / float64(busyN)
+		sc.DUTBusy = &b
+	}
+	return nil
+}
+
+// FormatVeth prints both paths per frame size and the ratio.
+func FormatVeth(w io.Writer, rs []VethResult) {
+	fmt.Fprintf(w, "%-9s %-13s %6s %9s %19s %9s %9s %6s %5s\n", "port", "path", "size", "Mpps", "min..max", "offered", "cpu ns/p", "busy", "runs")
+	row := func(port string, sc result.Scenario, size int) {
+		if sc.Skipped != "" {
+			fmt.Fprintf(w, "%-9s %-13s %6d skipped: %s\n", port, sc.Path, size, sc.Skipped)
+			return
+		}
+		fmt.Fprintf(w, "%-9s %-13s %6d %9.3f %8.3f..%-9.3f %9.3f %9.1f %6.2f %5d\n", port, sc.Path, size, sc.Median/1e6,
+			sc.Min/1e6, sc.Max/1e6, sc.Extra["offered_pps"]/1e6, sc.Extra["dut_cpu_ns_per_packet"], busy(sc), sc.Repeat)
+	}
+	for _, r := range rs {
+		row(r.Port, r.Pollnet, r.Size)
+		row(r.Port, r.Testpmd, r.Size)
+	}
+	for _, r := range rs {
+		a, b := r.Pollnet, r.Testpmd
+		if b.Skipped != "" || b.Median <= 0 {
+			continue
+		}
+		line := fmt.Sprintf("pollnet/testpmd on %s at %d B, macswap on a veth: %.2fx (%.3f vs %.3f Mpps at the sink)",
+			r.Port, r.Size, a.Median/b.Median, a.Median/1e6, b.Median/1e6)
+		if x, y := a.Extra["dut_cpu_ns_per_packet"], b.Extra["dut_cpu_ns_per_packet"]; x > 0 && y > 0 {
+			line += fmt.Sprintf("; CPU per packet %.1f vs %.1f ns, %.2fx", x, y, x/y)
+		}
+		if a.DUTBusy != nil && b.DUTBusy != nil && (*a.DUTBusy < BusyThreshold || *b.DUTBusy < BusyThreshold) {
+			// An idle forwarder forwards whatever comes: the rate is the
+			// generator's, and the CPU per packet mostly empty polls.
+			line += fmt.Sprintf(" -- dut_busy %.2f and %.2f: the generator, not the forwarders, set this rate", *a.DUTBusy, *b.DUTBusy)
+		}
+		fmt.Fprintln(w, line)
+	}
+}
+
+// vethRunOverhead is a run's namespace, veth pair and ports being made and
+// removed.
+const vethRunOverhead = 500 * time.Millisecond
+
+// vethJobs is the pps scenario on a veth pair (--port afpacket or afxdp):
+// 64-byte frames, or the sizes given on the command line when run alone.
+func (o Options) vethJobs(single bool) ([]Job, error) {
+	c := VethConfig{Port: o.Port, Sizes: []int{64}, Duration: o.Duration, Warmup: o.Warmup, Repeat: max(o.Repeat, 1),
+		GenCore: o.GenCore, FwdCore: o.FwdCore, Progress: o.Progress}
+	if single && o.SizesSet {
+		c.Sizes = o.Sizes
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	n := len(c.Sizes) * c.Repeat
+	ours := c.Warmup + c.Duration + vethRunOverhead
+	theirs := testpmdStartup + vethRunOverhead + c.Warmup + max(c.Duration, testpmd.MinIntervals*testpmd.Interval)
+	if c.Port == PortAFXDP {
+		ours += afxdpRest
+		theirs += afxdpRest
+	}
+	est := Estimate{Runs: 2 * n, Time: time.Duration(n) * (ours + theirs), Max: time.Duration(n) * (ours + 2*theirs)}
+	return []Job{{Name: "pps-" + c.Port, Estimate: est, run: func() ([]result.Scenario, func(io.Writer), error) {
+		rs, err := RunVeth(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		var scs []result.Scenario
+		for _, r := range rs {
+			scs = append(scs, r.Pollnet, r.Testpmd)
+		}
+		return scs, func(w io.Writer) { FormatVeth(w, rs) }, nil
+	}}}, nil
+}

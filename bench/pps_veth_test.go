@@ -1,0 +1,79 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pollnet/pollnet/internal/netns"
+)
+
+func smokeVeth(t *testing.T, port string) {
+	if err := netns.Usable(); err != nil {
+		t.Skip(err)
+	}
+	gen, fwd := DefaultCores()
+	cfg := VethConfig{Port: port, Sizes: []int{64}, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		Repeat: 1, GenCore: gen, FwdCore: fwd}
+	rs, err := RunVeth(cfg)
+	if err != nil {
+		if strings.Contains(err.Error(), "veth") && strings.Contains(err.Error(), "not supported") {
+			t.Skipf("no veth links here: %v", err)
+		}
+		t.Fatal(err)
+	}
+	if len(rs) != 1 {
+		t.Fatalf("%d results, want 1", len(rs))
+	}
+	r := rs[0]
+	var out bytes.Buffer
+	FormatVeth(&out, rs)
+	t.Log("\n" + out.String())
+	pn, tp := r.Pollnet, r.Testpmd
+	if pn.Name != "pps" || pn.Port != port || pn.Path != "pollnet-pmd" || tp.Path != "dpdk-testpmd" || tp.Port != port {
+		t.Fatalf("scenario names: %s/%s/%s and %s/%s", pn.Name, pn.Port, pn.Path, tp.Port, tp.Path)
+	}
+	if pn.Skipped != "" || len(pn.Samples) != 1 || pn.Median <= 0 {
+		t.Errorf("pollnet path: skipped %q, samples %v", pn.Skipped, pn.Samples)
+	}
+	if pn.DUTBusy == nil || *pn.DUTBusy <= 0 || pn.Extra["dut_cpu_ns_per_packet"] <= 0 || pn.Counters["dut_rx_packets"] == 0 {
+		t.Errorf("pollnet path lacks dut_busy, CPU per packet or the DUT's count: %+v %v", pn.Extra, pn.Counters)
+	}
+	if tp.Skipped == "" {
+		if tp.Median <= 0 || tp.Extra["dut_cpu_ns_per_packet"] <= 0 || tp.DUTBusy == nil {
+			t.Errorf("testpmd path ran but lacks figures: median %v extra %v busy %v", tp.Median, tp.Extra, tp.DUTBusy)
+		}
+		if pn.Extra["ratio_vs_testpmd"] <= 0 || !strings.Contains(out.String(), "pollnet/testpmd on "+port) {
+			t.Errorf("no ratio printed or recorded:\n%s", out.String())
+		}
+	} else {
+		t.Logf("testpmd skipped: %s", tp.Skipped)
+	}
+	for _, sc := range []any{pn, tp} {
+		if _, err := json.Marshal(sc); err != nil {
+			t.Errorf("result does not encode: %v", err)
+		}
+	}
+}
+
+func TestPPSOnAVethPairRunsPollnetAndTestpmdOnAFPacket(t *testing.T) { smokeVeth(t, PortAFPacket) }
+
+func TestPPSOnAVethPairRunsPollnetAndTestpmdOnAFXDP(t *testing.T) { smokeVeth(t, PortAFXDP) }
+
+func TestVethValidateRefusesOtherPortsAndJumboFrames(t *testing.T) {
+	ok := VethConfig{Port: PortAFPacket, Sizes: []int{64}, Duration: time.Second, Repeat: 1, GenCore: -1, FwdCore: -1}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []VethConfig{
+		{Port: "null", Sizes: []int{64}, Duration: time.Second, Repeat: 1, GenCore: -1, FwdCore: -1},
+		{Port: PortAFXDP, Sizes: []int{9000}, Duration: time.Second, Repeat: 1, GenCore: -1, FwdCore: -1},
+		{Port: PortAFXDP, Sizes: []int{64}, Duration: time.Second, Repeat: 0, GenCore: -1, FwdCore: -1},
+	} {
+		if err := c.Validate(); err == nil {
+			t.Errorf("%+v accepted", c)
+		}
+	}
+}

@@ -22,8 +22,9 @@ type sampling struct {
 	// Extra, if set, is read at every sample too; its rates are returned
 	// alongside (a CPU time in nanoseconds gives a share of a core).
 	Extra func() uint64
-	// Measuring is called once the warm-up ends, before the first reading.
-	Measuring func()
+	// Measuring is called once the warm-up ends, before the first reading;
+	// Measured right after the last one.
+	Measuring, Measured func()
 	// Status formats the progress bar's text from the last rate.
 	Status func(rate, extra float64) string
 	// Avoid are cores the sampler must not run on: the device under
@@ -115,8 +116,14 @@ func (sp sampling) sample() sampled {
 			bar.Update(now.Sub(t0), "…")
 		}
 	}
-	out.Wall = time.Since(start)
-	out.Total = sp.Count() - n0
+	// The window ends at the last reading: the rates, the total and the
+	// wall time all cover the same span, and Measured reads its counters
+	// at its end, not whenever the caller gets back.
+	out.Wall = lastT.Sub(start)
+	out.Total = lastN - n0
+	if sp.Measured != nil {
+		sp.Measured()
+	}
 	out.Bar = bar
 	return out
 }

@@ -682,8 +682,8 @@ func measureTCP(cfg *TCPConfig, r *tcpRig, k tcpCase, mode Mode, label string) (
 		maps.Copy(m, a.counters())
 		return m
 	}
-	var cpu0 time.Duration
-	var before map[string]uint64
+	var cpu0, cpu1 time.Duration
+	var before, after map[string]uint64
 	stopProf := func() {}
 	sm := sampling{
 		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s mtu %4d %s %s", k.workload, mode, k.mtu, k.short(), label),
@@ -694,6 +694,10 @@ func measureTCP(cfg *TCPConfig, r *tcpRig, k tcpCase, mode Mode, label string) (
 			cpu0 = CPUTime()
 			before = snap()
 		},
+		Measured: func() {
+			cpu1 = CPUTime()
+			after = snap()
+		},
 		Status: func(rate, _ float64) string {
 			if k.workload == TCPStream {
 				return fmt.Sprintf("%.3f Gbit/s", rate*8/1e9)
@@ -701,7 +705,7 @@ func measureTCP(cfg *TCPConfig, r *tcpRig, k tcpCase, mode Mode, label string) (
 			return fmt.Sprintf("%.0f connections/s", rate)
 		},
 	}.run()
-	run := tcpRun{cpu: CPUTime() - cpu0, wall: sm.Wall, total: sm.Total, counters: snap()}
+	run := tcpRun{cpu: cpu1 - cpu0, wall: sm.Wall, total: sm.Total, counters: after}
 	stopProf()
 	for k, v := range run.counters {
 		run.counters[k] = v - min(v, before[k])

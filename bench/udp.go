@@ -759,8 +759,8 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 	if cfg.Queues == 1 {
 		avoid = []int{cfg.ServerCore}
 	}
-	var cpu0 time.Duration
-	var before map[string]uint64
+	var cpu0, cpu1 time.Duration
+	var before, after map[string]uint64
 	sm := sampling{
 		Progress: cfg.Progress, Label: fmt.Sprintf("%-10s %-4s %5dB q%d %s", workload, mode, size, cfg.Queues, label),
 		Warmup: cfg.Warmup, Duration: cfg.Duration, Repeat: 1, Count: a.count,
@@ -770,6 +770,11 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 			before = a.udpCounters()
 			a.inWindow.Store(true)
 		},
+		Measured: func() {
+			a.inWindow.Store(false)
+			cpu1 = CPUTime()
+			after = a.udpCounters()
+		},
 		Status: func(rate, _ float64) string {
 			if workload == "udp_rr" {
 				return fmt.Sprintf("%.0f transactions/s", rate)
@@ -777,9 +782,8 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 			return fmt.Sprintf("%.3f M datagrams/s", rate/1e6)
 		},
 	}.run()
-	a.inWindow.Store(false)
-	run := udpRun{cpu: CPUTime() - cpu0, wall: sm.Wall, total: sm.Total, mtu: r.wire.Ports[0].Info().MTU,
-		gomaxprocs: runtime.GOMAXPROCS(0), counters: a.udpCounters()}
+	run := udpRun{cpu: cpu1 - cpu0, wall: sm.Wall, total: sm.Total, mtu: r.wire.Ports[0].Info().MTU,
+		gomaxprocs: runtime.GOMAXPROCS(0), counters: after}
 	for k, v := range run.counters {
 		run.counters[k] = v - min(v, before[k])
 	}

@@ -66,6 +66,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/epollirq"
 )
 
 // Config shapes an AF_PACKET port.
@@ -120,12 +121,7 @@ type Port struct {
 	index    int
 	maxFrame int // the largest frame transmitted: MTU plus the Ethernet header
 
-	epfd int // epoll instance over every queue's socket and evfd
-	evfd int // eventfd that wakes the interrupt goroutine to stop it
-
-	irqMu      sync.Mutex // guards irqStarted against closed
-	irqStarted bool
-	irqDone    chan struct{}
+	irq *epollirq.Line // receive interrupts, over every queue's socket
 
 	// statsMu orders PACKET_STATISTICS reads (RLock) before Close closes
 	// the sockets (Lock), so a read never lands on a reused descriptor.
@@ -272,7 +268,7 @@ func Open(cfg Config) (*Port, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &Port{epfd: -1, evfd: -1, index: cfg.PortIndex, maxFrame: ifc.mtu + ethHeader}
+	p := &Port{index: cfg.PortIndex, maxFrame: ifc.mtu + ethHeader}
 	ok := false
 	defer func() {
 		if !ok {
@@ -315,9 +311,15 @@ func Open(cfg Config) (*Port, error) {
 		// The fanout hash picks a flow's queue; its key is the kernel's.
 		Features: engine.Features{Interrupts: true, RSS: cfg.Queues > 1},
 	}
-	if err := p.initEpoll(); err != nil {
+	fds := make([]int, len(p.rxq))
+	for q, rq := range p.rxq {
+		fds[q] = rq.fd
+	}
+	irq, err := epollirq.New(fds)
+	if err != nil {
 		return nil, fmt.Errorf("afpacket %s: %w", cfg.Name, err)
 	}
+	p.irq = irq
 	ok = true
 	return p, nil
 }
@@ -342,11 +344,6 @@ func joinFanout(fd int, id uint32, first bool) (uint32, error) {
 
 // abort undoes a failed Open.
 func (p *Port) abort() {
-	for _, fd := range []int{p.epfd, p.evfd} {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-	}
 	for _, rq := range p.rxq {
 		rq.release()
 	}
@@ -396,7 +393,7 @@ func (p *Port) RxStats(q int) engine.QueueStats {
 		rq.readKernelStats()
 	}
 	p.statsMu.RUnlock()
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: rq.irqs.Load()}
+	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: p.irq.Interrupts(q)}
 	for i := range s.Drops {
 		s.Drops[i] = rq.drops[i].Load()
 	}
@@ -420,34 +417,22 @@ func (p *Port) TxStats(q int) engine.QueueStats {
 // mbufs of the pool are still out (a leak). No queue may be used during or
 // after Close.
 func (p *Port) Close() error {
-	p.irqMu.Lock()
+	p.statsMu.Lock()
 	if p.closed.Load() {
-		p.irqMu.Unlock()
+		p.statsMu.Unlock()
 		return ErrClosed
 	}
-	p.statsMu.Lock()
 	for _, rq := range p.rxq {
 		rq.readKernelStats() // the last drops, before the sockets go
 	}
 	p.closed.Store(true)
 	p.statsMu.Unlock()
-	started := p.irqStarted
-	p.irqMu.Unlock()
 
 	var errs []error
-	if started {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		if _, err := unix.Write(p.evfd, one[:]); err != nil {
-			errs = append(errs, fmt.Errorf("afpacket %s: wake interrupt goroutine: %w", p.info.Name, err))
-		} else {
-			<-p.irqDone
-		}
+	if err := p.irq.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("afpacket %s: %w", p.info.Name, err))
 	}
-	unix.Close(p.epfd)
-	unix.Close(p.evfd)
 	for _, rq := range p.rxq {
-		rq.armed.Store(false)
 		if err := rq.release(); err != nil {
 			errs = append(errs, fmt.Errorf("afpacket %s: %w", p.info.Name, err))
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -66,14 +65,10 @@ type rxQueue struct {
 	caches    engine.Caches
 	cache     *engine.Cache
 	vlan      [4]byte // a tag put back into a frame, built here to stay off the heap
-	armed     atomic.Bool
-	handler   atomic.Pointer[func()]
 	_         [64]byte
 	packets   counter
 	bytes     counter
 	drops     [engine.NumDropReasons]counter
-	_         [64]byte
-	irqs      counter // written by the interrupt goroutine
 	_         [64]byte
 }
 

@@ -30,12 +30,12 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/epollirq"
 )
 
 // Config shapes an AF_XDP port.
@@ -81,12 +81,8 @@ type Port struct {
 	prog     *redirect
 	maxFrame int // the longest frame transmitted or received, Ethernet header included
 
-	epfd, evfd int
-
-	irqMu      sync.Mutex // guards irqStarted against closed
-	irqStarted bool
-	irqDone    chan struct{}
-	closed     atomic.Bool
+	irq    *epollirq.Line // receive interrupts, over every queue's socket
+	closed atomic.Bool
 }
 
 var _ engine.Port = (*Port)(nil)
@@ -106,16 +102,12 @@ type rxQueue struct {
 	cache   *engine.Cache
 	port    int
 	queue   int
-	armed   atomic.Bool
-	handler atomic.Pointer[func()]
 	_       [64]byte
 	packets counter
 	bytes   counter
 	copied  counter // bytes copied from UMEM into mbufs
 	wakeups counter // recvfrom kicks the fill ring's flags asked for
 	drops   [engine.NumDropReasons]counter
-	_       [64]byte
-	irqs    counter // written by the interrupt goroutine
 	_       [64]byte
 }
 
@@ -196,7 +188,7 @@ func Open(cfg Config) (*Port, error) {
 		return nil, fmt.Errorf("afxdp %s: MTU %d does not fit a UMEM frame of %d (%d bytes after the kernel's headroom): lower the MTU or use 4096-byte frames",
 			cfg.Interface, ifc.MTU, cfg.FrameSize, room)
 	}
-	p := &Port{ifindex: ifc.Index, maxFrame: ifc.MTU + ethHeader, epfd: -1, evfd: -1}
+	p := &Port{ifindex: ifc.Index, maxFrame: ifc.MTU + ethHeader}
 	ok := false
 	defer func() {
 		if !ok {
@@ -240,20 +232,21 @@ func Open(cfg Config) (*Port, error) {
 	if err := p.prog.attach(ifc.Index, cfg.Mode); err != nil {
 		return nil, err
 	}
-	if err := p.initEpoll(); err != nil {
+	fds := make([]int, len(p.rxq))
+	for q, rq := range p.rxq {
+		fds[q] = rq.sock.fd
+	}
+	irq, err := epollirq.New(fds)
+	if err != nil {
 		return nil, fmt.Errorf("afxdp %s: %w", cfg.Interface, err)
 	}
+	p.irq = irq
 	ok = true
 	return p, nil
 }
 
 // abort undoes a failed Open.
 func (p *Port) abort() {
-	for _, fd := range []int{p.epfd, p.evfd} {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-	}
 	if p.prog != nil {
 		p.prog.close()
 	}
@@ -440,7 +433,7 @@ func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
 // the kernel dropped before the rx ring are in Stats.
 func (p *Port) RxStats(q int) engine.QueueStats {
 	rq := p.checkRx(q)
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: rq.irqs.Load()}
+	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: p.irq.Interrupts(q)}
 	for i := range s.Drops {
 		s.Drops[i] = rq.drops[i].Load()
 	}
@@ -494,28 +487,17 @@ func (p *Port) Stats(q int) (Stats, error) {
 // mbuf between bursts: frames in flight live in the UMEM. No queue may be
 // used during or after Close.
 func (p *Port) Close() error {
-	p.irqMu.Lock()
-	if p.closed.Load() {
-		p.irqMu.Unlock()
+	if !p.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	p.closed.Store(true)
-	started := p.irqStarted
-	p.irqMu.Unlock()
-
 	var errs []error
-	if started {
-		if err := p.stopIrq(); err != nil {
-			errs = append(errs, err)
-		}
+	if err := p.irq.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("afxdp %s: %w", p.info.Name, err))
 	}
-	unix.Close(p.epfd)
-	unix.Close(p.evfd)
 	if err := p.prog.close(); err != nil {
 		errs = append(errs, err)
 	}
 	for _, rq := range p.rxq {
-		rq.armed.Store(false)
 		rq.caches.Flush()
 	}
 	for _, tq := range p.txq {

@@ -17,18 +17,17 @@
 package tap
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/pollnet/pollnet/engine"
+	"github.com/pollnet/pollnet/internal/epollirq"
 )
 
 // Config shapes a TAP port.
@@ -84,13 +83,8 @@ type Port struct {
 	maxFrame int
 	index    int
 
-	epfd int // epoll instance over every queue's fd and evfd
-	evfd int // eventfd that wakes the interrupt goroutine to stop it
-
-	irqMu      sync.Mutex // guards irqStarted against closed
-	irqStarted bool
-	irqDone    chan struct{}
-	closed     atomic.Bool
+	irq    *epollirq.Line // receive interrupts, over every queue's fd
+	closed atomic.Bool
 }
 
 var _ engine.Port = (*Port)(nil)
@@ -111,14 +105,10 @@ type rxQueue struct {
 	spare   [maxSegs]engine.Mbuf
 	iov     [maxSegs + 1]unix.Iovec // spares, then the scratch buffer
 	scratch []byte
-	armed   atomic.Bool
-	handler atomic.Pointer[func()]
 	_       [64]byte
 	packets counter
 	bytes   counter
 	drops   [engine.NumDropReasons]counter
-	_       [64]byte
-	irqs    counter // written by the interrupt goroutine
 	_       [64]byte
 }
 
@@ -206,7 +196,7 @@ func Open(cfg Config) (*Port, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	p := &Port{epfd: -1, evfd: -1, index: cfg.PortIndex, maxFrame: cfg.MTU + ethHeader}
+	p := &Port{index: cfg.PortIndex, maxFrame: cfg.MTU + ethHeader}
 	ok := false
 	defer func() {
 		if !ok {
@@ -282,20 +272,17 @@ func Open(cfg Config) (*Port, error) {
 	for _, tq := range p.txq {
 		tq.scratch = make([]byte, engine.MaxPacket)
 	}
-	if err := p.initEpoll(); err != nil {
+	irq, err := epollirq.New(fds) // fds[q] is queue q's
+	if err != nil {
 		return nil, fmt.Errorf("tap %s: %w", name, err)
 	}
+	p.irq = irq
 	ok = true
 	return p, nil
 }
 
 // abort undoes a failed Open.
 func (p *Port) abort() {
-	for _, fd := range []int{p.epfd, p.evfd} {
-		if fd >= 0 {
-			unix.Close(fd)
-		}
-	}
 	for _, rq := range p.rxq {
 		unix.Close(rq.fd)
 	}
@@ -590,7 +577,7 @@ func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
 // `ip -s link` shows; the port cannot see them.
 func (p *Port) RxStats(q int) engine.QueueStats {
 	rq := p.checkRx(q)
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: rq.irqs.Load()}
+	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: p.irq.Interrupts(q)}
 	for i := range s.Drops {
 		s.Drops[i] = rq.drops[i].Load()
 	}
@@ -612,29 +599,14 @@ func (p *Port) TxStats(q int) engine.QueueStats {
 // the port holds and closes its pool, which fails if mbufs of the pool are
 // still out (a leak). No queue may be used during or after Close.
 func (p *Port) Close() error {
-	p.irqMu.Lock()
-	if p.closed.Load() {
-		p.irqMu.Unlock()
+	if !p.closed.CompareAndSwap(false, true) {
 		return ErrClosed
 	}
-	p.closed.Store(true)
-	started := p.irqStarted
-	p.irqMu.Unlock()
-
 	var errs []error
-	if started {
-		var one [8]byte
-		binary.NativeEndian.PutUint64(one[:], 1)
-		if _, err := unix.Write(p.evfd, one[:]); err != nil {
-			errs = append(errs, fmt.Errorf("tap %s: wake interrupt goroutine: %w", p.info.Name, err))
-		} else {
-			<-p.irqDone
-		}
+	if err := p.irq.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("tap %s: %w", p.info.Name, err))
 	}
-	unix.Close(p.epfd)
-	unix.Close(p.evfd)
 	for _, rq := range p.rxq {
-		rq.armed.Store(false)
 		for _, m := range rq.spare[:rq.nspare] {
 			rq.caches.Free(m)
 		}

@@ -533,8 +533,8 @@ func TestInterrupts(t *testing.T) {
 	e.kernelSend(9, []byte("one"))
 	wait("when a frame landed on an armed queue")
 	time.Sleep(20 * time.Millisecond)
-	if c := calls.Load(); c != 1 || e.p.rxq[0].armed.Load() {
-		t.Fatalf("handler ran %d times, queue armed %v; want once and disarmed", c, e.p.rxq[0].armed.Load())
+	if c := calls.Load(); c != 1 || e.p.irq.Armed(0) {
+		t.Fatalf("handler ran %d times, queue armed %v; want once and disarmed", c, e.p.irq.Armed(0))
 	}
 
 	// Masked: a second frame raises nothing, and waits without spinning.

@@ -1,6 +1,9 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+	"sync/atomic"
+)
 
 // Features are what a port can do for the stack, like the capabilities that
 // rte_eth_dev_info_get or `ethtool -k` report.
@@ -158,4 +161,36 @@ func PortStats(p Port) (rx, tx QueueStats) {
 		tx.Add(p.TxStats(q))
 	}
 	return rx, tx
+}
+
+// QueueCounters are a queue's counters as a driver keeps them: atomics that
+// the goroutine driving the queue adds to and any goroutine may read.
+type QueueCounters struct {
+	Packets, Bytes atomic.Uint64
+	Drops          [NumDropReasons]atomic.Uint64
+}
+
+// Count adds a burst: packets and bytes that went through, and drops by
+// reason, skipping the reasons that did not happen.
+func (c *QueueCounters) Count(packets, bytes uint64, drops *[NumDropReasons]uint64) {
+	if packets > 0 {
+		c.Packets.Add(packets)
+		c.Bytes.Add(bytes)
+	}
+	if drops != nil {
+		for i, d := range drops {
+			if d > 0 {
+				c.Drops[i].Add(d)
+			}
+		}
+	}
+}
+
+// Stats reads the counters (Interrupts is left to the caller).
+func (c *QueueCounters) Stats() QueueStats {
+	s := QueueStats{Packets: c.Packets.Load(), Bytes: c.Bytes.Load()}
+	for i := range s.Drops {
+		s.Drops[i] = c.Drops[i].Load()
+	}
+	return s
 }

@@ -131,8 +131,6 @@ type Port struct {
 
 var _ engine.Port = (*Port)(nil)
 
-type counter = atomic.Uint64
-
 // ErrClosed is returned by Close on a port already closed.
 var ErrClosed = errors.New("afpacket: port already closed")
 
@@ -393,10 +391,8 @@ func (p *Port) RxStats(q int) engine.QueueStats {
 		rq.readKernelStats()
 	}
 	p.statsMu.RUnlock()
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: p.irq.Interrupts(q)}
-	for i := range s.Drops {
-		s.Drops[i] = rq.drops[i].Load()
-	}
+	s := rq.ctr.Stats()
+	s.Interrupts = p.irq.Interrupts(q)
 	return s
 }
 
@@ -405,10 +401,7 @@ func (p *Port) RxStats(q int) engine.QueueStats {
 // full) is the interface's tx_dropped, which `ip -s link` shows.
 func (p *Port) TxStats(q int) engine.QueueStats {
 	tq := p.checkTx(q)
-	s := engine.QueueStats{Packets: tq.packets.Load(), Bytes: tq.bytes.Load()}
-	for i := range s.Drops {
-		s.Drops[i] = tq.drops[i].Load()
-	}
+	s := tq.ctr.Stats()
 	return s
 }
 

@@ -66,9 +66,7 @@ type rxQueue struct {
 	cache     *engine.Cache
 	vlan      [4]byte // a tag put back into a frame, built here to stay off the heap
 	_         [64]byte
-	packets   counter
-	bytes     counter
-	drops     [engine.NumDropReasons]counter
+	ctr       engine.QueueCounters
 	_         [64]byte
 }
 
@@ -87,9 +85,7 @@ type txQueue struct {
 	maxFrame  int
 	caches    engine.Caches
 	done      *engine.Caches // &caches, or the caller's
-	packets   counter
-	bytes     counter
-	drops     [engine.NumDropReasons]counter
+	ctr       engine.QueueCounters
 	_         [64]byte
 }
 
@@ -182,7 +178,7 @@ func (rq *rxQueue) readKernelStats() {
 	}
 	st, err := unix.GetsockoptTpacketStatsV3(rq.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
 	if err == nil && st.Drops > 0 {
-		rq.drops[engine.DropRingFull].Add(uint64(st.Drops))
+		rq.ctr.Drops[engine.DropRingFull].Add(uint64(st.Drops))
 	}
 }
 

@@ -105,14 +105,10 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 		n++
 	}
 	if n > 0 {
-		rq.packets.Add(uint64(n))
-		rq.bytes.Add(bytes)
+		rq.ctr.Packets.Add(uint64(n))
+		rq.ctr.Bytes.Add(bytes)
 	}
-	for i, d := range drops {
-		if d > 0 {
-			rq.drops[i].Add(d)
-		}
-	}
+	rq.ctr.Count(0, 0, &drops)
 	return n
 }
 

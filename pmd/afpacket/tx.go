@@ -81,14 +81,14 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		tq.kick()
 	}
 	if sent > 0 {
-		tq.packets.Add(sent)
-		tq.bytes.Add(bytes)
+		tq.ctr.Packets.Add(sent)
+		tq.ctr.Bytes.Add(bytes)
 	}
 	if long > 0 {
-		tq.drops[engine.DropTooLong].Add(long)
+		tq.ctr.Drops[engine.DropTooLong].Add(long)
 	}
 	if errs > 0 {
-		tq.drops[engine.DropError].Add(errs)
+		tq.ctr.Drops[engine.DropError].Add(errs)
 	}
 	return i
 }

@@ -103,11 +103,9 @@ type rxQueue struct {
 	port    int
 	queue   int
 	_       [64]byte
-	packets counter
-	bytes   counter
+	ctr     engine.QueueCounters
 	copied  counter // bytes copied from UMEM into mbufs
 	wakeups counter // recvfrom kicks the fill ring's flags asked for
-	drops   [engine.NumDropReasons]counter
 	_       [64]byte
 }
 
@@ -123,11 +121,9 @@ type txQueue struct {
 	caches  engine.Caches
 	done    *engine.Caches // &caches, or the caller's
 	_       [64]byte
-	packets counter
-	bytes   counter
+	ctr     engine.QueueCounters
 	copied  counter // bytes copied from mbufs into UMEM
 	wakeups counter // sendto kicks the tx ring's flags asked for
-	drops   [engine.NumDropReasons]counter
 	_       [64]byte
 }
 
@@ -336,15 +332,11 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 		rq.wakeups.Add(1)
 	}
 	if got > 0 {
-		rq.packets.Add(uint64(got))
-		rq.bytes.Add(bytes)
+		rq.ctr.Packets.Add(uint64(got))
+		rq.ctr.Bytes.Add(bytes)
 		rq.copied.Add(bytes)
 	}
-	for i, d := range drops {
-		if d > 0 {
-			rq.drops[i].Add(d)
-		}
-	}
+	rq.ctr.Count(0, 0, &drops)
 	return got
 }
 
@@ -406,15 +398,15 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		}
 	}
 	if k > 0 {
-		tq.packets.Add(uint64(k))
-		tq.bytes.Add(bytes)
+		tq.ctr.Packets.Add(uint64(k))
+		tq.ctr.Bytes.Add(bytes)
 		tq.copied.Add(bytes)
 	}
 	if long > 0 {
-		tq.drops[engine.DropTooLong].Add(long)
+		tq.ctr.Drops[engine.DropTooLong].Add(long)
 	}
 	if runts > 0 {
-		tq.drops[engine.DropError].Add(runts)
+		tq.ctr.Drops[engine.DropError].Add(runts)
 	}
 	return i
 }
@@ -433,10 +425,8 @@ func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
 // the kernel dropped before the rx ring are in Stats.
 func (p *Port) RxStats(q int) engine.QueueStats {
 	rq := p.checkRx(q)
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: p.irq.Interrupts(q)}
-	for i := range s.Drops {
-		s.Drops[i] = rq.drops[i].Load()
-	}
+	s := rq.ctr.Stats()
+	s.Interrupts = p.irq.Interrupts(q)
 	return s
 }
 
@@ -444,10 +434,7 @@ func (p *Port) RxStats(q int) engine.QueueStats {
 // on the tx ring; the kernel's own drops are in Stats.
 func (p *Port) TxStats(q int) engine.QueueStats {
 	tq := p.checkTx(q)
-	s := engine.QueueStats{Packets: tq.packets.Load(), Bytes: tq.bytes.Load()}
-	for i := range s.Drops {
-		s.Drops[i] = tq.drops[i].Load()
-	}
+	s := tq.ctr.Stats()
 	return s
 }
 

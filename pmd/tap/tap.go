@@ -89,8 +89,6 @@ type Port struct {
 
 var _ engine.Port = (*Port)(nil)
 
-type counter = atomic.Uint64
-
 // rxQueue is one queue's receive side. spare holds mbufs already taken from
 // the pool with iov describing their buffers, so each readv lands in them;
 // the ones a frame did not fill wait for the next read.
@@ -106,9 +104,7 @@ type rxQueue struct {
 	iov     [maxSegs + 1]unix.Iovec // spares, then the scratch buffer
 	scratch []byte
 	_       [64]byte
-	packets counter
-	bytes   counter
-	drops   [engine.NumDropReasons]counter
+	ctr     engine.QueueCounters
 	_       [64]byte
 }
 
@@ -121,9 +117,7 @@ type txQueue struct {
 	done    *engine.Caches // &caches, or the caller's
 	iov     [maxTxIov]unix.Iovec
 	scratch []byte
-	packets counter
-	bytes   counter
-	drops   [engine.NumDropReasons]counter
+	ctr     engine.QueueCounters
 	_       [64]byte
 }
 
@@ -480,14 +474,10 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 		n++
 	}
 	if n > 0 {
-		rq.packets.Add(uint64(n))
-		rq.bytes.Add(bytes)
+		rq.ctr.Packets.Add(uint64(n))
+		rq.ctr.Bytes.Add(bytes)
 	}
-	for i, d := range drops {
-		if d > 0 {
-			rq.drops[i].Add(d)
-		}
-	}
+	rq.ctr.Count(0, 0, &drops)
 	return n
 }
 
@@ -550,14 +540,14 @@ burst:
 	}
 	tq.done.FreeBulk(pkts[:i]) // sent or dropped: either way done with
 	if sent > 0 {
-		tq.packets.Add(sent)
-		tq.bytes.Add(bytes)
+		tq.ctr.Packets.Add(sent)
+		tq.ctr.Bytes.Add(bytes)
 	}
 	if long > 0 {
-		tq.drops[engine.DropTooLong].Add(long)
+		tq.ctr.Drops[engine.DropTooLong].Add(long)
 	}
 	if errs > 0 {
-		tq.drops[engine.DropError].Add(errs)
+		tq.ctr.Drops[engine.DropError].Add(errs)
 	}
 	return i
 }
@@ -577,20 +567,15 @@ func (p *Port) SetTxCaches(q int, cs *engine.Caches) {
 // `ip -s link` shows; the port cannot see them.
 func (p *Port) RxStats(q int) engine.QueueStats {
 	rq := p.checkRx(q)
-	s := engine.QueueStats{Packets: rq.packets.Load(), Bytes: rq.bytes.Load(), Interrupts: p.irq.Interrupts(q)}
-	for i := range s.Drops {
-		s.Drops[i] = rq.drops[i].Load()
-	}
+	s := rq.ctr.Stats()
+	s.Interrupts = p.irq.Interrupts(q)
 	return s
 }
 
 // TxStats returns a transmit queue's counters.
 func (p *Port) TxStats(q int) engine.QueueStats {
 	tq := p.checkTx(q)
-	s := engine.QueueStats{Packets: tq.packets.Load(), Bytes: tq.bytes.Load()}
-	for i := range s.Drops {
-		s.Drops[i] = tq.drops[i].Load()
-	}
+	s := tq.ctr.Stats()
 	return s
 }
 

@@ -135,6 +135,7 @@ type Conn struct {
 	rcvWup    seq.Value
 	rcvWnd    uint32
 	rcvWscale uint8 // our shift
+	rcvMss    int   // see rcvMSS
 	rcvBuf    int   // the receive buffer, bytes (SO_RCVBUF, tcp_rmem, auto-tuned)
 	rcvQ      []ofo.Entry
 	rcvHead   int

@@ -268,6 +268,8 @@ func (c *Conn) toEstablished(now int64) {
 	c.backoffs = 0
 	c.cancelRTX()
 	c.smss = c.mssFor()
+	c.rcvMss = 0
+	c.rcvMss = c.rcvMSS()
 	c.cc.Init(c.smss)
 	c.sb.Init(c.smss, c.iss.Add(1))
 	c.lastRecv, c.lastSend = now, now
@@ -496,11 +498,7 @@ func (c *Conn) receiveData(sg *segment) {
 		}
 		c.ackNow = true // a hole filled: tell the sender now
 	}
-	if n >= c.rcvMSS() {
-		c.ackPending++
-	} else {
-		c.ackPending += 1
-	}
+	c.ackPending++
 	c.wake(socket.Readable)
 }
 
@@ -518,8 +516,12 @@ func (c *Conn) queueRecv(e ofo.Entry, segs int) {
 }
 
 // rcvMSS is the payload of a full segment from the peer, as far as we can
-// tell (icsk_ack.rcv_mss).
+// tell (icsk_ack.rcv_mss): worked out once the connection is established,
+// not by a route lookup per segment.
 func (c *Conn) rcvMSS() int {
+	if c.rcvMss > 0 {
+		return c.rcvMss
+	}
 	m := c.pathMSS()
 	if c.tsOK {
 		m -= tsOptLen

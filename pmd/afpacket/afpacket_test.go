@@ -417,32 +417,57 @@ func TestBurstsAllocateNothing(t *testing.T) {
 	}
 }
 
-// openFiles counts the process's descriptors and its mappings of sockets
-// (rings).
-func openFiles(t *testing.T) (fds, maps int) {
+// openSockets returns the sockets the process holds descriptors for and
+// those it has mapped (rings), by inode. Other tests' descriptors come and go
+// meanwhile, so the test follows the port's own sockets, not counts.
+func openSockets(t *testing.T) (fds, maps map[string]int) {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		t.Fatal(err)
 	}
+	fds = map[string]int{}
+	for _, e := range ents {
+		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:[") {
+			fds[l]++
+		}
+	}
 	b, err := os.ReadFile("/proc/self/maps")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return len(ents), bytes.Count(b, []byte(" socket:["))
+	maps = map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k := strings.Index(line, "socket:["); k >= 0 {
+			maps[line[k:]]++
+		}
+	}
+	return fds, maps
+}
+
+// added returns the keys of after that before lacks.
+func added(before, after map[string]int) []string {
+	var out []string
+	for k := range after {
+		if before[k] == 0 {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 func TestCloseReleasesSocketsAndMappings(t *testing.T) {
 	e := newEnv(t, Config{}, Config{})
-	fds, maps := openFiles(t)
+	fds0, maps0 := openSockets(t)
 	var p *Port
 	if err := e.nsA.Do(func() (err error) { p, err = Open(Config{Name: devA, Queues: 3}); return err }); err != nil {
 		t.Fatal(err)
 	}
 	p.SetRxInterrupt(0, func() {})
-	f1, m1 := openFiles(t)
-	if f1 < fds+3 || m1 != maps+3 {
-		t.Fatalf("open: %d descriptors and %d mappings, from %d and %d", f1, m1, fds, maps)
+	fds1, maps1 := openSockets(t)
+	socks, rings := added(fds0, fds1), added(maps0, maps1)
+	if len(socks) != 3 || len(rings) != 3 {
+		t.Fatalf("open: new sockets %v, new mappings %v; want 3 of each", socks, rings)
 	}
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
@@ -450,8 +475,16 @@ func TestCloseReleasesSocketsAndMappings(t *testing.T) {
 	if err := p.Close(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("second Close: %v", err)
 	}
-	if f2, m2 := openFiles(t); f2 != fds || m2 != maps {
-		t.Fatalf("after Close: %d descriptors and %d mappings, before Open %d and %d", f2, m2, fds, maps)
+	fds2, maps2 := openSockets(t)
+	for _, s := range socks {
+		if fds2[s] != 0 {
+			t.Errorf("after Close, %s is still open", s)
+		}
+	}
+	for _, r := range rings {
+		if maps2[r] != 0 {
+			t.Errorf("after Close, %s is still mapped", r)
+		}
 	}
 }
 

@@ -114,13 +114,18 @@ func TestUDPBothWaysBothModes(t *testing.T) {
 				n, from, err := sb.ReadFromUDPAddrPort(buf)
 				first <- read{buf[:n], from, err}
 			}()
-			if mode == ModeNAPI {
-				for deadline := time.Now().Add(5 * time.Second); sb.Notifier().Readers.Waiters() == 0; {
-					if time.Now().After(deadline) {
-						t.Fatal("b's reader never parked")
-					}
-					time.Sleep(time.Millisecond)
+			// In napi mode it parks; in pmd mode it spins, and the test
+			// waits for that too, or a slow start could find the datagram
+			// already there.
+			waiting, what := func() bool { return sb.Notifier().Readers.Waiters() > 0 }, "parked"
+			if mode == ModePMD {
+				waiting, what = func() bool { return p.b.SocketCounters().Spins.Load() > 0 }, "spun"
+			}
+			for deadline := time.Now().Add(5 * time.Second); !waiting(); {
+				if time.Now().After(deadline) {
+					t.Fatalf("b's reader never %s", what)
 				}
+				time.Sleep(time.Millisecond)
 			}
 			// The first datagram waits for ARP; it must still arrive.
 			if _, err := sa.WriteToUDPAddrPort([]byte("hello b"), ap(addrB, 6000)); err != nil {

@@ -87,7 +87,7 @@ func tcpCRROnce(ctx context.Context, cfg Config, _ int, knobs map[string]any) (w
 		serverWG.Go(func() { crrServe(ln, &c) })
 		clientWG.Go(func() { errs[i] = crrClient(ctx, p.a, &c, &stop, deadline, limit) })
 	}
-	w, err := measure(ctx, cfg, probe{count: c.transactions.Load, snap: func() map[string]uint64 {
+	w, err := measure(ctx, cfg, probe{count: c.transactions.Load, event: "transactions", snap: func() map[string]uint64 {
 		return map[string]uint64{
 			"transactions": c.transactions.Load(), "accepted": c.accepted.Load(), "served": c.served.Load(),
 			"client_errors": c.clientErrors.Load(), "server_errors": c.serverErrors.Load(),

@@ -259,7 +259,8 @@ type window struct {
 // probe is what measure reads of a run.
 type probe struct {
 	count     func() uint64            // the events the metric counts
-	snap      func() map[string]uint64 // the run's counters; nil for none
+	snap      func() map[string]uint64 // the run's counters, count's among them
+	event     string                   // the name of count's counter in snap
 	measuring func(bool)               // told when the window opens and closes; may be nil
 }
 
@@ -286,30 +287,32 @@ func measure(ctx context.Context, cfg Config, pr probe) (window, error) {
 			return window{}, fmt.Errorf("no traffic: %w", err)
 		}
 	}
-	var before map[string]uint64
-	if pr.snap != nil {
-		before = pr.snap()
-	}
+	// The metric's events come from the same snapshots as the counters, so
+	// that they cover the same window: a goroutine preempted between two
+	// separate reads on a busy machine would otherwise count more in one.
+	before := pr.snap()
 	if pr.measuring != nil {
 		pr.measuring(true)
 	}
-	cpu0, c0, t0 := cpuTime(), pr.count(), time.Now()
+	cpu0, t0 := cpuTime(), time.Now()
 	err := sleep(cfg.Duration)
-	cpu1, c1, t1 := cpuTime(), pr.count(), time.Now()
+	after := pr.snap()
+	cpu1, t1 := cpuTime(), time.Now()
 	if pr.measuring != nil {
 		pr.measuring(false)
 	}
 	if err != nil {
 		return window{}, err
 	}
-	w := window{events: c1 - c0, cpu: cpu1 - cpu0, span: t1.Sub(t0)}
-	if pr.snap != nil {
-		after := pr.snap()
-		w.counters = make(map[string]uint64, len(after))
-		for k, v := range after {
-			w.counters[k] = v - min(v, before[k])
-		}
+	w := window{cpu: cpu1 - cpu0, span: t1.Sub(t0), counters: make(map[string]uint64, len(after))}
+	for k, v := range after {
+		w.counters[k] = v - min(v, before[k])
 	}
+	ev, ok := w.counters[pr.event]
+	if !ok {
+		return window{}, fmt.Errorf("probe: no counter %q among the snapshot's", pr.event)
+	}
+	w.events = ev
 	return w, nil
 }
 

@@ -151,7 +151,7 @@ func tcpStreamOnce(ctx context.Context, cfg Config, streams int, knobs map[strin
 	}
 
 	st := p.a.Stats().TCP
-	w, err := measure(ctx, cfg, probe{count: read.Load, snap: func() map[string]uint64 {
+	w, err := measure(ctx, cfg, probe{count: read.Load, event: "bytes_read", snap: func() map[string]uint64 {
 		return map[string]uint64{
 			"bytes_written": written.Load(), "bytes_read": read.Load(),
 			"segments_sent": st.SegmentsSent.Value(), "retransmits": st.Retransmits.Value(),

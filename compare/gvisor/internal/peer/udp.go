@@ -126,7 +126,7 @@ func udpStreamOnce(ctx context.Context, cfg Config, payload int, knobs map[strin
 		}
 	}()
 
-	w, err := measure(ctx, cfg, probe{count: received.Load, snap: func() map[string]uint64 {
+	w, err := measure(ctx, cfg, probe{count: received.Load, event: "received", snap: func() map[string]uint64 {
 		return map[string]uint64{
 			"sent": sent.Load(), "received": received.Load(), "send_errors": sendErrors.Load(),
 			"link_drops": p.linkDrops(), "rcvbuf_drops": p.b.Stats().UDP.ReceiveBufferErrors.Value(),
@@ -207,6 +207,7 @@ func udpRROnce(ctx context.Context, cfg Config, payload int, knobs map[string]an
 
 	w, err := measure(ctx, cfg, probe{
 		count: done.Load,
+		event: "transactions",
 		snap: func() map[string]uint64 {
 			return map[string]uint64{"transactions": done.Load(), "link_drops": p.linkDrops()}
 		},

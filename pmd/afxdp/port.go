@@ -102,6 +102,7 @@ type rxQueue struct {
 	cache   *engine.Cache
 	port    int
 	queue   int
+	tq      *txQueue // the same socket's transmit side, for kickLate
 	_       [64]byte
 	ctr     engine.QueueCounters
 	copied  counter // bytes copied from UMEM into mbufs
@@ -111,7 +112,11 @@ type rxQueue struct {
 
 // txQueue is one queue's transmit side, owned by the goroutine that calls
 // TxBurst on it: the tx and completion rings, and a stack of free transmit
-// frames.
+// frames. The last block is shared with the goroutine that calls RxBurst on
+// the same queue index (engine.Port lets it be another): unsent says a
+// TxBurst left descriptors on the tx ring that its kicks did not get the
+// kernel to take, and RxBurst then kicks for them (kickLate), touching only
+// that block, the socket and the ring's mapped indices.
 type txQueue struct {
 	_       [64]byte
 	sock    *socket
@@ -123,7 +128,11 @@ type txQueue struct {
 	_       [64]byte
 	ctr     engine.QueueCounters
 	copied  counter // bytes copied from mbufs into UMEM
-	wakeups counter // sendto kicks the tx ring's flags asked for
+	wakeups counter // sendto kicks the tx ring's flags asked for, by TxBurst
+	_       [64]byte
+	unsent  atomic.Bool // descriptors wait on the tx ring for a kick
+	late    counter     // sendto kicks RxBurst made for them
+	busy    counter     // sendto kicks refused with EBUSY or ENOBUFS
 	_       [64]byte
 }
 
@@ -219,6 +228,7 @@ func Open(cfg Config) (*Port, error) {
 		rq.cache = rq.caches.For(p.pool)
 		p.rxq = append(p.rxq, rq)
 		tq := &txQueue{sock: s, tx: &s.tx, comp: &s.comp, free: make([]uint64, 0, s.frames)}
+		rq.tq = tq
 		for i := s.frames; i < 2*s.frames; i++ {
 			tq.free = append(tq.free, uint64(i)*s.frameSize)
 		}
@@ -279,9 +289,14 @@ func (p *Port) checkTx(q int) *txQueue {
 // kernel always has every receive frame but the ones being copied. A
 // descriptor outside the receive frames is counted as an error and its
 // frame is not recycled; with no mbuf the frame is dropped (rx_nombuf) and
-// recycled all the same.
+// recycled all the same. It first kicks the kernel, once, for descriptors
+// a TxBurst on the same queue left on the tx ring (kickLate), so they go out
+// while the transmit side is quiet; with none left, that costs one load.
 func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 	rq := p.checkRx(q)
+	if rq.tq.unsent.Load() {
+		rq.tq.kickLate()
+	}
 	n := rq.rx.avail(uint32(len(pkts)))
 	if n > 0 {
 		n = rq.fill.free(n) // always n: the fill ring has a slot per frame
@@ -341,8 +356,55 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 }
 
 // maxKicks bounds the sendto calls of one TxBurst: in copy mode each one
-// sends a batch (32 frames by default) and returns EAGAIN if more wait.
+// sends a batch (32 frames by default) and returns EAGAIN if more wait, or
+// EBUSY when the device dropped the frame it was handed (NET_XMIT_DROP) and
+// stopped there, leaving the rest on the ring.
 const maxKicks = 8
+
+// kick sends what the tx ring holds, up to maxKicks sendto calls, as
+// net_af_xdp's kick_tx does but bounded: EAGAIN and EINTR ask for another
+// call, and so do EBUSY and ENOBUFS (the device refused a frame; the rest
+// may pass), after a reap so the kernel's completion reservations find
+// room. Any other error ends it. It then records in unsent whether
+// descriptors are left for kickLate.
+func (tq *txQueue) kick() {
+	for kicks := 0; kicks < maxKicks && tq.tx.pending() > 0 && tq.tx.needWakeup(); kicks++ {
+		tq.wakeups.Add(1)
+		errno := tq.sock.kickTx()
+		switch errno {
+		case unix.EAGAIN, unix.EINTR:
+			continue
+		case unix.EBUSY, unix.ENOBUFS:
+			tq.busy.Add(1)
+			tq.reap()
+			continue
+		}
+		break
+	}
+	// Written only on a change, so the receive side's load stays cached.
+	if left := tq.tx.pending() > 0 && tq.tx.needWakeup(); left != tq.unsent.Load() {
+		tq.unsent.Store(left)
+	}
+}
+
+// kickLate is the receive side's kick for descriptors a TxBurst left on the
+// tx ring: one sendto per call, so a poll loop drains a long ring a batch a
+// poll. It clears unsent before the kick and sets it again if descriptors
+// remain after, so a TxBurst that sets it meanwhile is never undone; at
+// worst the flag is left set when nothing remains, and the next call costs
+// one sendto that finds the ring empty.
+func (tq *txQueue) kickLate() {
+	if !tq.unsent.Swap(false) {
+		return
+	}
+	tq.late.Add(1)
+	if errno := tq.sock.kickTx(); errno == unix.EBUSY || errno == unix.ENOBUFS {
+		tq.busy.Add(1)
+	}
+	if tq.tx.published() > 0 {
+		tq.unsent.Store(true)
+	}
+}
 
 // reap moves the transmit frames the kernel has finished with from the
 // completion ring back to the free stack.
@@ -359,8 +421,9 @@ func (tq *txQueue) reap() {
 // frees the mbufs it took at once: their bytes are in the UMEM. With no
 // free frame or tx slot left the burst ends and the caller keeps the rest.
 // Frames longer than the MTU, or shorter than an Ethernet header, are
-// dropped. A call with no frames still reaps and kicks, so descriptors the
-// kernel left on the ring go out.
+// dropped. Descriptors still on the ring after its kicks are kicked again
+// by the next RxBurst on the queue, or by a call with no frames, which
+// still reaps and kicks.
 func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 	tq := p.checkTx(q)
 	tq.reap()
@@ -391,12 +454,7 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		tq.tx.submit(k)
 	}
 	tq.done.FreeBulk(pkts[:i])
-	for kicks := 0; kicks < maxKicks && tq.tx.pending() > 0 && tq.tx.needWakeup(); kicks++ {
-		tq.wakeups.Add(1)
-		if errno := tq.sock.kickTx(); errno != unix.EAGAIN && errno != unix.EINTR {
-			break // sent, or the device is busy (EBUSY, ENOBUFS): try next burst
-		}
-	}
+	tq.kick()
 	if k > 0 {
 		tq.ctr.Packets.Add(uint64(k))
 		tq.ctr.Bytes.Add(bytes)
@@ -444,8 +502,17 @@ type Stats struct {
 	// frames and mbufs on receive and on transmit: one copy per frame.
 	RxCopied, TxCopied uint64
 	// RxWakeups and TxWakeups are the number of recvfrom and sendto calls
-	// made because the fill or tx ring's XDP_RING_NEED_WAKEUP was set.
+	// made because the fill or tx ring's XDP_RING_NEED_WAKEUP was set, by
+	// RxBurst and TxBurst.
 	RxWakeups, TxWakeups uint64
+	// TxLateKicks is the number of sendto calls RxBurst made for
+	// descriptors a TxBurst left on the tx ring (kernel busy, or more than
+	// maxKicks batches); they are not in TxWakeups.
+	TxLateKicks uint64
+	// TxBusy is the number of sendto kicks, of either kind, the kernel
+	// refused with EBUSY or ENOBUFS: the device dropped a frame, or had no
+	// room, and the rest stayed on the ring.
+	TxBusy uint64
 	// Kernel is the socket's XDP_STATISTICS: frames the kernel dropped
 	// with the rx ring full (Rx_ring_full), found no fill ring buffer
 	// (Rx_fill_ring_empty_descs), or refused as invalid descriptors.
@@ -456,7 +523,8 @@ type Stats struct {
 // getsockopt, so it is for reports, not for every poll.
 func (p *Port) Stats(q int) (Stats, error) {
 	rq, tq := p.checkRx(q), p.checkTx(q)
-	s := Stats{RxCopied: rq.copied.Load(), TxCopied: tq.copied.Load(), RxWakeups: rq.wakeups.Load(), TxWakeups: tq.wakeups.Load()}
+	s := Stats{RxCopied: rq.copied.Load(), TxCopied: tq.copied.Load(), RxWakeups: rq.wakeups.Load(), TxWakeups: tq.wakeups.Load(),
+		TxLateKicks: tq.late.Load(), TxBusy: tq.busy.Load()}
 	if p.closed.Load() {
 		return s, ErrClosed
 	}

@@ -120,6 +120,14 @@ func (r *ring[T]) pending() uint32 {
 	return r.local - r.other
 }
 
+// published is how many entries the producer has published that the
+// consumer has not taken, read from the two mapped indices alone: unlike
+// pending it writes nothing of ours, so a goroutine other than the ring's
+// driver may ask.
+func (r *ring[T]) published() uint32 {
+	return atomic.LoadUint32(r.producer) - atomic.LoadUint32(r.consumer)
+}
+
 // needWakeup reports whether the kernel asks to be kicked (a system call)
 // before it looks at this ring again: XDP_RING_NEED_WAKEUP in the ring's
 // flags, which it sets and clears.

@@ -26,6 +26,11 @@ type socket struct {
 	rx        ring[unix.XDPDesc]
 	tx        ring[unix.XDPDesc]
 	maps      [4][]byte // the rings' mappings: fill, completion, rx, tx
+
+	// failTx, set only by tests before the port is driven, stands in for
+	// sendto's answer to a transmit kick, so a test can make the kernel
+	// refuse (EBUSY) at will; it returns 0 to let the real sendto run.
+	failTx func() unix.Errno
 }
 
 func sockopt(fd, name int, p unsafe.Pointer, size uintptr) error {
@@ -129,6 +134,11 @@ func mapRing[T desc](fd int, pgoff int64, off unix.XDPRingOffset, n uint32, prod
 // kickTx asks the kernel to send what the tx ring holds: in copy mode it
 // transmits in the sendto itself, a batch at a time (xsk_generic_xmit).
 func (s *socket) kickTx() unix.Errno {
+	if s.failTx != nil {
+		if errno := s.failTx(); errno != 0 {
+			return errno
+		}
+	}
 	_, _, errno := unix.Syscall6(unix.SYS_SENDTO, uintptr(s.fd), 0, 0, unix.MSG_DONTWAIT, 0, 0)
 	return errno
 }

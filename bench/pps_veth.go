@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +50,9 @@ type VethConfig struct {
 	FwdCore  int // the device under test: pollnet's worker, testpmd's forwarding lcore
 	Progress io.Writer
 	Testpmd  *testpmd.Peer // nil: dpdk-testpmd from PATH on lcores GenCore,FwdCore
+	// NoSteer leaves each veth end's receive processing on the sending
+	// core instead of the reading one (steerVeth).
+	NoSteer bool
 }
 
 // VethResult is one frame size on both paths.
@@ -111,7 +115,7 @@ const (
 
 // newVethRig makes the namespace and the veth pair, with the offloads off
 // that would hand the ports frames beyond the MTU, and starts nothing.
-func newVethRig(size int) (_ *vethRig, err error) {
+func newVethRig(size, genCore, fwdCore int, steer bool) (_ *vethRig, err error) {
 	if err := netns.Usable(); err != nil {
 		return nil, err
 	}
@@ -148,6 +152,14 @@ func newVethRig(size int) (_ *vethRig, err error) {
 			return nil, err
 		}
 	}
+	if steer {
+		if err := steerVeth(ns, vethDUT, fwdCore); err != nil {
+			return nil, err
+		}
+		if err := steerVeth(ns, vethGen, genCore); err != nil {
+			return nil, err
+		}
+	}
 	if err := ns.Do(func() (err error) { r.gen, err = afpacket.Open(afpacket.Config{Name: vethGen}); return err }); err != nil {
 		return nil, err
 	}
@@ -171,6 +183,40 @@ func newVethRig(size int) (_ *vethRig, err error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// steering names where each veth end's receive processing runs.
+func (c *VethConfig) steering() string {
+	if c.NoSteer || c.GenCore < 0 || c.FwdCore < 0 {
+		return "the sender's core"
+	}
+	return "rps to the reader's core"
+}
+
+// steerVeth makes the kernel's receive processing of frames arriving at dev
+// (the stack's and AF_PACKET's or XDP's work, which a veth otherwise does on
+// the sender's core) run on core, the core of the process that reads dev:
+// RPS, as a NIC's interrupt affinity would place it. Without it the
+// generator's core pays for the device under test's receive path, and the
+// device under test's core for the sink's. A negative core steers nothing.
+func steerVeth(ns *netns.NS, dev string, core int) error {
+	if core < 0 {
+		return nil
+	}
+	var mask []string // 32-bit groups, most significant first
+	for g := core / 32; g >= 0; g-- {
+		w := uint32(0)
+		if g == core/32 {
+			w = 1 << (core % 32)
+		}
+		mask = append(mask, fmt.Sprintf("%08x", w))
+	}
+	path := fmt.Sprintf("/sys/class/net/%s/queues/rx-0/rps_cpus", dev)
+	// ip netns exec mounts the namespace's own /sys, where dev is.
+	if _, err := ns.Exec("sh", "-c", fmt.Sprintf("echo %s > %s", strings.Join(mask, ","), path)); err != nil {
+		return fmt.Errorf("steering %s's receive processing to core %d (RPS): %w", dev, core, err)
+	}
+	return nil
 }
 
 // startGen starts the generator worker: a burst out each round, whatever
@@ -252,7 +298,7 @@ func (c *VethConfig) openDUT(r *vethRig) (engine.Port, error) {
 
 // runPollnet is one pollnet run.
 func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
-	r, err := newVethRig(size)
+	r, err := newVethRig(size, c.GenCore, c.FwdCore, !c.NoSteer)
 	if err != nil {
 		return vr, err
 	}
@@ -310,7 +356,7 @@ func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
 // runTestpmd is one testpmd run, the generator sending throughout and the
 // sink sampled, so that its rate is taken over testpmd's own window.
 func (c *VethConfig) runTestpmd(peer *testpmd.Peer, size, i int) (vr vethRun, err error) {
-	r, err := newVethRig(size)
+	r, err := newVethRig(size, c.GenCore, c.FwdCore, !c.NoSteer)
 	if err != nil {
 		return vr, err
 	}
@@ -487,7 +533,8 @@ func (c *VethConfig) runSize(size int) (VethResult, error) {
 	base := func(path string) result.Scenario {
 		return result.Scenario{Name: "pps", Path: path, Port: c.Port, Metric: "rx_pps", Unit: "packets/s",
 			Knobs: map[string]any{"size": size, "fwd": testpmd.ModeMacswap, "queues": 1, "burst": engine.Burst,
-				"link": "veth", "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds()},
+				"link": "veth", "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds(),
+				"rx_steering": c.steering()},
 			Roles: map[string]int{"dut": c.FwdCore, "generator": c.GenCore}, GOMAXPROCS: procs, WarmupS: c.Warmup.Seconds()}
 	}
 	res := VethResult{Port: c.Port, Size: size, Pollnet: base("pollnet-pmd"), Testpmd: base(testpmd.Path)}
@@ -622,7 +669,7 @@ const vethRunOverhead = 500 * time.Millisecond
 // 64-byte frames, or the sizes given on the command line when run alone.
 func (o Options) vethJobs(single bool) ([]Job, error) {
 	c := VethConfig{Port: o.Port, Sizes: []int{64}, Duration: o.Duration, Warmup: o.Warmup, Repeat: max(o.Repeat, 1),
-		GenCore: o.GenCore, FwdCore: o.FwdCore, Progress: o.Progress}
+		GenCore: o.GenCore, FwdCore: o.FwdCore, Progress: o.Progress, NoSteer: o.NoRxSteer}
 	if single && o.SizesSet {
 		c.Sizes = o.Sizes
 	}

@@ -48,6 +48,9 @@ type Options struct {
 	ProfileNotes  io.Writer // where the pprof commands are printed
 	Port          string    // pps: PortWire (default), PortNull (null.go), PortAFPacket or PortAFXDP (pps_veth.go), PortDPDK (dpdk.go)
 	Null          NullOptions
+	// NoRxSteer leaves a veth end's receive processing on the core that
+	// sent to it (--rx-steer=false); see VethConfig.NoSteer.
+	NoRxSteer bool
 	// tcp: the wire MTUs, tcp_stream's connection counts and the peers run
 	// beside pollnet (kernel, iperf3, gvisor; "none"), each with the
 	// scenario's defaults when not set.

@@ -161,6 +161,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	rxUsecs := fs.Int("rx-usecs", 0, "napi: interrupt coalescing delay, as ethtool -C rx-usecs")
 	rxFrames := fs.Int("rx-frames", 0, "napi: interrupt coalescing frame count, as ethtool -C rx-frames")
 	fs.IntVar(&genCore, "gen-core", genCore, "core of the generator and sink (udp: the client stack) (-1: any core, unpinned)")
+	rxSteer := fs.Bool("rx-steer", true, "pps --port afpacket|afxdp: run each veth end's kernel receive processing on the core that reads it (RPS), not on the sender's")
 	fs.IntVar(&fwdCore, "fwd-core", fwdCore, "core of the device under test (udp: the server stack) (-1: any core, unpinned)")
 	out := fs.String("out", "", "directory for result.json and CSV (default results/<date>-<suite>)")
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
@@ -208,7 +209,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		Rate:          *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
 		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
 		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
-		Port: portKind, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},
+		Port: portKind, NoRxSteer: !*rxSteer, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},
 		MTUs: mtus, MTUsSet: set["mtu"], Streams: streams, StreamsSet: set["streams"], Peers: *peers, PeersSet: set["peers"],
 	}
 	if !*quiet {

@@ -75,7 +75,8 @@ test-dpdk:
 	@if pkg-config --exists libdpdk 2>/dev/null; then \
 	  echo "$(GO) test -tags dpdk -count=1 ./pmd/dpdk/..."; $(GO) test -tags dpdk -count=1 ./pmd/dpdk/... && \
 	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./stack/"; $(GO) test -tags dpdk -count=1 -run DPDK ./stack/ && \
-	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./bench/"; $(GO) test -tags dpdk -count=1 -run DPDK ./bench/; \
+	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./bench/"; $(GO) test -tags dpdk -count=1 -run DPDK ./bench/ && \
+	  echo "$(GO) test -tags dpdk -count=1 -run DPDK ./cmd/pollnet/"; $(GO) test -tags dpdk -count=1 -run DPDK ./cmd/pollnet/; \
 	else echo "skipping the DPDK tests: pkg-config cannot find libdpdk (make setup-dpdk installs it)"; fi
 
 # The quick suite on the in-memory wire ports: prints Mpps per frame size and

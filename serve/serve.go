@@ -4,9 +4,12 @@
 // existing one, with the peer address, so that curl in that namespace (or
 // on the host) fetches from our stack.
 //
-// With Config.Port PortAFPacket the link is a veth pair instead: our end is
-// an AF_PACKET port (pmd/afpacket), the other end is the kernel's, set up
-// as the TAP's would be.
+// With Config.Port PortAFPacket or PortAFXDP the link is a veth pair
+// instead: our end is an AF_PACKET port (pmd/afpacket) or an AF_XDP port
+// (pmd/afxdp), the other end is the kernel's, set up as the TAP's would be.
+// With PortDPDK, in a binary built with the dpdk tag, the TAP is DPDK's
+// net_tap, opened as a pmd/dpdk port; its kernel end is set up as the TAP
+// port's is.
 package serve
 
 import (
@@ -18,6 +21,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +44,17 @@ const (
 const (
 	PortTAP      = "tap"      // a TAP device; the default
 	PortAFPacket = "afpacket" // a veth pair, our end an AF_PACKET port
+	PortAFXDP    = "afxdp"    // a veth pair, our end an AF_XDP port
+	PortDPDK     = "dpdk"     // DPDK's net_tap as a pmd/dpdk port (-tags dpdk)
 )
+
+// PortKinds describes every port kind, for flag help and refusals.
+const PortKinds = "tap (a TAP device, the default), afpacket or afxdp (a veth pair, our end an AF_PACKET or AF_XDP port), " +
+	"or dpdk (DPDK's net_tap, pmd mode only; needs a binary built with -tags dpdk)"
+
+// dpdkBuildHint says how to get a binary that has --port dpdk.
+const dpdkBuildHint = "--port dpdk needs a binary built with the dpdk tag: go build -tags dpdk ./cmd/pollnet " +
+	"(or make build-dpdk; make setup-dpdk installs the DPDK it links)"
 
 // ShutdownBound is how long a stop waits for requests in flight before it
 // cuts their connections.
@@ -54,10 +68,10 @@ type Config struct {
 	HTTPPort int          // 1..65535
 	Mode     stack.Mode   // pmd or napi
 	NetNS    string       // an existing namespace for the kernel's end; "" keeps it here
-	TAP      string       // interface name; "%d" lets the kernel number it
-	Port     string       // PortTAP ("" too) or PortAFPacket
-	// Veth is our veth end's name with PortAFPacket; the kernel's end is
-	// Veth plus "k". Empty: "pnsv" and the process id.
+	TAP      string       // PortTAP, PortDPDK: the interface name; "%d": the lowest free number
+	Port     string       // PortTAP ("" too), PortAFPacket, PortAFXDP or PortDPDK
+	// Veth is our veth end's name with PortAFPacket or PortAFXDP; the
+	// kernel's end is Veth plus "k". Empty: "pnsv" and the process id.
 	Veth string
 }
 
@@ -147,9 +161,11 @@ func (c *Config) checkPort() error {
 	switch c.port() {
 	case PortTAP:
 		return nil
-	case PortAFPacket:
+	case PortDPDK:
+		return c.checkDPDK()
+	case PortAFPacket, PortAFXDP:
 	default:
-		return usagef("--port %q: use tap (a TAP device, the default) or afpacket (a veth pair, our end an AF_PACKET port)", c.Port)
+		return usagef("--port %q: use %s", c.Port, PortKinds)
 	}
 	if ours, _ := c.veth(); len(ours) > 14 || strings.ContainsAny(ours, "/:% \t\n") {
 		return usagef("--veth %q: an interface name of 1..14 bytes without '/', ':', '%%' or spaces (the kernel's end adds a 'k')", c.Veth)
@@ -176,14 +192,15 @@ func hostAddr(p netip.Prefix) error {
 // Server is a running `pollnet serve`: the TAP port, the stack on it and
 // the HTTP server on the stack's TCP.
 type Server struct {
-	cfg  Config
-	port engine.Port
-	name string    // our interface: the TAP, or our veth end
-	own  *netns.NS // PortAFPacket: the namespace of our veth end
-	veth bool      // PortAFPacket: the pair exists (in own or still here)
-	st   *stack.Stack
-	http *http.Server
-	done chan error // Serve's return
+	cfg   Config
+	port  engine.Port
+	name  string    // our interface: the TAP, or our veth end
+	own   *netns.NS // a veth kind: the namespace of our veth end
+	veth  bool      // a veth kind: the pair exists (in own or still here)
+	moved bool      // the TAP's kernel end is in --netns
+	st    *stack.Stack
+	http  *http.Server
+	done  chan error // Serve's return
 }
 
 // Start opens the TAP port, sets up its kernel end, starts the stack and
@@ -198,11 +215,16 @@ func Start(cfg Config) (_ *Server, err error) {
 			s.release()
 		}
 	}()
-	if cfg.port() == PortAFPacket {
+	switch cfg.port() {
+	case PortAFPacket, PortAFXDP:
 		if err := s.openVeth(); err != nil {
 			return nil, err
 		}
-	} else {
+	case PortDPDK:
+		if err := s.openDPDK(); err != nil {
+			return nil, err
+		}
+	default:
 		t, err := tap.Open(tap.Config{Name: cfg.TAP})
 		if err != nil {
 			return nil, fmt.Errorf("serve: open the TAP (needs root, /dev/net/tun): %w", err)
@@ -247,10 +269,27 @@ func (s *Server) kernelEnd() error {
 			{"ip", "-n", ns, "link", "set", name, "up"},
 		}
 	}
-	for _, c := range cmds {
+	for i, c := range cmds {
 		if _, err := netns.Run(c...); err != nil {
 			return fmt.Errorf("serve: set up the TAP's kernel end: %w", err)
 		}
+		s.moved = s.moved || (i == 0 && s.cfg.NetNS != "")
+	}
+	return nil
+}
+
+// unmoveTAP brings DPDK's TAP back from --netns before its port closes.
+// net_tap stops and closes the device by name (ioctls) and index (netlink,
+// where its rte_flow support is on) in this namespace: with the device
+// elsewhere the ioctls fail quietly, and a flush of its tc rules would go
+// to whatever interface here has that index.
+func (s *Server) unmoveTAP() error {
+	if !s.moved || s.cfg.port() != PortDPDK {
+		return nil
+	}
+	s.moved = false
+	if _, err := netns.Run("ip", "-n", s.cfg.NetNS, "link", "set", s.name, "netns", strconv.Itoa(os.Getpid())); err != nil {
+		return fmt.Errorf("serve: bring DPDK's TAP back from namespace %s before closing it: %w", s.cfg.NetNS, err)
 	}
 	return nil
 }
@@ -288,6 +327,9 @@ func (s *Server) release() error {
 		}
 		s.st = nil
 	}
+	if err := s.unmoveTAP(); err != nil {
+		errs = append(errs, err)
+	}
 	if s.port != nil {
 		if err := s.port.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("serve: close the port %s: %w", s.name, err))
@@ -312,9 +354,12 @@ func Run(ctx context.Context, cfg Config, out io.Writer) error {
 		where = "namespace " + cfg.NetNS
 	}
 	link := "TAP " + s.TAP()
-	if cfg.port() == PortAFPacket {
+	switch cfg.port() {
+	case PortAFPacket, PortAFXDP:
 		_, kernel := cfg.veth()
-		link = fmt.Sprintf("veth %s over AF_PACKET, kernel end %s", s.TAP(), kernel)
+		link = fmt.Sprintf("veth %s over %s, kernel end %s", s.TAP(), vethPorts[cfg.port()].via, kernel)
+	case PortDPDK:
+		link = fmt.Sprintf("TAP %s over DPDK's net_tap", s.TAP())
 	}
 	fmt.Fprintf(out, "serving %s at %s (%s, kernel end %v in %s, %s mode); stop with Ctrl-C\n",
 		cfg.Dir, s.URL(), link, cfg.Peer, where, cfg.Mode)

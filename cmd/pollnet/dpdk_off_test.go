@@ -19,3 +19,16 @@ func TestBenchPortDPDKWithoutTheTagExitsTwoSayingHowToBuild(t *testing.T) {
 		t.Errorf("message %q does not say how to build", errb.String())
 	}
 }
+
+// So does serve --port dpdk, in either mode.
+func TestServePortDPDKWithoutTheTagExitsTwoSayingHowToBuild(t *testing.T) {
+	for _, mode := range []string{"pmd", "napi"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{"serve", "--port", "dpdk", "--mode", mode, t.TempDir()}, &out, &errb); code != exitUsage {
+			t.Errorf("--mode %s: exit %d, want %d", mode, code, exitUsage)
+		}
+		if !strings.Contains(errb.String(), "go build -tags dpdk ./cmd/pollnet") || !strings.Contains(errb.String(), "make build-dpdk") {
+			t.Errorf("--mode %s: message %q does not say how to build", mode, errb.String())
+		}
+	}
+}

@@ -71,10 +71,13 @@ usage:
                                      port: --addr 198.18.0.2/24 (ours), --http-port 8080,
                                      --mode pmd|napi, --netns NS --peer 198.18.0.1/24 (the
                                      kernel's end, moved into the existing namespace NS;
-                                     without --netns it stays here), --tap NAME; --port
-                                     afpacket [--veth NAME]: a veth pair instead, our end
-                                     an AF_PACKET port, removed on exit; stops on SIGINT
-                                     or SIGTERM
+                                     without --netns it stays here), --tap NAME, --port
+                                     tap (the default); --port afpacket|afxdp [--veth
+                                     NAME]: a veth pair instead, our end an AF_PACKET or
+                                     AF_XDP port, removed on exit; --port dpdk: DPDK's
+                                     net_tap as the TAP, pmd mode only (needs go build
+                                     -tags dpdk ./cmd/pollnet or make build-dpdk); stops
+                                     on SIGINT or SIGTERM
   pollnet help                       this text
 
 Run 'pollnet bench -h' for the bench flags.
@@ -465,11 +468,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	addr := fs.String("addr", serve.DefaultAddr, "our IPv4 address and prefix on the TAP port")
 	peer := fs.String("peer", serve.DefaultPeer, "the kernel end's IPv4 address and prefix")
 	port := fs.Int("http-port", serve.DefaultPort, "the HTTP port (1..65535)")
-	mode := fs.String("mode", string(serve.DefaultMode), "how our stack is driven: pmd or napi")
-	ns := fs.String("netns", "", "move the TAP's kernel end into this existing namespace (default: keep it here)")
-	tapName := fs.String("tap", serve.DefaultTAP, "the TAP interface's name (%d: the kernel numbers it)")
-	portKind := fs.String("port", serve.PortTAP, "the link to the kernel: tap (a TAP device) or afpacket (a veth pair, our end an AF_PACKET port)")
-	veth := fs.String("veth", "", "--port afpacket: our veth end's name; the kernel's end adds a 'k' (default pnsv<pid>)")
+	mode := fs.String("mode", string(serve.DefaultMode), "how our stack is driven: pmd or napi (--port dpdk: pmd only, and the default)")
+	ns := fs.String("netns", "", "move the kernel's end (of the TAP or the veth pair) into this existing namespace (default: keep it here)")
+	tapName := fs.String("tap", serve.DefaultTAP, "--port tap or dpdk: the TAP interface's name (%d: the lowest free number)")
+	portKind := fs.String("port", serve.PortTAP, "the link to the kernel: "+serve.PortKinds)
+	veth := fs.String("veth", "", "--port afpacket or afxdp: our veth end's name; the kernel's end adds a 'k' (default pnsv<pid>)")
 	dirs, err := parseInterleaved(fs, args)
 	if err != nil {
 		return exitUsage
@@ -480,6 +483,9 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg := serve.Config{Dir: dirs[0], HTTPPort: *port, Mode: stack.Mode(*mode), NetNS: *ns, TAP: *tapName,
 		Port: *portKind, Veth: *veth}
+	if cfg.Port == serve.PortDPDK && !flagSet(fs, "mode") {
+		cfg.Mode = stack.ModePMD // a DPDK port has no NAPI mode
+	}
 	if cfg.Addr, err = netip.ParsePrefix(*addr); err != nil {
 		fmt.Fprintf(stderr, "pollnet serve: --addr %q: give an IPv4 address with its prefix length, e.g. %s\n", *addr, serve.DefaultAddr)
 		return exitUsage
@@ -499,4 +505,11 @@ func runServe(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// flagSet reports whether the command line gave the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/pollnet/pollnet/internal/netns"
+	"github.com/pollnet/pollnet/serve"
 )
 
 func TestServeRefusesBadFlagsWithExitTwoAndSaysWhatToDo(t *testing.T) {
@@ -47,8 +52,15 @@ func TestServeRefusesBadFlagsWithExitTwoAndSaysWhatToDo(t *testing.T) {
 		{[]string{"serve", "--netns", "../etc", dir}, "--netns"},
 		{[]string{"serve", "--tap", "a-name-far-too-long", dir}, "--tap"},
 		{[]string{"serve", "--no-such-flag", dir}, "no-such-flag"},
-		{[]string{"serve", "--port", "xdp", dir}, "use tap (a TAP device, the default) or afpacket"},
+		{[]string{"serve", "--port", "xdp", dir}, "--port \"xdp\": use " + serve.PortKinds},
 		{[]string{"serve", "--port", "afpacket", "--veth", "a-name-too-long", dir}, "--veth"},
+		{[]string{"serve", "--port", "afxdp", "--veth", "a-name-too-long", dir}, "--veth"},
+	}
+	// The refusal of an unknown kind names every kind.
+	for _, kind := range []string{"tap", "afpacket", "afxdp", "dpdk"} {
+		if !strings.Contains(serve.PortKinds, kind) {
+			t.Errorf("the port kinds %q do not name %s", serve.PortKinds, kind)
+		}
 	}
 	for _, c := range cases {
 		var out, errb bytes.Buffer
@@ -61,8 +73,9 @@ func TestServeRefusesBadFlagsWithExitTwoAndSaysWhatToDo(t *testing.T) {
 	}
 }
 
-// buildPollnet builds the command into a temporary directory.
-func buildPollnet(t *testing.T) string {
+// buildPollnet builds the command into a temporary directory, with the
+// build tags given.
+func buildPollnet(t *testing.T, tags ...string) string {
 	t.Helper()
 	goCmd := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goCmd); err != nil {
@@ -71,32 +84,30 @@ func buildPollnet(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "pollnet")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, goCmd, "build", "-o", bin, ".").CombinedOutput(); err != nil {
+	args := []string{"build", "-o", bin}
+	if len(tags) > 0 {
+		args = append(args, "-tags", strings.Join(tags, ","))
+	}
+	if out, err := exec.CommandContext(ctx, goCmd, append(args, ".")...).CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
 }
 
-func TestServeAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
-	if _, err := os.Stat("/dev/net/tun"); err != nil {
-		t.Skipf("no /dev/net/tun (%v): modprobe tun", err)
+// Every kernel-facing port kind of this binary serves a download to curl
+// in a namespace and, on SIGTERM, exits 0 leaving no interface or
+// namespace behind. Each kind runs in one mode, the modes alternating, to
+// keep the test short; AF_XDP, the newest, runs in both.
+func TestServeOnEveryPortKindAnswersCurlInANamespaceAndStopsCleanlyOnSIGTERM(t *testing.T) {
+	cases := []struct {
+		port, mode string
+		usable     func() error
+	}{
+		{"tap", "napi", tunUsable},
+		{"afpacket", "pmd", ethtoolUsable},
+		{"afxdp", "napi", afxdpUsable},
+		{"afxdp", "pmd", afxdpUsable},
 	}
-	testServeCurl(t, "tap")
-}
-
-// With --port afpacket the link is a veth pair: the same download, and on
-// exit both ends and our end's namespace are gone.
-func TestServeOnAnAFPacketVethAnswersCurlInANamespaceAndRemovesThePair(t *testing.T) {
-	if _, err := exec.LookPath("ethtool"); err != nil {
-		t.Skip("no ethtool, which serve --port afpacket needs: apt-get install ethtool (make deps does)")
-	}
-	testServeCurl(t, "afpacket")
-}
-
-// testServeCurl runs `pollnet serve --port port` with the kernel's end in a
-// namespace, fetches a file with curl from there, checks its SHA-256, stops
-// the command with SIGTERM and checks it left no interface behind.
-func testServeCurl(t *testing.T, port string) {
 	if err := netns.Usable(); err != nil {
 		t.Skip(err)
 	}
@@ -104,6 +115,47 @@ func testServeCurl(t *testing.T, port string) {
 		t.Skip("no curl: apt-get install curl (make deps does)")
 	}
 	bin := buildPollnet(t)
+	for _, c := range cases {
+		t.Run(c.port+"/"+c.mode, func(t *testing.T) {
+			if err := c.usable(); err != nil {
+				t.Skip(err)
+			}
+			testServeCurl(t, bin, c.port, c.mode)
+		})
+	}
+}
+
+func tunUsable() error {
+	if _, err := os.Stat("/dev/net/tun"); err != nil {
+		return fmt.Errorf("no /dev/net/tun (%v): modprobe tun", err)
+	}
+	return nil
+}
+
+func ethtoolUsable() error {
+	if _, err := exec.LookPath("ethtool"); err != nil {
+		return errors.New("no ethtool, which serve's veth ports need: apt-get install ethtool (make deps does)")
+	}
+	return nil
+}
+
+func afxdpUsable() error {
+	if err := ethtoolUsable(); err != nil {
+		return err
+	}
+	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("this kernel has no AF_XDP sockets: %v", err)
+	}
+	unix.Close(fd)
+	return nil
+}
+
+// testServeCurl runs bin's `pollnet serve --port port --mode mode` (no
+// --mode where mode is "": the port's default) with the kernel's end in a
+// namespace, fetches a file with curl from there, checks its SHA-256, stops
+// the command with SIGTERM and checks it left no interface behind.
+func testServeCurl(t *testing.T, bin, port, mode string) {
 	ns, err := netns.New("pn-serve")
 	if err != nil {
 		t.Fatal(err)
@@ -129,8 +181,11 @@ func testServeCurl(t *testing.T, port string) {
 	defer cancel()
 	args := []string{"serve", "--netns", ns.Name, "--peer", "198.18.0.1/24",
 		"--addr", "198.18.0.2/24", "--http-port", "8080", "--port", port, dir}
+	if mode != "" {
+		args = append(args, "--mode", mode)
+	}
 	ifaces := []string{tapName}
-	if port == "afpacket" {
+	if port == "afpacket" || port == "afxdp" {
 		args = append(args, "--veth", tapName)
 		ifaces = append(ifaces, tapName+"k")
 	} else {
@@ -164,6 +219,13 @@ func testServeCurl(t *testing.T, port string) {
 		if !ok || !strings.Contains(l, url) || !strings.Contains(l, tapName) {
 			t.Fatalf("first line %q, want the URL %s and interface %s; stderr: %s", l, url, tapName, stderr.String())
 		}
+		want := mode
+		if want == "" { // the port's default: DPDK ports are polled
+			want = map[bool]string{true: "pmd", false: string(serve.DefaultMode)}[port == "dpdk"]
+		}
+		if !strings.Contains(l, ", "+want+" mode)") {
+			t.Fatalf("first line %q does not say %s mode", l, want)
+		}
 	case <-time.After(20 * time.Second):
 		t.Fatalf("no URL printed in 20s; stderr: %s", stderr.String())
 	}
@@ -178,6 +240,24 @@ func testServeCurl(t *testing.T, port string) {
 	}
 	if sha256.Sum256(b) != sha256.Sum256(data) {
 		t.Fatalf("downloaded %d bytes, want %d, and their SHA-256 differs", len(b), len(data))
+	}
+	// The kernel's end and our port have MACs of their own (DPDK's net_tap
+	// gives its TAP the port's).
+	kernelEnd := ifaces[len(ifaces)-1]
+	link, err := ns.Exec("ip", "-br", "link", "show", "dev", kernelEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	neigh, err := ns.Exec("ip", "neigh", "show", "198.18.0.2", "dev", kernelEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, ours := strings.Fields(link), ""
+	if i := strings.Index(neigh, "lladdr "); i >= 0 {
+		ours = strings.Fields(neigh[i:])[1]
+	}
+	if len(f) < 3 || ours == "" || f[2] == ours {
+		t.Fatalf("the kernel's end %q and our port (neighbour %q) should have different MACs", link, neigh)
 	}
 
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -207,7 +287,7 @@ func testServeCurl(t *testing.T, port string) {
 	}
 }
 
-// vethNamespaces are the namespaces serve --port afpacket makes for its
+// vethNamespaces are the namespaces serve's veth ports make for its
 // veth end (pn-sveth-...).
 func vethNamespaces(t *testing.T) map[string]bool {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/pollnet/pollnet/internal/netns"
+	"github.com/pollnet/pollnet/internal/result"
 )
 
 func smokeVeth(t *testing.T, port string) {
@@ -40,6 +41,9 @@ func smokeVeth(t *testing.T, port string) {
 	}
 	if pn.DUTBusy == nil || *pn.DUTBusy <= 0 || pn.Extra["dut_cpu_ns_per_packet"] <= 0 || pn.Counters["dut_rx_packets"] == 0 {
 		t.Errorf("pollnet path lacks dut_busy, CPU per packet or the DUT's count: %+v %v", pn.Extra, pn.Counters)
+	}
+	if _, ok := pn.Extra["dut_input_loss"]; !ok {
+		t.Errorf("pollnet path lacks dut_input_loss: %v", pn.Extra)
 	}
 	if tp.Skipped == "" {
 		if tp.Median <= 0 || tp.Extra["dut_cpu_ns_per_packet"] <= 0 || tp.DUTBusy == nil {
@@ -74,6 +78,26 @@ func TestVethValidateRefusesOtherPortsAndJumboFrames(t *testing.T) {
 	} {
 		if err := c.Validate(); err == nil {
 			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+func TestVethVerdictNamesWhichSideSetEachRate(t *testing.T) {
+	sc := func(loss, b float64) result.Scenario {
+		return result.Scenario{Extra: map[string]float64{"dut_input_loss": loss}, DUTBusy: &b}
+	}
+	for _, c := range []struct {
+		a, b result.Scenario
+		want string
+	}{
+		{sc(0.30, 0.01), sc(0.05, 0.02), "both device sides"},
+		{sc(0, 0.95), sc(0, 0.97), "both device sides"},
+		{sc(0.01, 0.2), sc(0.005, 0.3), "the generator set both"},
+		{sc(0.30, 0.01), sc(0.001, 0.2), "upper bound"},
+		{sc(0.001, 0.2), sc(0.30, 0.01), "lower bound"},
+	} {
+		if got := vethVerdict(c.a, c.b); !strings.Contains(got, c.want) {
+			t.Errorf("loss %v/%v busy %v/%v: %q, want %q", c.a.Extra, c.b.Extra, *c.a.DUTBusy, *c.b.DUTBusy, got, c.want)
 		}
 	}
 }

@@ -44,12 +44,12 @@ func ParsePort(s string) (string, error) {
 	switch s {
 	case "", PortWire:
 		return PortWire, nil
-	case PortNull, PortAFPacket, PortAFXDP:
+	case PortNull, PortAFPacket, PortAFXDP, PortTAP:
 		return s, nil
 	case PortDPDK:
 		return PortDPDK, dpdkBuilt()
 	}
-	return "", flagErr("--port %q unknown: use wire, null, afpacket, afxdp or dpdk", s)
+	return "", flagErr("--port %q unknown: use wire, null, afpacket, afxdp, tap or dpdk", s)
 }
 
 // NullOptions are the command line's choices for the null-port scenario.

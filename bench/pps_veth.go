@@ -41,7 +41,7 @@ const (
 
 // VethConfig is the pps scenario on a veth pair.
 type VethConfig struct {
-	Port     string        // PortAFPacket or PortAFXDP
+	Port     string        // PortAFPacket, PortAFXDP or PortTAP (pps_tap.go)
 	Sizes    []int         // frame sizes without FCS, 60..1514
 	Duration time.Duration // measured time of a pollnet run (testpmd measures at least MinIntervals seconds)
 	Warmup   time.Duration
@@ -64,8 +64,8 @@ type VethResult struct {
 
 // Validate refuses values the scenario cannot run with.
 func (c *VethConfig) Validate() error {
-	if c.Port != PortAFPacket && c.Port != PortAFXDP {
-		return flagErr("--port %q: the veth scenario runs on %s or %s", c.Port, PortAFPacket, PortAFXDP)
+	if c.Port != PortAFPacket && c.Port != PortAFXDP && c.Port != PortTAP {
+		return flagErr("--port %q: the veth scenario runs on %s, %s or %s", c.Port, PortAFPacket, PortAFXDP, PortTAP)
 	}
 	if len(c.Sizes) == 0 {
 		return flagErr("--size: give at least one frame size (%d..1514 bytes)", pktgen.MinFrameSize)
@@ -106,6 +106,8 @@ type vethRig struct {
 	w    *engine.Worker
 	errc chan error
 	seq  uint64
+	// links are deleted before the namespace (the TAP rig's).
+	links []string
 }
 
 const (
@@ -190,6 +192,9 @@ func (c *VethConfig) steering() string {
 	if c.NoSteer || c.GenCore < 0 || c.FwdCore < 0 {
 		return "the sender's core"
 	}
+	if c.Port == PortTAP {
+		return "rps on the tap's kernel side to the generator's core"
+	}
 	return "rps to the reader's core"
 }
 
@@ -269,12 +274,20 @@ func (r *vethRig) close() error {
 	if r.pool != nil {
 		errs = append(errs, r.pool.Close())
 	}
+	for _, l := range r.links {
+		if _, err := r.ns.Exec("ip", "link", "del", l); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	errs = append(errs, r.ns.Delete())
 	return errors.Join(errs...)
 }
 
 // openDUT opens pollnet's port of the configured kind on the DUT end.
 func (c *VethConfig) openDUT(r *vethRig) (engine.Port, error) {
+	if c.Port == PortTAP {
+		return openTapDUT(r)
+	}
 	var p engine.Port
 	err := r.ns.Do(func() error {
 		switch c.Port {
@@ -298,7 +311,7 @@ func (c *VethConfig) openDUT(r *vethRig) (engine.Port, error) {
 
 // runPollnet is one pollnet run.
 func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
-	r, err := newVethRig(size, c.GenCore, c.FwdCore, !c.NoSteer)
+	r, err := c.newRig(size, false)
 	if err != nil {
 		return vr, err
 	}
@@ -356,7 +369,7 @@ func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
 // runTestpmd is one testpmd run, the generator sending throughout and the
 // sink sampled, so that its rate is taken over testpmd's own window.
 func (c *VethConfig) runTestpmd(peer *testpmd.Peer, size, i int) (vr vethRun, err error) {
-	r, err := newVethRig(size, c.GenCore, c.FwdCore, !c.NoSteer)
+	r, err := c.newRig(size, true)
 	if err != nil {
 		return vr, err
 	}
@@ -388,7 +401,7 @@ func (c *VethConfig) runTestpmd(peer *testpmd.Peer, size, i int) (vr vethRun, er
 			}
 		}
 	}()
-	f := testpmd.IfaceForward{Vdev: vdevOf(c.Port), Iface: vethDUT, Size: size, Warmup: c.Warmup, Duration: c.Duration}
+	f := c.ifaceForward(size)
 	bar := c.bar(fmt.Sprintf("pps %s dpdk-testpmd %4dB run %d/%d", c.Port, size, i+1, c.Repeat),
 		f.Warmup+max(f.Duration, testpmd.MinIntervals*testpmd.Interval))
 	if bar != nil {
@@ -438,8 +451,11 @@ func (c *VethConfig) runTestpmd(peer *testpmd.Peer, size, i int) (vr vethRun, er
 }
 
 func vdevOf(port string) string {
-	if port == PortAFXDP {
+	switch port {
+	case PortAFXDP:
 		return testpmd.VdevAFXDP
+	case PortTAP:
+		return testpmd.VdevTAP
 	}
 	return testpmd.VdevAFPacket
 }
@@ -533,7 +549,7 @@ func (c *VethConfig) runSize(size int) (VethResult, error) {
 	base := func(path string) result.Scenario {
 		return result.Scenario{Name: "pps", Path: path, Port: c.Port, Metric: "rx_pps", Unit: "packets/s",
 			Knobs: map[string]any{"size": size, "fwd": testpmd.ModeMacswap, "queues": 1, "burst": engine.Burst,
-				"link": "veth", "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds(),
+				"link": c.link(), "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds(),
 				"rx_steering": c.steering()},
 			Roles: map[string]int{"dut": c.FwdCore, "generator": c.GenCore}, GOMAXPROCS: procs, WarmupS: c.Warmup.Seconds()}
 	}
@@ -541,7 +557,7 @@ func (c *VethConfig) runSize(size int) (VethResult, error) {
 	if err := fillVeth(&res.Pollnet, ours); err != nil {
 		return res, err
 	}
-	for k, v := range peer.IfaceKnobs(testpmd.IfaceForward{Vdev: vdevOf(c.Port), Iface: vethDUT, Size: size, Duration: c.Duration}) {
+	for k, v := range peer.IfaceKnobs(c.ifaceForward(size)) {
 		if _, set := res.Testpmd.Knobs[k]; !set {
 			res.Testpmd.Knobs[k] = v
 		}
@@ -697,7 +713,8 @@ func FormatVeth(w io.Writer, rs []VethResult) {
 // removed.
 const vethRunOverhead = 500 * time.Millisecond
 
-// vethJobs is the pps scenario on a veth pair (--port afpacket or afxdp):
+// vethJobs is the pps scenario on a veth pair (--port afpacket or afxdp)
+// or a TAP (--port tap):
 // 64-byte frames, or the sizes given on the command line when run alone.
 func (o Options) vethJobs(single bool) ([]Job, error) {
 	c := VethConfig{Port: o.Port, Sizes: []int{64}, Duration: o.Duration, Warmup: o.Warmup, Repeat: max(o.Repeat, 1),

@@ -11,7 +11,7 @@ import (
 	"github.com/pollnet/pollnet/internal/result"
 )
 
-func smokeVeth(t *testing.T, port string) {
+func smokeVeth(t *testing.T, port string) VethResult {
 	if err := netns.Usable(); err != nil {
 		t.Skip(err)
 	}
@@ -60,16 +60,26 @@ func smokeVeth(t *testing.T, port string) {
 			t.Errorf("result does not encode: %v", err)
 		}
 	}
+	return r
 }
 
-func TestPPSOnAVethPairRunsPollnetAndTestpmdOnAFPacket(t *testing.T) { smokeVeth(t, PortAFPacket) }
+func TestPPSOnAVethPairRunsPollnetAndTestpmdOnAFPacket(t *testing.T) {
+	if r := smokeVeth(t, PortAFPacket); r.Pollnet.Knobs["link"] != "veth" {
+		t.Errorf("link knob %v, want veth", r.Pollnet.Knobs["link"])
+	}
+}
 
 func TestPPSOnAVethPairRunsPollnetAndTestpmdOnAFXDP(t *testing.T) { smokeVeth(t, PortAFXDP) }
 
 func TestVethValidateRefusesOtherPortsAndJumboFrames(t *testing.T) {
-	ok := VethConfig{Port: PortAFPacket, Sizes: []int{64}, Duration: time.Second, Repeat: 1, GenCore: -1, FwdCore: -1}
-	if err := ok.Validate(); err != nil {
-		t.Fatal(err)
+	for _, port := range []string{PortAFPacket, PortAFXDP, PortTAP} {
+		if p, err := ParsePort(port); err != nil || p != port {
+			t.Errorf("ParsePort(%q) = %q, %v", port, p, err)
+		}
+		ok := VethConfig{Port: port, Sizes: []int{64}, Duration: time.Second, Repeat: 1, GenCore: -1, FwdCore: -1}
+		if err := ok.Validate(); err != nil {
+			t.Errorf("%s: %v", port, err)
+		}
 	}
 	for _, c := range []VethConfig{
 		{Port: "null", Sizes: []int{64}, Duration: time.Second, Repeat: 1, GenCore: -1, FwdCore: -1},
@@ -99,5 +109,21 @@ func TestVethVerdictNamesWhichSideSetEachRate(t *testing.T) {
 		if got := vethVerdict(c.a, c.b); !strings.Contains(got, c.want) {
 			t.Errorf("loss %v/%v busy %v/%v: %q, want %q", c.a.Extra, c.b.Extra, *c.a.DUTBusy, *c.b.DUTBusy, got, c.want)
 		}
+	}
+}
+
+func TestPPSOnATAPRunsPollnetOnPmdTapAndTestpmdOnNetTap(t *testing.T) {
+	r := smokeVeth(t, PortTAP)
+	pn, tp := r.Pollnet, r.Testpmd
+	if pn.Knobs["link"] != "tap" || tp.Knobs["link"] != "tap" {
+		t.Errorf("link knobs %v and %v, want tap", pn.Knobs["link"], tp.Knobs["link"])
+	}
+	// testpmd's port must answer to the MAC the generator addresses, the
+	// one the TAP's kernel side has.
+	if v, _ := tp.Knobs["vdev"].(string); v != "net_tap0,iface=pn-dut,mac=02:70:6e:00:00:01" {
+		t.Errorf("testpmd's vdev %q", v)
+	}
+	if tp.Skipped == "" && tp.Counters["dut_rx_packets"] == 0 {
+		t.Errorf("testpmd's port counted nothing received: %v", tp.Counters)
 	}
 }

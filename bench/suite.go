@@ -46,7 +46,7 @@ type Options struct {
 	Live          func(*Live)
 	ProfileDir    string    // CPU and heap profiles per scenario, when set
 	ProfileNotes  io.Writer // where the pprof commands are printed
-	Port          string    // pps: PortWire (default), PortNull (null.go), PortAFPacket or PortAFXDP (pps_veth.go), PortDPDK (dpdk.go)
+	Port          string    // pps: PortWire (default), PortNull (null.go), PortAFPacket or PortAFXDP (pps_veth.go), PortTAP (pps_tap.go), PortDPDK (dpdk.go)
 	Null          NullOptions
 	// NoRxSteer leaves a veth end's receive processing on the core that
 	// sent to it (--rx-steer=false); see VethConfig.NoSteer.
@@ -277,7 +277,7 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		if o.Port == PortNull || name == "pps-null" {
 			return o.nullJobs(PortNull, full, single)
 		}
-		if o.Port == PortAFPacket || o.Port == PortAFXDP {
+		if o.Port == PortAFPacket || o.Port == PortAFXDP || o.Port == PortTAP {
 			return o.vethJobs(single)
 		}
 		c := o.ppsConfig("pps")

@@ -11,8 +11,8 @@ import (
 )
 
 // Forwarding on one kernel interface: the peer of pollnet's pps scenario on
-// an AF_PACKET or AF_XDP port. testpmd drives the interface through
-// net_af_packet or net_af_xdp, one queue pair, one forwarding lcore that
+// an AF_PACKET, AF_XDP or TAP port. testpmd drives the interface through
+// net_af_packet, net_af_xdp or net_tap, one queue pair, one forwarding lcore that
 // receives a burst, swaps the MACs and sends it back out of the same port.
 // The launch is measured as ForwardNull's is; with --record-burst-stats the
 // forwarding totals also say what share of the lcore's receive polls came
@@ -22,15 +22,25 @@ import (
 const (
 	VdevAFPacket = "net_af_packet"
 	VdevAFXDP    = "net_af_xdp"
+	// VdevTAP attaches to the TAP of that name, or makes it. A TAP made
+	// beforehand must be a multi-queue one (ip tuntap ... multi_queue):
+	// net_tap opens it with IFF_MULTI_QUEUE, which the kernel wants to
+	// match the TAP's.
+	VdevTAP = "net_tap"
 )
 
 // IfaceForward is one launch forwarding on one interface.
 type IfaceForward struct {
-	Vdev     string        // VdevAFPacket or VdevAFXDP
+	Vdev     string        // VdevAFPacket, VdevAFXDP or VdevTAP
 	Iface    string        // the interface, in the namespace testpmd starts in
 	Size     int           // frame bytes without FCS, for the record (the generator sets it)
 	Warmup   time.Duration // forwarding before the first statistics request
 	Duration time.Duration // measured time; at least MinIntervals intervals
+	// MAC is net_tap's address (VdevTAP only). net_tap gives it to the
+	// TAP's kernel side too, so the MAC the kernel side already has keeps
+	// that side unchanged under a sender opened before testpmd. Zero lets
+	// net_tap pick a random one.
+	MAC [6]byte
 }
 
 // IfaceRate is what one launch measured.
@@ -57,8 +67,18 @@ func IfaceVdev(f IfaceForward) (string, error) {
 	case VdevAFXDP:
 		// Copy mode, queue 0: what veth offers, and what pollnet's port binds.
 		return fmt.Sprintf("net_af_xdp0,iface=%s,start_queue=0,queue_count=1,force_copy=1", f.Iface), nil
+	case VdevTAP:
+		v := "net_tap0,iface=" + f.Iface
+		if f.MAC != ([6]byte{}) {
+			if f.MAC[0]&1 != 0 {
+				return "", fmt.Errorf("testpmd: net_tap MAC %x is a multicast address", f.MAC)
+			}
+			m := f.MAC
+			v += fmt.Sprintf(",mac=%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5])
+		}
+		return v, nil
 	}
-	return "", fmt.Errorf("testpmd: interface PMD %q unknown (use %s or %s)", f.Vdev, VdevAFPacket, VdevAFXDP)
+	return "", fmt.Errorf("testpmd: interface PMD %q unknown (use %s, %s or %s)", f.Vdev, VdevAFPacket, VdevAFXDP, VdevTAP)
 }
 
 func (p *Peer) ifaceApp() []string {

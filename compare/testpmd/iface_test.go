@@ -34,7 +34,16 @@ func TestIfaceVdevNamesThePMDAndRefusesOddInterfaces(t *testing.T) {
 	if err != nil || !strings.HasPrefix(v, "net_af_xdp0,iface=pn-dut,") {
 		t.Errorf("af_xdp vdev %q, %v", v, err)
 	}
-	for _, f := range []IfaceForward{{Vdev: VdevAFXDP, Iface: "a,b=c"}, {Vdev: VdevAFXDP}, {Vdev: "net_tap", Iface: "x"}} {
+	v, err = IfaceVdev(IfaceForward{Vdev: VdevTAP, Iface: "pn-dut", MAC: [6]byte{2, 0x70, 0x6e, 0, 0, 0xa1}})
+	if err != nil || v != "net_tap0,iface=pn-dut,mac=02:70:6e:00:00:a1" {
+		t.Errorf("tap vdev %q, %v", v, err)
+	}
+	v, err = IfaceVdev(IfaceForward{Vdev: VdevTAP, Iface: "pn-dut"})
+	if err != nil || v != "net_tap0,iface=pn-dut" {
+		t.Errorf("tap vdev without a MAC %q, %v", v, err)
+	}
+	for _, f := range []IfaceForward{{Vdev: VdevAFXDP, Iface: "a,b=c"}, {Vdev: VdevAFXDP}, {Vdev: "net_pcap", Iface: "x"},
+		{Vdev: VdevTAP, Iface: "x", MAC: [6]byte{1, 0, 0, 0, 0, 1}}} {
 		if v, err := IfaceVdev(f); err == nil {
 			t.Errorf("%+v gave %q", f, v)
 		}

@@ -46,7 +46,7 @@ type Options struct {
 	Live          func(*Live)
 	ProfileDir    string    // CPU and heap profiles per scenario, when set
 	ProfileNotes  io.Writer // where the pprof commands are printed
-	Port          string    // pps: PortWire (default), PortNull (null.go), PortAFPacket or PortAFXDP (pps_veth.go), PortTAP (pps_tap.go), PortDPDK (dpdk.go)
+	Port          string    // pps: PortWire (default), PortNull (null.go), PortAFPacket or PortAFXDP (pps_veth.go), PortTAP (pps_tap.go), PortDPDK (dpdk.go); udp, tcp: wire, afpacket or afxdp (stackport.go)
 	Null          NullOptions
 	// NoRxSteer leaves a veth end's receive processing on the core that
 	// sent to it (--rx-steer=false); see VethConfig.NoSteer.
@@ -402,9 +402,10 @@ func (p *planner) jobs(name string) ([]Job, error) {
 	case "udp":
 		// quick: 64 B only, to stay within three minutes with
 		// independent repeats; full sweeps the payloads.
+		port, note := o.stackPort("udp", !single)
 		u := UDPConfig{Sizes: []int{64}, Modes: o.Modes, Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat,
 			Queues: o.Queues, ClientCore: o.GenCore, ServerCore: o.FwdCore, Softirq: o.Softirq, Progress: o.Progress, Live: o.Live,
-			NoCsumOffload: o.NoCsumOffload}
+			NoCsumOffload: o.NoCsumOffload, Port: port}
 		if full {
 			u.Sizes = []int{16, 64, 1400, 8000}
 		}
@@ -425,7 +426,7 @@ func (p *planner) jobs(name string) ([]Job, error) {
 			for _, r := range rs {
 				scs = append(scs, r.Scenario)
 			}
-			return scs, func(w io.Writer) { FormatUDP(w, rs) }, nil
+			return scs, withNote(note, func(w io.Writer) { FormatUDP(w, rs) }), nil
 		}}}, nil
 	case "tcp", "tcp_stream", "tcp_crr":
 		return o.tcpJobs(name)
@@ -440,7 +441,8 @@ func (p *planner) jobs(name string) ([]Job, error) {
 // streams, the kernel and gVisor beside pollnet (the full suite adds
 // iperf3), unless the flags say otherwise.
 func (o Options) tcpJobs(name string) ([]Job, error) {
-	c := TCPConfig{Workloads: []string{TCPStream, TCPCRR}, MTUs: DefaultTCPMTUs, Streams: DefaultTCPStreams, Modes: o.Modes,
+	port, note := o.stackPort(name, o.suiteFull)
+	c := TCPConfig{Port: port, Workloads: []string{TCPStream, TCPCRR}, MTUs: DefaultTCPMTUs, Streams: DefaultTCPStreams, Modes: o.Modes,
 		Duration: o.Duration, Warmup: o.Warmup, Repeat: o.Repeat, ClientCore: o.GenCore, ServerCore: o.FwdCore,
 		Softirq: o.Softirq, Progress: o.Progress, Live: o.Live, prof: o.prof, NoCsumOffload: o.NoCsumOffload}
 	if name != "tcp" {
@@ -474,7 +476,7 @@ func (o Options) tcpJobs(name string) ([]Job, error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		return scs, func(w io.Writer) { FormatTCP(w, scs) }, nil
+		return scs, withNote(note, func(w io.Writer) { FormatTCP(w, scs) }), nil
 	}}}, nil
 }
 

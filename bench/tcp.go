@@ -55,8 +55,13 @@ type TCPConfig struct {
 	// default: the kernel peer over veth computes no TCP or UDP checksum
 	// between its namespaces (veth keeps CHECKSUM_PARTIAL end to end), so
 	// with offload pollnet does the same work. result.json records it as
-	// the knob csum_offload.
+	// the knob csum_offload. A veth port offers no offload, so there the
+	// stacks sum every segment, and the knob says so.
 	NoCsumOffload bool
+	// Port is the link's kind: PortWire (or ""), or PortAFPacket or
+	// PortAFXDP for a veth pair with a port of that kind on each end
+	// (stackport.go). An MTU the kind cannot carry is a skipped scenario.
+	Port string
 	// Peers run beside pollnet, once per round with Repeat 1, their
 	// scenarios pooled across rounds. A peer that skips a scenario (no
 	// root, a build that failed) is not asked again in later rounds.
@@ -135,7 +140,18 @@ func (c *TCPConfig) Validate() error {
 	if len(c.Modes) == 0 {
 		return flagErr("--mode: give pmd, napi or pmd,napi")
 	}
+	if err := checkStackPort("tcp", c.Port); err != nil {
+		return err
+	}
 	return checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore, slices.Contains(c.Modes, ModePMD))
+}
+
+// port is the link's kind, the wire when none is given.
+func (c *TCPConfig) port() string {
+	if c.Port == "" {
+		return PortWire
+	}
+	return c.Port
 }
 
 func (c *TCPConfig) repeat() int {
@@ -194,30 +210,30 @@ var (
 	tcpServerAddr = netip.MustParsePrefix("198.18.2.2/24")
 )
 
-// tcpRig is the two stacks of one run over their wire pair.
+// tcpRig is the two stacks of one run over their link.
 type tcpRig struct {
 	mode           Mode
 	mtu            int
-	wire           *wire.Pair
+	link           *stackLink
 	client, server *stack.Stack
 }
 
 func newTCPRig(cfg *TCPConfig, mode Mode, mtu int) (*tcpRig, error) {
 	r := &tcpRig{mode: mode, mtu: mtu}
 	var err error
-	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"tcp-client", "tcp-server"}, MTU: mtu, PoolSize: tcpPortPool,
-		ChecksumOffload: !cfg.NoCsumOffload}); err != nil {
+	if r.link, err = newStackLink(stackLinkConfig{kind: cfg.port(), names: [2]string{"tcp-client", "tcp-server"}, mtu: mtu,
+		poolSize: tcpPortPool, csumOffload: !cfg.NoCsumOffload}); err != nil {
 		return nil, err
 	}
 	mk := func(name string, port engine.Port, addr netip.Prefix, ports stack.PortRange) (*stack.Stack, error) {
 		return stack.New(stack.Config{Name: name, Interfaces: []stack.Interface{{Port: port, Addr: addr, MTU: mtu}},
 			PoolSize: tcpStackPool, LocalPortRange: ports, TCP: stack.TCPConfig{Congestion: tcpCC}})
 	}
-	if r.client, err = mk("tcp-client", r.wire.Ports[0], tcpClientAddr, crrClientPorts); err != nil {
+	if r.client, err = mk("tcp-client", r.link.ports[0], tcpClientAddr, crrClientPorts); err != nil {
 		r.close()
 		return nil, err
 	}
-	if r.server, err = mk("tcp-server", r.wire.Ports[1], tcpServerAddr, stack.PortRange{}); err != nil {
+	if r.server, err = mk("tcp-server", r.link.ports[1], tcpServerAddr, stack.PortRange{}); err != nil {
 		r.close()
 		return nil, err
 	}
@@ -234,12 +250,12 @@ func newTCPRig(cfg *TCPConfig, mode Mode, mtu int) (*tcpRig, error) {
 }
 
 func (r *tcpRig) close() error {
-	return closeStackPair(r.wire, r.client, r.server)
+	return closeStackPair(r.link, r.client, r.server)
 }
 
 // live is what `pollnet stat` shows of the run.
 func (r *tcpRig) live() *Live {
-	return stackPairLive(r.mode, r.mtu, r.wire, r.client, r.server)
+	return stackPairLive(r.mode, r.mtu, r.link, r.client, r.server)
 }
 
 // tcpCounterNames are the TCP counters (Linux's names) each scenario keeps
@@ -295,8 +311,8 @@ func (r *tcpRig) stackCounters() map[string]uint64 {
 	for _, s := range []struct {
 		name string
 		st   *stack.Stack
-		port *wire.Port
-	}{{"client", r.client, r.wire.Ports[0]}, {"server", r.server, r.wire.Ports[1]}} {
+		port engine.Port
+	}{{"client", r.client, r.link.ports[0]}, {"server", r.server, r.link.ports[1]}} {
 		tc := s.st.Stats().TCP
 		for _, n := range tcpCounterNames {
 			m[s.name+"_"+n] = tcpCounterOf(&tc, n)
@@ -641,6 +657,7 @@ type tcpRun struct {
 	cpu      time.Duration
 	wall     time.Duration
 	counters map[string]uint64
+	csum     bool // the ports filled the checksums (the link's offload)
 }
 
 // runTCPOnce is one independent run of a pollnet scenario: fresh stacks
@@ -654,6 +671,7 @@ func runTCPOnce(cfg *TCPConfig, k tcpCase, mode Mode, label string) (tcpRun, err
 		return tcpRun{}, err
 	}
 	run, err := measureTCP(cfg, r, k, mode, label)
+	run.csum = r.link.csumOffload()
 	if cerr := r.close(); cerr != nil && err == nil {
 		err = fmt.Errorf("after the run: %w", cerr)
 	}
@@ -744,9 +762,12 @@ type tcpRuns struct {
 	cpu      time.Duration
 	wall     time.Duration
 	counters map[string]uint64
+	csum     bool
+	skipped  string // why the link could not run the scenario
 }
 
 func (p *tcpRuns) add(r tcpRun) {
+	p.csum = r.csum
 	p.samples = append(p.samples, r.rate)
 	p.total += r.total
 	p.cpu += r.cpu
@@ -764,8 +785,11 @@ func (p *tcpRuns) add(r tcpRun) {
 // over the runs' ends, as the kernel peer sums them).
 func (p *tcpRuns) scenario(cfg *TCPConfig, k tcpCase, mode Mode) (result.Scenario, error) {
 	knobs := map[string]any{"mode": string(mode), "mtu": k.mtu, "cc": tcpCC, "duration_s": cfg.Duration.Seconds(),
-		"csum_offload": !cfg.NoCsumOffload}
-	sc := result.Scenario{Name: k.workload, Path: "pollnet-" + string(mode), Port: "wire", Knobs: knobs,
+		"csum_offload": p.csum}
+	if cfg.port() != PortWire {
+		knobs["link"] = "veth"
+	}
+	sc := result.Scenario{Name: k.workload, Path: "pollnet-" + string(mode), Port: cfg.port(), Knobs: knobs,
 		Samples: p.samples, CPUSeconds: p.cpu.Seconds(), Counters: p.counters,
 		Roles:      map[string]int{"client": cfg.ClientCore, "server": cfg.ServerCore},
 		GOMAXPROCS: runtime.GOMAXPROCS(0), WarmupS: cfg.Warmup.Seconds(), Repeat: len(p.samples)}
@@ -783,6 +807,10 @@ func (p *tcpRuns) scenario(cfg *TCPConfig, k tcpCase, mode Mode) (result.Scenari
 		if p.total > 0 {
 			sc.Extra["cpu_us_per_conn"] = float64(p.cpu.Nanoseconds()) / 1e3 / float64(p.total)
 		}
+	}
+	if p.skipped != "" {
+		sc.Skipped, sc.Extra, sc.Samples, sc.Counters, sc.Repeat = p.skipped, nil, nil, nil, 0
+		return sc, nil
 	}
 	if err := sc.Summarise(); err != nil {
 		return sc, err
@@ -924,8 +952,14 @@ func RunTCP(cfg TCPConfig) ([]result.Scenario, error) {
 	for _, mtu := range cfg.MTUs {
 		cases := cfg.cases(mtu)
 		pooled := make([][]tcpRuns, len(cases))
+		// A link that cannot carry the MTU skips pollnet's runs at it; the
+		// peers, on links of their own, still run.
+		why := linkCarries(cfg.port(), mtu)
 		for i := range pooled {
 			pooled[i] = make([]tcpRuns, len(cfg.Modes))
+			for m := range pooled[i] {
+				pooled[i][m].skipped = why
+			}
 		}
 		peers := map[string]*peerPool{}
 		var order []string
@@ -934,6 +968,9 @@ func RunTCP(cfg TCPConfig) ([]result.Scenario, error) {
 			label := fmt.Sprintf("%d/%d", round+1, repeat)
 			for c, k := range cases {
 				for m, mode := range cfg.Modes {
+					if why != "" {
+						continue
+					}
 					run, err := runTCPOnce(&cfg, k, mode, label)
 					if err != nil {
 						return out, fmt.Errorf("%s %s, run %d: %w", k, mode, round+1, err)

@@ -19,13 +19,12 @@ import (
 	"github.com/pollnet/pollnet/bench/pktgen"
 	"github.com/pollnet/pollnet/engine"
 	"github.com/pollnet/pollnet/internal/result"
-	"github.com/pollnet/pollnet/pmd/wire"
 	"github.com/pollnet/pollnet/stack"
 	"github.com/pollnet/pollnet/stack/header/ipv4"
 )
 
-// UDPConfig is the UDP scenario: two stack instances joined by a wire pair,
-// each driven on its own core, with a client and a server application on
+// UDPConfig is the UDP scenario: two stack instances joined by a wire pair
+// (or a veth pair, Port), each driven on its own core, with a client and a server application on
 // UDP sockets. It measures request/response (netperf's UDP_RR: one datagram
 // each way per transaction, with the round-trip time) and one-way stream
 // throughput counted as datagrams the server application read — the same
@@ -54,9 +53,15 @@ type UDPConfig struct {
 	Softirq    engine.SoftirqConfig
 	// NoCsumOffload turns off the wire pair's checksum offload, on by
 	// default as in TCPConfig: the kernel over veth sums nothing either.
+	// A veth port offers none, so there the stacks sum every datagram;
+	// the knob csum_offload records what the ports did.
 	NoCsumOffload bool
-	Progress      io.Writer
-	Live          func(*Live)
+	// Port is the link's kind: PortWire (or ""), or PortAFPacket or
+	// PortAFXDP for a veth pair with a port of that kind on each end
+	// (stackport.go).
+	Port     string
+	Progress io.Writer
+	Live     func(*Live)
 }
 
 // UDP payload bounds: the stamp (sequence and time) must fit.
@@ -85,6 +90,12 @@ func (c *UDPConfig) Validate() error {
 	if len(c.Modes) == 0 {
 		return flagErr("--mode: give pmd, napi or pmd,napi")
 	}
+	if err := checkStackPort("udp", c.Port); err != nil {
+		return err
+	}
+	if c.port() != PortWire && c.Queues > 1 {
+		return flagErr("--queues %d with --port %s: a veth link carries one queue per stack here; give --queues 1", c.Queues, c.Port)
+	}
 	// Only one queue pins the stacks; more leave every shard unpinned.
 	if err := checkRun(c.Duration, c.Warmup, c.ClientCore, c.ServerCore, slices.Contains(c.Modes, ModePMD) && c.Queues <= 1); err != nil {
 		return err
@@ -93,6 +104,14 @@ func (c *UDPConfig) Validate() error {
 		return flagErr("--queues %d is out of range: give %d..%d receive queues per port (each stack runs a shard per queue)", c.Queues, MinQueues, MaxQueues)
 	}
 	return nil
+}
+
+// port is the link's kind, the wire when none is given.
+func (c *UDPConfig) port() string {
+	if c.Port == "" {
+		return PortWire
+	}
+	return c.Port
 }
 
 // UDPResult is one (workload, mode, size) measurement.
@@ -114,7 +133,7 @@ var (
 // and server socket ss[i], both on shard i of their stacks.
 type udpRig struct {
 	mode           Mode
-	wire           *wire.Pair
+	link           *stackLink
 	client, server *stack.Stack
 	cs, ss         []*stack.UDPConn
 	tick           atomic.Pointer[func(*engine.Worker, int)] // the client's poll-loop application, in PMD mode
@@ -131,15 +150,15 @@ func newUDPRig(cfg UDPConfig, mode Mode) (*udpRig, error) {
 	r := &udpRig{mode: mode}
 	q := cfg.Queues
 	var err error
-	if r.wire, err = wire.NewPair(wire.Config{Names: [2]string{"udp-client", "udp-server"}, Queues: q,
-		ChecksumOffload: !cfg.NoCsumOffload}); err != nil {
+	if r.link, err = newStackLink(stackLinkConfig{kind: cfg.port(), names: [2]string{"udp-client", "udp-server"}, queues: q,
+		csumOffload: !cfg.NoCsumOffload}); err != nil {
 		return nil, err
 	}
 	mk := func(name string, port engine.Port, addr netip.Prefix, tick func(*engine.Worker, int)) (*stack.Stack, error) {
 		return stack.New(stack.Config{Name: name, Interfaces: []stack.Interface{{Port: port, Addr: addr}},
 			Shards: q, UDPRecvBuffer: 4 << 20, PollTick: tick})
 	}
-	if r.client, err = mk("udp-client", r.wire.Ports[0], udpClientAddr, func(w *engine.Worker, n int) {
+	if r.client, err = mk("udp-client", r.link.ports[0], udpClientAddr, func(w *engine.Worker, n int) {
 		if t := r.tick.Load(); t != nil {
 			(*t)(w, n)
 		}
@@ -147,7 +166,7 @@ func newUDPRig(cfg UDPConfig, mode Mode) (*udpRig, error) {
 		r.close()
 		return nil, err
 	}
-	if r.server, err = mk("udp-server", r.wire.Ports[1], udpServerAddr, nil); err != nil {
+	if r.server, err = mk("udp-server", r.link.ports[1], udpServerAddr, nil); err != nil {
 		r.close()
 		return nil, err
 	}
@@ -292,17 +311,17 @@ func (r *udpRig) serverAddr() netip.AddrPort {
 // live is what `pollnet stat` shows of the run: the ports' queues and every
 // shard's worker or softirq.
 func (r *udpRig) live(size int) *Live {
-	return stackPairLive(r.mode, size, r.wire, r.client, r.server)
+	return stackPairLive(r.mode, size, r.link, r.client, r.server)
 }
 
 func (r *udpRig) close() error {
-	return closeStackPair(r.wire, r.client, r.server)
+	return closeStackPair(r.link, r.client, r.server)
 }
 
-// stackPairLive is what `pollnet stat` shows of two stacks over a wire pair:
+// stackPairLive is what `pollnet stat` shows of two stacks over a link:
 // the ports' queues and every shard's worker or softirq.
-func stackPairLive(mode Mode, size int, w *wire.Pair, client, server *stack.Stack) *Live {
-	l := &Live{Mode: mode, Size: size, Ports: []engine.Port{w.Ports[0], w.Ports[1]}}
+func stackPairLive(mode Mode, size int, link *stackLink, client, server *stack.Stack) *Live {
+	l := &Live{Mode: mode, Size: size, Ports: []engine.Port{link.ports[0], link.ports[1]}}
 	for _, s := range []*stack.Stack{client, server} {
 		if s == nil {
 			continue
@@ -316,9 +335,9 @@ func stackPairLive(mode Mode, size int, w *wire.Pair, client, server *stack.Stac
 	return l
 }
 
-// closeStackPair closes the stacks, then the wire's ports; any may be nil
-// (a rig that failed half way), and every error is kept.
-func closeStackPair(w *wire.Pair, client, server *stack.Stack) error {
+// closeStackPair closes the stacks, then the link; any may be nil (a rig
+// that failed half way), and every error is kept.
+func closeStackPair(link *stackLink, client, server *stack.Stack) error {
 	var errs []error
 	for _, s := range []*stack.Stack{client, server} {
 		if s != nil {
@@ -327,13 +346,7 @@ func closeStackPair(w *wire.Pair, client, server *stack.Stack) error {
 			}
 		}
 	}
-	if w != nil {
-		for _, p := range w.Ports {
-			if err := p.Close(); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
+	errs = append(errs, link.close())
 	return errors.Join(errs...)
 }
 
@@ -648,6 +661,7 @@ type udpRun struct {
 	counters   map[string]uint64 // over the window only
 	lat        pktgen.Histogram  // round trips completed in the window, for udp_rr
 	mtu        int
+	csum       bool // the ports filled the checksums (the link's offload)
 	gomaxprocs int
 }
 
@@ -782,8 +796,8 @@ func (a *udpApp) run(cfg UDPConfig, mode Mode, label string) (udpRun, error) {
 			return fmt.Sprintf("%.3f M datagrams/s", rate/1e6)
 		},
 	}.run()
-	run := udpRun{cpu: cpu1 - cpu0, wall: sm.Wall, total: sm.Total, mtu: r.wire.Ports[0].Info().MTU,
-		gomaxprocs: runtime.GOMAXPROCS(0), counters: after}
+	run := udpRun{cpu: cpu1 - cpu0, wall: sm.Wall, total: sm.Total, mtu: r.link.ports[0].Info().MTU,
+		csum: r.link.csumOffload(), gomaxprocs: runtime.GOMAXPROCS(0), counters: after}
 	for k, v := range run.counters {
 		run.counters[k] = v - min(v, before[k])
 	}
@@ -822,6 +836,7 @@ type udpRuns struct {
 	counters   map[string]uint64
 	lat        pktgen.Histogram
 	mtu        int
+	csum       bool
 	gomaxprocs int
 }
 
@@ -837,7 +852,7 @@ func (p *udpRuns) add(r udpRun) {
 		p.counters[k] += v
 	}
 	p.lat.Merge(&r.lat)
-	p.mtu = r.mtu
+	p.mtu, p.csum = r.mtu, r.csum
 	p.gomaxprocs = max(p.gomaxprocs, r.gomaxprocs)
 }
 
@@ -850,7 +865,10 @@ func (p *udpRuns) result(cfg UDPConfig, workload string, mode Mode, size int) (U
 	}
 	knobs := map[string]any{
 		"payload": size, "size": size + udpFrameHeaders, "mode": string(mode), "mtu": p.mtu,
-		"batch": batch, "duration_s": cfg.Duration.Seconds(), "csum_offload": !cfg.NoCsumOffload,
+		"batch": batch, "duration_s": cfg.Duration.Seconds(), "csum_offload": p.csum,
+	}
+	if cfg.port() != PortWire {
+		knobs["link"] = "veth"
 	}
 	if workload == "udp_stream" {
 		knobs["rx_batch"] = 1 // the server reads one datagram per call
@@ -864,7 +882,7 @@ func (p *udpRuns) result(cfg UDPConfig, workload string, mode Mode, size int) (U
 		roles = map[string]int{"client": engine.AnyCore, "server": engine.AnyCore}
 	}
 	sc := result.Scenario{
-		Name: workload, Path: "pollnet-" + string(mode), Port: "wire", Knobs: knobs,
+		Name: workload, Path: "pollnet-" + string(mode), Port: cfg.port(), Knobs: knobs,
 		Samples: p.samples, CPUSeconds: p.cpu.Seconds(), Counters: p.counters,
 		Roles: roles, GOMAXPROCS: p.gomaxprocs, WarmupS: cfg.Warmup.Seconds(), Repeat: len(p.samples),
 	}

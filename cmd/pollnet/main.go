@@ -170,7 +170,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
-	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink), null (one forwarder on a null port, beside dpdk-testpmd on net_null), dpdk (the same on a pmd/dpdk port on net_null; needs -tags dpdk), afpacket or afxdp (a forwarder on a veth, beside dpdk-testpmd's net_af_packet or net_af_xdp; root), or tap (a forwarder on a TAP, beside dpdk-testpmd's net_tap; root)")
+	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink), null (one forwarder on a null port, beside dpdk-testpmd on net_null), dpdk (the same on a pmd/dpdk port on net_null; needs -tags dpdk), afpacket or afxdp (a forwarder on a veth, beside dpdk-testpmd's net_af_packet or net_af_xdp; root), or tap (a forwarder on a TAP, beside dpdk-testpmd's net_tap; root); "+
+		"udp, tcp: wire, or afpacket or afxdp (the two stacks on a veth pair, a port of that kind each; root), no other kind; a suite applies it to the scenarios that take it")
 	copyNull := fs.Bool("copy", false, "null and dpdk ports: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
 	mtus := intList{1500, 9000}

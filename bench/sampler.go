@@ -99,10 +99,13 @@ func (sp sampling) sample() sampled {
 	n0 := sp.Count()
 	lastT, lastN, lastX := start, n0, extra()
 	var out sampled
-	for time.Since(start) < sp.Duration {
+	// The loop always ends on a reading at or after Duration, even when the
+	// sampler was descheduled past the end before its first tick.
+	for done := false; !done; {
 		<-tick.C
 		now := time.Now()
-		if (now.Sub(lastT) >= every && len(out.Rates) < repeat-1) || now.Sub(start) >= sp.Duration {
+		done = now.Sub(start) >= sp.Duration
+		if (now.Sub(lastT) >= every && len(out.Rates) < repeat-1) || done {
 			n, x := sp.Count(), extra()
 			el := now.Sub(lastT).Seconds()
 			out.Rates = append(out.Rates, float64(n-lastN)/el)

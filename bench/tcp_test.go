@@ -21,7 +21,9 @@ import (
 func TestRunTCPBothWorkloadsBothModes(t *testing.T) {
 	var progress strings.Builder
 	cfg := TCPConfig{Workloads: []string{TCPStream, TCPCRR}, MTUs: []int{1500}, Streams: []int{1}, Modes: []Mode{ModePMD, ModeNAPI},
-		Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond, Repeat: 2, ClientCore: engine.AnyCore,
+		// 400 ms: a crowded machine can starve a shard until its ring drops
+		// and a connection waits out a 200 ms retransmission timeout.
+		Duration: 400 * time.Millisecond, Warmup: 50 * time.Millisecond, Repeat: 2, ClientCore: engine.AnyCore,
 		ServerCore: engine.AnyCore, Progress: &progress}
 	scs, err := RunTCP(cfg)
 	if err != nil {

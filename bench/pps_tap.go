@@ -3,13 +3,9 @@ package bench
 import (
 	"errors"
 	"fmt"
-	"os/exec"
 
-	"github.com/pollnet/pollnet/bench/pktgen"
 	"github.com/pollnet/pollnet/compare/testpmd"
 	"github.com/pollnet/pollnet/engine"
-	"github.com/pollnet/pollnet/internal/netns"
-	"github.com/pollnet/pollnet/pmd/afpacket"
 	"github.com/pollnet/pollnet/pmd/tap"
 )
 
@@ -60,14 +56,10 @@ func (c *VethConfig) newRig(size int, forTestpmd bool) (*vethRig, error) {
 // ports frames beyond the MTU, and opens the generator's port on the kernel
 // side, its frames addressed to dutMAC. It starts nothing.
 func newTapRig(size, genCore int, steer bool, dutMAC [6]byte, mq bool) (_ *vethRig, err error) {
-	if err := netns.Usable(); err != nil {
-		return nil, err
-	}
-	ns, err := netns.New("pnpps")
+	r, err := newRigNS()
 	if err != nil {
 		return nil, err
 	}
-	r := &vethRig{ns: ns}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -77,27 +69,17 @@ func newTapRig(size, genCore int, steer bool, dutMAC [6]byte, mq bool) (_ *vethR
 	if mq {
 		add = append(add, "multi_queue")
 	}
-	k := tapKernelMAC
-	cmds := [][]string{
-		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
-		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
-		add,
-		{"ip", "link", "set", vethDUT, "address", fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", k[0], k[1], k[2], k[3], k[4], k[5])},
-	}
-	for _, c := range cmds {
-		if _, err := ns.Exec(c...); err != nil {
-			return nil, err
-		}
+	if _, err := r.ns.Exec(add...); err != nil {
+		return nil, err
 	}
 	// Deleted before the namespace, so that nothing depends on the
 	// namespace's teardown to remove a persistent TAP.
 	r.links = []string{vethDUT}
-	if _, err := exec.LookPath("ethtool"); err == nil {
-		if _, err := ns.Exec("ethtool", "-K", vethDUT, "tso", "off", "gso", "off", "gro", "off"); err != nil {
-			return nil, err
-		}
+	k := tapKernelMAC
+	if _, err := r.ns.Exec("ip", "link", "set", vethDUT, "address", fmt.Sprintf("%02x:%02x:%02x:%02x:%02x:%02x", k[0], k[1], k[2], k[3], k[4], k[5])); err != nil {
+		return nil, err
 	}
-	if _, err := ns.Exec("ip", "link", "set", vethDUT, "up"); err != nil {
+	if err := upWithoutOffloads(r.ns, vethDUT); err != nil {
 		return nil, err
 	}
 	// Frames the device under test writes are received by the kernel in
@@ -108,23 +90,15 @@ func newTapRig(size, genCore int, steer bool, dutMAC [6]byte, mq bool) (_ *vethR
 	// syscall, and the device under test copies it out in its read(2), on
 	// its own core already.
 	if steer {
-		if err := steerVeth(ns, vethDUT, genCore); err != nil {
+		if err := steerVeth(r.ns, vethDUT, genCore); err != nil {
 			return nil, err
 		}
 	}
-	if err := ns.Do(func() (err error) { r.gen, err = afpacket.Open(afpacket.Config{Name: vethDUT}); return err }); err != nil {
+	if err := r.openGen(vethDUT, size, func() ([6]byte, error) { return dutMAC, nil }); err != nil {
 		return nil, err
 	}
 	if r.gen.Info().MAC != tapKernelMAC {
 		return nil, fmt.Errorf("the TAP's kernel side has MAC %x, not the %x the rig gave it", r.gen.Info().MAC, tapKernelMAC)
-	}
-	if r.pool, err = engine.NewPool("tap-gen", 8192, 0); err != nil {
-		return nil, err
-	}
-	fc := pktgen.DefaultFlowConfig(size)
-	fc.SrcMAC, fc.DstMAC = r.gen.Info().MAC, dutMAC
-	if r.tmpl, err = pktgen.NewTemplate(fc); err != nil {
-		return nil, err
 	}
 	return r, nil
 }

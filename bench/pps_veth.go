@@ -115,9 +115,9 @@ const (
 	vethDUT = "pn-dut"
 )
 
-// newVethRig makes the namespace and the veth pair, with the offloads off
-// that would hand the ports frames beyond the MTU, and starts nothing.
-func newVethRig(size, genCore, fwdCore int, steer bool) (_ *vethRig, err error) {
+// newRigNS makes the rig's namespace, with no IPv6 autoconfiguration, so
+// that nothing but the generator's frames is on the link.
+func newRigNS() (*vethRig, error) {
 	if err := netns.Usable(); err != nil {
 		return nil, err
 	}
@@ -126,62 +126,93 @@ func newVethRig(size, genCore, fwdCore int, steer bool) (_ *vethRig, err error) 
 		return nil, err
 	}
 	r := &vethRig{ns: ns}
+	for _, c := range [][]string{
+		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
+		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
+	} {
+		if _, err := ns.Exec(c...); err != nil {
+			return nil, errors.Join(err, r.close())
+		}
+	}
+	return r, nil
+}
+
+// upWithoutOffloads turns off the offloads that would hand the ports frames
+// beyond the MTU and brings the devices up.
+func upWithoutOffloads(ns *netns.NS, devs ...string) error {
+	if _, err := exec.LookPath("ethtool"); err == nil {
+		for _, dev := range devs {
+			if _, err := ns.Exec("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"); err != nil {
+				return err
+			}
+		}
+	}
+	for _, dev := range devs {
+		if _, err := ns.Exec("ip", "link", "set", dev, "up"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openGen opens the generator's port on dev and its pool, and builds the
+// frames it sends to dutMAC.
+func (r *vethRig) openGen(dev string, size int, dutMAC func() ([6]byte, error)) (err error) {
+	if err := r.ns.Do(func() (err error) { r.gen, err = afpacket.Open(afpacket.Config{Name: dev}); return err }); err != nil {
+		return err
+	}
+	if r.pool, err = engine.NewPool("rig-gen", 8192, 0); err != nil {
+		return err
+	}
+	fc := pktgen.DefaultFlowConfig(size)
+	if fc.DstMAC, err = dutMAC(); err != nil {
+		return err
+	}
+	fc.SrcMAC = r.gen.Info().MAC
+	r.tmpl, err = pktgen.NewTemplate(fc)
+	return err
+}
+
+// newVethRig makes the namespace and the veth pair, steers each end's
+// receive processing to its reader's core if steer, and opens the
+// generator. It starts nothing.
+func newVethRig(size, genCore, fwdCore int, steer bool) (_ *vethRig, err error) {
+	r, err := newRigNS()
+	if err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			r.close()
 		}
 	}()
-	cmds := [][]string{
-		// No IPv6 autoconfiguration: nothing but the generator's frames on the wire.
-		{"sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"},
-		{"sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"},
-		{"ip", "link", "add", vethGen, "type", "veth", "peer", "name", vethDUT},
+	if _, err := r.ns.Exec("ip", "link", "add", vethGen, "type", "veth", "peer", "name", vethDUT); err != nil {
+		return nil, err
 	}
-	for _, c := range cmds {
-		if _, err := ns.Exec(c...); err != nil {
-			return nil, err
-		}
-	}
-	if _, err := exec.LookPath("ethtool"); err == nil {
-		for _, dev := range []string{vethGen, vethDUT} {
-			if _, err := ns.Exec("ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off"); err != nil {
-				return nil, err
-			}
-		}
-	}
-	for _, dev := range []string{vethGen, vethDUT} {
-		if _, err := ns.Exec("ip", "link", "set", dev, "up"); err != nil {
-			return nil, err
-		}
+	if err := upWithoutOffloads(r.ns, vethGen, vethDUT); err != nil {
+		return nil, err
 	}
 	if steer {
-		if err := steerVeth(ns, vethDUT, fwdCore); err != nil {
+		if err := steerVeth(r.ns, vethDUT, fwdCore); err != nil {
 			return nil, err
 		}
-		if err := steerVeth(ns, vethGen, genCore); err != nil {
+		if err := steerVeth(r.ns, vethGen, genCore); err != nil {
 			return nil, err
 		}
 	}
-	if err := ns.Do(func() (err error) { r.gen, err = afpacket.Open(afpacket.Config{Name: vethGen}); return err }); err != nil {
-		return nil, err
+	// The device under test answers to its veth end's MAC.
+	dutMAC := func() (mac [6]byte, err error) {
+		err = r.ns.Do(func() error {
+			p, err := afpacket.Open(afpacket.Config{Name: vethDUT, PoolSize: 64})
+			if err != nil {
+				return err
+			}
+			mac = p.Info().MAC
+			return p.Close()
+		})
+		return mac, err
 	}
-	if r.pool, err = engine.NewPool("veth-gen", 8192, 0); err != nil {
-		return nil, err
-	}
-	var dutMAC [6]byte
-	if err := ns.Do(func() error {
-		p, err := afpacket.Open(afpacket.Config{Name: vethDUT, PoolSize: 64})
-		if err != nil {
-			return err
-		}
-		dutMAC = p.Info().MAC
-		return p.Close()
-	}); err != nil {
-		return nil, err
-	}
-	fc := pktgen.DefaultFlowConfig(size)
-	fc.SrcMAC, fc.DstMAC = r.gen.Info().MAC, dutMAC
-	if r.tmpl, err = pktgen.NewTemplate(fc); err != nil {
+	if err := r.openGen(vethGen, size, dutMAC); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -26,7 +26,12 @@
 // (XDP_UMEM_UNALIGNED_CHUNK_FLAG) could map one onto the other, at the
 // cost of mbufs held by the kernel and an engine that lets a driver own
 // its pool's memory; not done. Stats counts the bytes copied each way.
-// BenchmarkBoundaryCopy measures what the copy costs per frame.
+// BenchmarkBoundaryCopy measures what the copy costs per frame, RxBurst and
+// TxBurst run against rings whose kernel side it plays: on this project's
+// 2-core AMD EPYC VM, shared and loaded (load average 3), one short run
+// each, RxBurst took 43-48 ns a frame at 64 bytes and 139-258 ns at 1514
+// (mbuf allocation and freeing included), TxBurst 55 and 153 ns; the copy
+// alone was 22-31 and 52-62 ns in, 17 and 44 ns out.
 //
 // XDP sees a frame's bytes as they are: a frame the kernel sends with
 // CHECKSUM_PARTIAL (a local socket over a veth, which offers checksum

@@ -132,9 +132,9 @@ func refusesZeroCopy(err error) bool {
 // bindQueue opens queue's socket in mode. Under BindAuto a refused
 // zero-copy bind is retried in copy mode on a new socket with a new UMEM:
 // the refused one is closed first, rings and UMEM unmapped, since what a
-// refused bind leaves on a socket differs between kernels (before 5.10 the
-// UMEM kept its hold on the device until release). It returns the kernel's
-// refusal as why when it fell back.
+// refused bind leaves on a socket differs between kernels (5.4's
+// xdp_umem_assign_dev left the UMEM holding the device until release). It
+// returns the kernel's refusal as why when it fell back.
 func bindQueue(name string, ifindex, queue int, frameSize, frames uint32, mode BindMode) (s *socket, why string, err error) {
 	if mode == BindCopy {
 		s, err = openSocket(ifindex, queue, frameSize, frames, unix.XDP_COPY)

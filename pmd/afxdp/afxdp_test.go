@@ -52,6 +52,36 @@ func kernelSupport(t *testing.T) {
 
 func newLink(t *testing.T, mode Mode) *vethLink {
 	t.Helper()
+	l := newVeth(t)
+	if err := l.open(t, Config{Interface: "xa0", Mode: mode, RingSize: 256, PoolSize: 1024}); err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	return l
+}
+
+// open opens the port on the link's interface in its namespace and closes
+// it when the test ends.
+func (l *vethLink) open(t *testing.T, cfg Config) error {
+	t.Helper()
+	err := l.ours.Do(func() error {
+		p, err := Open(cfg)
+		l.port = p
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	t.Cleanup(func() {
+		if err := l.port.Close(); err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return nil
+}
+
+// newVeth makes the veth pair and namespaces, with no port yet.
+func newVeth(t *testing.T) *vethLink {
+	t.Helper()
 	kernelSupport(t)
 	ours, err := netns.New("pnxa")
 	if err != nil {
@@ -104,19 +134,6 @@ func newLink(t *testing.T, mode Mode) *vethLink {
 		t.Fatal(err)
 	}
 	copy(l.kernelMAC[:], hw)
-	err = ours.Do(func() error {
-		p, err := Open(Config{Interface: "xa0", Mode: mode, RingSize: 256, PoolSize: 1024})
-		l.port = p
-		return err
-	})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.port.Close(); err != nil && !errors.Is(err, ErrClosed) {
-			t.Errorf("close: %v", err)
-		}
-	})
 	return l
 }
 

@@ -9,7 +9,8 @@ import (
 )
 
 // socket is one AF_XDP socket with a UMEM of its own, bound to one queue of
-// one interface in copy mode (XDP_COPY) with XDP_USE_NEED_WAKEUP.
+// one interface in copy (XDP_COPY) or zero-copy (XDP_ZEROCOPY) mode, with
+// XDP_USE_NEED_WAKEUP.
 //
 // The UMEM is cut in two: frames [0, n) receive, and cycle fill -> kernel ->
 // rx -> us -> fill; frames [n, 2n) transmit, and cycle free -> tx -> kernel
@@ -26,6 +27,7 @@ type socket struct {
 	rx        ring[unix.XDPDesc]
 	tx        ring[unix.XDPDesc]
 	maps      [4][]byte // the rings' mappings: fill, completion, rx, tx
+	zeroCopy  bool      // bound in zero-copy mode, as the kernel says (XDP_OPTIONS)
 
 	// failTx, set only by tests before the port is driven, stands in for
 	// sendto's answer to a transmit kick, so a test can make the kernel
@@ -50,10 +52,24 @@ func getsockopt(fd, name int, p unsafe.Pointer, size uintptr) error {
 	return nil
 }
 
-// openSocket makes the socket, registers and maps its UMEM and rings, binds
-// it to (ifindex, queue) and puts every receive frame on the fill ring.
-// frames is a power of two, the size of every ring.
-func openSocket(ifindex, queue int, frameSize, frames uint32) (s *socket, err error) {
+// umemName names the UMEM's memfd, so /proc/PID/maps shows each UMEM.
+const umemName = "pollnet-afxdp-umem"
+
+// bindError is the kernel's refusal of the bind itself, after the socket,
+// UMEM and rings were set up.
+type bindError struct {
+	flags uint16
+	err   error
+}
+
+func (e *bindError) Error() string { return e.err.Error() }
+func (e *bindError) Unwrap() error { return e.err }
+
+// openSocket makes the socket, registers and maps its UMEM and rings, puts
+// every receive frame on the fill ring and binds it to (ifindex, queue)
+// with flags (XDP_COPY or XDP_ZEROCOPY). frames is a power of two, the size
+// of every ring. On any error everything it made is released.
+func openSocket(ifindex, queue int, frameSize, frames uint32, flags uint16) (s *socket, err error) {
 	fd, err := unix.Socket(unix.AF_XDP, unix.SOCK_RAW|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		if errors.Is(err, unix.EAFNOSUPPORT) {
@@ -62,16 +78,16 @@ func openSocket(ifindex, queue int, frameSize, frames uint32) (s *socket, err er
 		return nil, fmt.Errorf("afxdp: socket(AF_XDP): %w", err)
 	}
 	s = &socket{fd: fd, frameSize: uint64(frameSize), frames: frames}
+	made := s // the error returns below set s to nil before this runs
 	defer func() {
 		if err != nil {
-			s.close()
+			made.close()
 		}
 	}()
 
 	size := 2 * int(frames) * int(frameSize)
-	s.umem, err = unix.Mmap(-1, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_POPULATE)
-	if err != nil {
-		return nil, fmt.Errorf("afxdp: map UMEM of %d bytes: %w", size, err)
+	if s.umem, err = mapUmem(size); err != nil {
+		return nil, err
 	}
 	reg := unix.XDPUmemReg{Addr: uint64(uintptr(unsafe.Pointer(&s.umem[0]))), Len: uint64(size), Size: frameSize}
 	if err := sockopt(fd, unix.XDP_UMEM_REG, unsafe.Pointer(&reg), unsafe.Sizeof(reg)); err != nil {
@@ -107,14 +123,41 @@ func openSocket(ifindex, queue int, frameSize, frames uint32) (s *socket, err er
 	}
 	s.fill.submit(n)
 
-	sa := &unix.SockaddrXDP{Flags: unix.XDP_COPY | unix.XDP_USE_NEED_WAKEUP, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
+	sa := &unix.SockaddrXDP{Flags: flags | unix.XDP_USE_NEED_WAKEUP, Ifindex: uint32(ifindex), QueueID: uint32(queue)}
 	if err := unix.Bind(fd, sa); err != nil {
 		if errors.Is(err, unix.EBUSY) {
-			return nil, fmt.Errorf("afxdp: bind to ifindex %d queue %d: %w: another socket holds the queue, or one just closed (wait a few seconds)", ifindex, queue, err)
+			err = fmt.Errorf("afxdp: bind to ifindex %d queue %d: %w: another socket holds the queue, or one just closed (wait a few seconds)", ifindex, queue, err)
+		} else {
+			err = fmt.Errorf("afxdp: bind to ifindex %d queue %d: %w", ifindex, queue, err)
 		}
-		return nil, fmt.Errorf("afxdp: bind to ifindex %d queue %d: %w", ifindex, queue, err)
+		return nil, &bindError{flags: flags, err: err}
 	}
+	s.zeroCopy = flags&unix.XDP_ZEROCOPY != 0
+	var opt uint32
+	if err := getsockopt(fd, unix.XDP_OPTIONS, unsafe.Pointer(&opt), 4); err == nil {
+		s.zeroCopy = opt&unix.XDP_OPTIONS_ZEROCOPY != 0
+	} // before Linux 5.3 there is no XDP_OPTIONS: the flags say, as the bind forced the mode
 	return s, nil
+}
+
+// mapUmem maps a UMEM of size bytes, shared, from a memfd named umemName
+// rather than anonymous memory, so /proc/PID/maps names each UMEM and its
+// inode tells one from another (tests check none outlives its socket).
+// The mapping keeps the memory once the memfd is closed.
+func mapUmem(size int) ([]byte, error) {
+	mfd, err := unix.MemfdCreate(umemName, unix.MFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("afxdp: memfd for UMEM: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.Ftruncate(mfd, int64(size)); err != nil {
+		return nil, fmt.Errorf("afxdp: size UMEM memfd to %d bytes: %w", size, err)
+	}
+	m, err := unix.Mmap(mfd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		return nil, fmt.Errorf("afxdp: map UMEM of %d bytes: %w", size, err)
+	}
+	return m, nil
 }
 
 // mapRing maps one ring at its page offset and views it with the offsets
@@ -132,7 +175,9 @@ func mapRing[T desc](fd int, pgoff int64, off unix.XDPRingOffset, n uint32, prod
 }
 
 // kickTx asks the kernel to send what the tx ring holds: in copy mode it
-// transmits in the sendto itself, a batch at a time (xsk_generic_xmit).
+// transmits in the sendto itself, a batch at a time (xsk_generic_xmit); in
+// zero-copy mode the sendto only wakes the driver, which sends from its
+// NAPI poll.
 func (s *socket) kickTx() unix.Errno {
 	if s.failTx != nil {
 		if errno := s.failTx(); errno != 0 {

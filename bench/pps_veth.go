@@ -323,7 +323,8 @@ func (c *VethConfig) openDUT(r *vethRig) (engine.Port, error) {
 	err := r.ns.Do(func() error {
 		switch c.Port {
 		case PortAFXDP:
-			x, err := afxdp.Open(afxdp.Config{Interface: vethDUT})
+			// Copy mode, as testpmd's force_copy=1: the same work on both sides.
+			x, err := afxdp.Open(afxdp.Config{Interface: vethDUT, Bind: afxdp.BindCopy})
 			if err != nil {
 				return err
 			}
@@ -581,7 +582,7 @@ func (c *VethConfig) runSize(size int) (VethResult, error) {
 		return result.Scenario{Name: "pps", Path: path, Port: c.Port, Metric: "rx_pps", Unit: "packets/s",
 			Knobs: map[string]any{"size": size, "fwd": testpmd.ModeMacswap, "queues": 1, "burst": engine.Burst,
 				"link": c.link(), "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds(),
-				"rx_steering": c.steering()},
+				"rx_steering": c.steering(), "bind": "copy"},
 			Roles: map[string]int{"dut": c.FwdCore, "generator": c.GenCore}, GOMAXPROCS: procs, WarmupS: c.Warmup.Seconds()}
 	}
 	res := VethResult{Port: c.Port, Size: size, Pollnet: base("pollnet-pmd"), Testpmd: base(testpmd.Path)}

@@ -579,11 +579,15 @@ func (c *VethConfig) runSize(size int) (VethResult, error) {
 	}
 	procs := runtime.GOMAXPROCS(0)
 	base := func(path string) result.Scenario {
-		return result.Scenario{Name: "pps", Path: path, Port: c.Port, Metric: "rx_pps", Unit: "packets/s",
+		sc := result.Scenario{Name: "pps", Path: path, Port: c.Port, Metric: "rx_pps", Unit: "packets/s",
 			Knobs: map[string]any{"size": size, "fwd": testpmd.ModeMacswap, "queues": 1, "burst": engine.Burst,
 				"link": c.link(), "generator": "pollnet pktgen on afpacket", "duration_s": c.Duration.Seconds(),
-				"rx_steering": c.steering(), "bind": "copy"},
+				"rx_steering": c.steering()},
 			Roles: map[string]int{"dut": c.FwdCore, "generator": c.GenCore}, GOMAXPROCS: procs, WarmupS: c.Warmup.Seconds()}
+		if c.Port == PortAFXDP {
+			sc.Knobs["bind"] = "copy"
+		}
+		return sc
 	}
 	res := VethResult{Port: c.Port, Size: size, Pollnet: base("pollnet-pmd"), Testpmd: base(testpmd.Path)}
 	if err := fillVeth(&res.Pollnet, ours); err != nil {

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os/exec"
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pollnet/pollnet/bench/pktgen"
@@ -108,6 +110,15 @@ type vethRig struct {
 	seq  uint64
 	// links are deleted before the namespace (the TAP rig's).
 	links []string
+
+	// Pacing and the zero-loss trials' counting (zeroloss_veth.go).
+	rate  atomic.Uint64 // the offered rate asked for, math.Float64bits; 0: as fast as it can
+	paced float64       // the rate pacer holds to (the generator's goroutine's)
+	pacer *pktgen.Pacer
+	owed  int          // frames the pacer allowed and not yet sent, at most vethBucket
+	win   seqWindow    // the generator's goroutine's
+	ctl   atomic.Int32 // a winOp asked of the generator's goroutine
+	ctlc  chan winMark // its answer
 }
 
 const (
@@ -255,28 +266,66 @@ func steerVeth(ns *netns.NS, dev string, core int) error {
 	return nil
 }
 
-// startGen starts the generator worker: a burst out each round, whatever
-// comes back freed (the port counts it).
+// vethBucket is the most frames the paced generator owes: allowed by the
+// pacer and not yet sent, because a round came late (the kernel's receive
+// processing of the frames coming back runs on the generator's core) or the
+// port took less than a burst. It sends them a burst a round, so that a late
+// round does not lower the offered rate. At 1 Mpps it is 128 us of frames.
+const vethBucket = 4 * engine.Burst
+
+// startGen starts the generator worker: a burst out each round, as many
+// frames as the pacer allows (a whole burst at rate 0), whatever comes back
+// freed (the port counts it) and, while a trial's window is open, counted by
+// its sequence number.
 func (r *vethRig) startGen(core int) error {
 	w, err := engine.NewWorker(core)
 	if err != nil {
 		return flagErr("--gen-core: %v", err)
 	}
 	r.errc = make(chan error, 1)
-	free := func(w *engine.Worker, _ engine.QueueRef, pkts []engine.Mbuf) { w.Caches.FreeBulk(pkts) }
+	r.ctlc = make(chan winMark, 1)
+	r.paced = math.Float64frombits(r.rate.Load())
+	r.pacer = pktgen.NewPacer(r.paced, vethBucket)
+	free := func(w *engine.Worker, _ engine.QueueRef, pkts []engine.Mbuf) {
+		if r.win.open {
+			r.win.count(pkts)
+		}
+		w.Caches.FreeBulk(pkts)
+	}
 	gen := func(w *engine.Worker, _ int) {
-		var burst [engine.Burst]engine.Mbuf
-		if w.Caches.AllocBulk(r.pool, burst[:]) != nil {
-			return
+		if op := r.ctl.Load(); op != 0 {
+			r.ctl.Store(0)
+			r.ctlc <- r.win.mark(winOp(op), r.seq)
+		}
+		if rate := math.Float64frombits(r.rate.Load()); rate != r.paced {
+			r.paced = rate
+			r.pacer = pktgen.NewPacer(rate, vethBucket)
+			r.owed = 0
 		}
 		now := engine.Nanotime()
+		r.owed = min(r.owed+r.pacer.Allow(now), vethBucket)
+		k := min(r.owed, engine.Burst)
+		if k == 0 {
+			return
+		}
+		var arr [engine.Burst]engine.Mbuf
+		burst := arr[:k]
+		if w.Caches.AllocBulk(r.pool, burst) != nil {
+			return
+		}
 		for _, m := range burst {
 			buf, _ := m.Append(r.tmpl.Len())
 			r.tmpl.Fill(buf, r.seq, now)
 			r.seq++
 		}
-		if n := r.gen.TxBurst(0, burst[:]); n < len(burst) {
+		n := r.gen.TxBurst(0, burst)
+		r.owed -= n
+		if n < len(burst) {
 			w.Caches.FreeBulk(burst[n:])
+			// The unsent frames' numbers go to the next ones, so that
+			// the numbers sent are consecutive: a trial's offered
+			// frames are the numbers between its marks.
+			r.seq -= uint64(len(burst) - n)
 		}
 	}
 	if err := w.Start(func(w *engine.Worker) {

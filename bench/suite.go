@@ -51,6 +51,10 @@ type Options struct {
 	// NoRxSteer leaves a veth end's receive processing on the core that
 	// sent to it (--rx-steer=false); see VethConfig.NoSteer.
 	NoRxSteer bool
+	// MaxLoss is zero_loss's loss bound, a ratio (--max-loss, in percent),
+	// when MaxLossSet; otherwise DefaultMaxLoss. 0 is no loss at all.
+	MaxLoss    float64
+	MaxLossSet bool
 	// tcp: the wire MTUs, tcp_stream's connection counts and the peers run
 	// beside pollnet (kernel, iperf3, gvisor; "none"), each with the
 	// scenario's defaults when not set.
@@ -158,6 +162,9 @@ func Plan(name string, o Options) ([]Job, error) {
 	}
 	if o.Repeat < 1 || o.Repeat > MaxRepeat {
 		return nil, flagErr("--repeat %d is out of range: use 1..%d", o.Repeat, MaxRepeat)
+	}
+	if o.MaxLossSet && !(o.MaxLoss >= 0 && o.MaxLoss < 1) {
+		return nil, flagErr("--max-loss %v%% is out of range: use 0 (no loss at all) up to below 100", 100*o.MaxLoss)
 	}
 	full := name == "full"
 	if !o.DurationSet {
@@ -300,8 +307,24 @@ func (p *planner) jobs(name string) ([]Job, error) {
 		j, err := ppsJob("pps", cfgs...)
 		return []Job{j}, err
 	case "zero_loss":
+		// Alone, zero_loss runs on the port asked for; in a suite, and
+		// before load (which takes its rates), on the wire pair.
+		if alone := p.single && !slices.Contains(p.names, "load"); alone {
+			switch o.Port {
+			case PortAFPacket, PortAFXDP, PortTAP:
+				return o.vethZeroLossJobs()
+			case PortNull, PortDPDK:
+				return nil, flagErr("zero_loss --port %s: the search paces a generator and counts at a sink, which a %s port has not (it makes and frees its frames itself); use wire, afpacket, afxdp or tap", o.Port, o.Port)
+			}
+		}
 		c := ZeroLossConfig{PPSConfig: o.ppsConfig("zero_loss")}
 		c.Sizes = p.wireSizes()
+		if o.MaxLossSet {
+			c.MaxLoss = o.MaxLoss
+			if c.MaxLoss == 0 {
+				c.MaxLoss = -1 // none at all; 0 would take the default
+			}
+		}
 		c.EmitPPS = !slices.Contains(p.names, "pps")
 		c.fill()
 		if err := c.Validate(); err != nil {

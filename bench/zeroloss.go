@@ -158,7 +158,7 @@ func searchZeroLoss(c searchConfig, run trialFunc) (search, error) {
 // whole binary search with trials of Trial, on one rig.
 type ZeroLossConfig struct {
 	PPSConfig
-	MaxLoss    float64       // default DefaultMaxLoss
+	MaxLoss    float64       // default DefaultMaxLoss; negative: no loss at all
 	Resolution float64       // default DefaultResolution
 	MaxTrials  int           // default DefaultMaxTrials
 	Trial      time.Duration // default DefaultTrial
@@ -200,14 +200,14 @@ func (c *ZeroLossConfig) Validate() error {
 	if err := cc.PPSConfig.Validate(); err != nil {
 		return err
 	}
-	if !(cc.MaxLoss >= 0 && cc.MaxLoss < 1) || !(cc.Resolution > 0 && cc.Resolution < 1) || cc.MaxTrials < 2 || cc.MaxTrials > 100 {
+	if !(cc.MaxLoss < 1) || !(cc.Resolution > 0 && cc.Resolution < 1) || cc.MaxTrials < 2 || cc.MaxTrials > 100 {
 		return flagErr("zero_loss: loss bound %v, resolution %v, trials %d out of range", cc.MaxLoss, cc.Resolution, cc.MaxTrials)
 	}
 	return nil
 }
 
 func (c *ZeroLossConfig) search() searchConfig {
-	return searchConfig{MaxLoss: c.MaxLoss, Resolution: c.Resolution, MaxTrials: c.MaxTrials}
+	return searchConfig{MaxLoss: max(c.MaxLoss, 0), Resolution: c.Resolution, MaxTrials: c.MaxTrials}
 }
 
 // ZeroLossResult is one mode and frame size.
@@ -288,7 +288,7 @@ func (c *ZeroLossConfig) result(pc *PPSConfig, mode Mode, size int, ss []search)
 	sc := pc.baseScenario(c.Name, mode, size)
 	sc.Knobs["duration_s"] = c.Trial.Seconds()
 	sc.Knobs["trial_s"] = c.Trial.Seconds()
-	sc.Knobs["max_loss"] = c.MaxLoss
+	sc.Knobs["max_loss"] = max(c.MaxLoss, 0)
 	sc.Knobs["resolution"] = c.Resolution
 	sc.Metric, sc.Unit = "rx_pps", "packets/s"
 	var best, top []window

@@ -44,7 +44,10 @@ usage:
                 on net_null doing the same work; ns per packet and their ratio)
                 (--port dpdk: the same forwarder on a pmd/dpdk port on DPDK's net_null,
                 beside testpmd; needs go build -tags dpdk ./cmd/pollnet or make build-dpdk)
-      zero_loss the fastest rate forwarded without loss (binary search, RFC 2544)
+      zero_loss the fastest rate forwarded without loss (binary search, RFC 2544);
+                --max-loss sets the loss a trial may have (default 0.001%)
+                (--port afpacket|afxdp|tap: pollnet's forwarder and dpdk-testpmd on a
+                veth or TAP, one search each per run, a paced generator; root)
       load      CPU per packet and latency at 10%, 50% and 90% of the lower
                 zero-loss rate of the two modes (runs zero_loss first)
       lowrate   the same at a fixed 10 kpps: CPU and latency when load is light
@@ -150,7 +153,8 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	fs.Var(&sizes, "size", "frame sizes in bytes without FCS, comma-separated (60..9000); for udp, UDP payload sizes (16..65507)")
 	modes := fs.String("mode", "pmd,napi", "how the device under test is driven: pmd, napi, or pmd,napi")
 	queues := fs.Int("queues", 1, "queues per port (1..16); udp: also shards per stack and flows, every shard unpinned above 1")
-	duration := fs.Duration("duration", time.Second, "measured time of each run (full suite: 2s); zero-loss trials are 1s")
+	duration := fs.Duration("duration", time.Second, "measured time of each run (full suite: 2s); zero-loss trials are 1s (zero_loss --port afpacket|afxdp|tap: a shorter --duration shortens them)")
+	maxLoss := fs.Float64("max-loss", 100*bench.DefaultMaxLoss, "zero_loss: the largest loss a trial may have and pass, in percent of the frames offered (0: none at all, as RFC 2544)")
 	warmup := fs.Duration("warmup", 500*time.Millisecond, "unmeasured time before each run's measurement")
 	repeat := fs.Int("repeat", 0, fmt.Sprintf("independent runs per path, interleaved between the paths (default %d); medians and min..max come from them", bench.DefaultRepeat))
 	ring := fs.Int("ring", 1024, "receive descriptors per lane (a power of two, 32..65536)")
@@ -171,6 +175,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 	profileDir := fs.String("profile", "", "write CPU and heap profiles of each scenario into this directory")
 	pprofAddr := fs.String("pprof", "", "serve net/http/pprof on this address while running (e.g. 127.0.0.1:6060)")
 	port := fs.String("port", "wire", "pps: wire (generator, wire pairs, forwarder, sink), null (one forwarder on a null port, beside dpdk-testpmd on net_null), dpdk (the same on a pmd/dpdk port on net_null; needs -tags dpdk), afpacket or afxdp (a forwarder on a veth, beside dpdk-testpmd's net_af_packet or net_af_xdp; root), or tap (a forwarder on a TAP, beside dpdk-testpmd's net_tap; root); "+
+		"zero_loss: wire, afpacket, afxdp or tap, as pps; "+
 		"udp, tcp: wire, or afpacket or afxdp (the two stacks on a veth pair, a port of that kind each; root), no other kind; a suite applies it to the scenarios that take it")
 	copyNull := fs.Bool("copy", false, "null and dpdk ports: copy frames in on receive and out on transmit, as net_null's copy=1 (both paths)")
 	quiet := fs.Bool("quiet", false, "no progress bars")
@@ -213,6 +218,7 @@ func runBench(args []string, stdout, stderr io.Writer) int {
 		Rate:          *rate, RateSet: set["rate"], Idle: idleMode, GenCore: genCore, FwdCore: fwdCore,
 		Softirq: engine.SoftirqConfig{Budget: *budget, BudgetUsecs: *budgetUsecs}, Weight: *weight,
 		RxUsecs: *rxUsecs, RxFrames: *rxFrames, ProfileDir: *profileDir, ProfileNotes: stderr,
+		MaxLoss: *maxLoss / 100, MaxLossSet: set["max-loss"],
 		Port: portKind, NoRxSteer: !*rxSteer, Null: bench.NullOptions{Copy: *copyNull, Core: fwdCore, CoreSet: set["fwd-core"]},
 		MTUs: mtus, MTUsSet: set["mtu"], Streams: streams, StreamsSet: set["streams"], Peers: *peers, PeersSet: set["peers"],
 	}

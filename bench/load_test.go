@@ -15,7 +15,7 @@ import (
 // rates it found: every scenario carries its figures and the printers quote
 // no throughput ratio the dut_busy does not allow.
 func TestZeroLossThenLoad(t *testing.T) {
-	zc := ZeroLossConfig{PPSConfig: testPPSConfig(), Trial: 100 * time.Millisecond, Settle: 20 * time.Millisecond, MaxTrials: 3, EmitPPS: true}
+	zc := ZeroLossConfig{PPSConfig: testPPSConfig(), SearchOptions: SearchOptions{Trial: 100 * time.Millisecond, Settle: 20 * time.Millisecond, MaxTrials: 3}, EmitPPS: true}
 	zc.Modes = []Mode{ModePMD, ModeNAPI}
 	zs, err := RunZeroLoss(zc)
 	if err != nil {

@@ -158,36 +158,58 @@ func searchZeroLoss(c searchConfig, run trialFunc) (search, error) {
 // whole binary search with trials of Trial, on one rig.
 type ZeroLossConfig struct {
 	PPSConfig
-	MaxLoss    float64       // default DefaultMaxLoss; negative: no loss at all
-	Resolution float64       // default DefaultResolution
-	MaxTrials  int           // default DefaultMaxTrials
-	Trial      time.Duration // default DefaultTrial
-	Settle     time.Duration // default DefaultSettle
+	SearchOptions
 	// EmitPPS also reports each run's first trial, at the top rate, as a
 	// "pps" scenario: the maximum forwarding rate with its dut_busy, at no
 	// extra cost (the quick suite does so instead of a pps scenario).
 	EmitPPS bool
 }
 
+// SearchOptions shape a zero-loss search, on any rig.
+type SearchOptions struct {
+	MaxLoss    float64       // default DefaultMaxLoss; negative: no loss at all
+	Resolution float64       // default DefaultResolution
+	MaxTrials  int           // default DefaultMaxTrials
+	Trial      time.Duration // default DefaultTrial
+	Settle     time.Duration // default DefaultSettle
+}
+
+// fill sets the defaults of the options left zero.
+func (o *SearchOptions) fill() {
+	if o.MaxLoss == 0 {
+		o.MaxLoss = DefaultMaxLoss
+	}
+	if o.Resolution == 0 {
+		o.Resolution = DefaultResolution
+	}
+	if o.MaxTrials == 0 {
+		o.MaxTrials = DefaultMaxTrials
+	}
+	if o.Trial == 0 {
+		o.Trial = DefaultTrial
+	}
+	if o.Settle == 0 {
+		o.Settle = DefaultSettle
+	}
+}
+
+// validate refuses filled options the search cannot run with.
+func (o *SearchOptions) validate() error {
+	if !(o.MaxLoss < 1) || !(o.Resolution > 0 && o.Resolution < 1) || o.MaxTrials < 2 || o.MaxTrials > 100 {
+		return flagErr("zero_loss: loss bound %v, resolution %v, trials %d out of range", o.MaxLoss, o.Resolution, o.MaxTrials)
+	}
+	return nil
+}
+
+func (o *SearchOptions) search() searchConfig {
+	return searchConfig{MaxLoss: max(o.MaxLoss, 0), Resolution: o.Resolution, MaxTrials: o.MaxTrials}
+}
+
 func (c *ZeroLossConfig) fill() {
 	if c.Name == "" {
 		c.Name = "zero_loss"
 	}
-	if c.MaxLoss == 0 {
-		c.MaxLoss = DefaultMaxLoss
-	}
-	if c.Resolution == 0 {
-		c.Resolution = DefaultResolution
-	}
-	if c.MaxTrials == 0 {
-		c.MaxTrials = DefaultMaxTrials
-	}
-	if c.Trial == 0 {
-		c.Trial = DefaultTrial
-	}
-	if c.Settle == 0 {
-		c.Settle = DefaultSettle
-	}
+	c.SearchOptions.fill()
 	c.Rate = 0
 	c.NoTraffic = false
 }
@@ -200,14 +222,7 @@ func (c *ZeroLossConfig) Validate() error {
 	if err := cc.PPSConfig.Validate(); err != nil {
 		return err
 	}
-	if !(cc.MaxLoss < 1) || !(cc.Resolution > 0 && cc.Resolution < 1) || cc.MaxTrials < 2 || cc.MaxTrials > 100 {
-		return flagErr("zero_loss: loss bound %v, resolution %v, trials %d out of range", cc.MaxLoss, cc.Resolution, cc.MaxTrials)
-	}
-	return nil
-}
-
-func (c *ZeroLossConfig) search() searchConfig {
-	return searchConfig{MaxLoss: max(c.MaxLoss, 0), Resolution: c.Resolution, MaxTrials: c.MaxTrials}
+	return cc.SearchOptions.validate()
 }
 
 // ZeroLossResult is one mode and frame size.

@@ -170,30 +170,12 @@ func trialLoss(offered, got uint64) float64 {
 // VethConfig's Duration is not used: the trials are Trial long.
 type VethZeroLossConfig struct {
 	VethConfig
-	MaxLoss    float64       // default DefaultMaxLoss; negative: no loss at all
-	Resolution float64       // default DefaultResolution
-	MaxTrials  int           // default DefaultMaxTrials
-	Trial      time.Duration // default DefaultTrial
-	Settle     time.Duration // default DefaultSettle
-	Drain      time.Duration // default DefaultDrain
+	SearchOptions
+	Drain time.Duration // default DefaultDrain
 }
 
 func (c *VethZeroLossConfig) fill() {
-	if c.MaxLoss == 0 {
-		c.MaxLoss = DefaultMaxLoss
-	}
-	if c.Resolution == 0 {
-		c.Resolution = DefaultResolution
-	}
-	if c.MaxTrials == 0 {
-		c.MaxTrials = DefaultMaxTrials
-	}
-	if c.Trial == 0 {
-		c.Trial = DefaultTrial
-	}
-	if c.Settle == 0 {
-		c.Settle = DefaultSettle
-	}
+	c.SearchOptions.fill()
 	if c.Drain == 0 {
 		c.Drain = DefaultDrain
 	}
@@ -207,8 +189,8 @@ func (c *VethZeroLossConfig) Validate() error {
 	if err := cc.VethConfig.Validate(); err != nil {
 		return err
 	}
-	if !(cc.MaxLoss < 1) || !(cc.Resolution > 0 && cc.Resolution < 1) || cc.MaxTrials < 2 || cc.MaxTrials > 100 {
-		return flagErr("zero_loss: loss bound %v, resolution %v, trials %d out of range", cc.MaxLoss, cc.Resolution, cc.MaxTrials)
+	if err := cc.SearchOptions.validate(); err != nil {
+		return err
 	}
 	if cc.Settle < 0 || cc.Settle > time.Minute || cc.Drain < 0 || cc.Drain > time.Minute {
 		return flagErr("zero_loss: settle %v and drain %v must be within 0..1m", cc.Settle, cc.Drain)
@@ -217,10 +199,6 @@ func (c *VethZeroLossConfig) Validate() error {
 }
 
 func (c *VethZeroLossConfig) maxLoss() float64 { return max(c.MaxLoss, 0) }
-
-func (c *VethZeroLossConfig) search() searchConfig {
-	return searchConfig{MaxLoss: c.maxLoss(), Resolution: c.Resolution, MaxTrials: c.MaxTrials}
-}
 
 // trialSpan is the most one trial takes, its marks included.
 func (c *VethZeroLossConfig) trialSpan() time.Duration {

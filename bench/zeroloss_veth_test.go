@@ -141,7 +141,7 @@ func TestZeroLossOnAVethPairSearchesPollnetAndTestpmdOnAFPacket(t *testing.T) {
 	}
 	gen, fwd := DefaultCores()
 	cfg := VethZeroLossConfig{VethConfig: VethConfig{Port: PortAFPacket, Sizes: []int{64}, Warmup: 100 * time.Millisecond,
-		Repeat: 1, GenCore: gen, FwdCore: fwd}, Trial: 100 * time.Millisecond, MaxTrials: 4, MaxLoss: 0.001}
+		Repeat: 1, GenCore: gen, FwdCore: fwd}, SearchOptions: SearchOptions{Trial: 100 * time.Millisecond, MaxTrials: 4, MaxLoss: 0.001}}
 	start := time.Now()
 	rs, err := RunVethZeroLoss(cfg)
 	if err != nil {

@@ -53,14 +53,7 @@ func (l *vethLink) pollUntil(fd, want int, seen map[string]bool) {
 func TestFramesABusyKernelLeftOnTheTxRingGoOutOnLaterRxBurstsWithoutAnotherTxBurst(t *testing.T) {
 	l := newLink(t, Generic)
 	fd := l.udpSocket(t, 7001)
-	var refuse atomic.Bool
-	refuse.Store(true)
-	l.port.socks[0].failTx = func() unix.Errno {
-		if refuse.Load() {
-			return unix.EBUSY
-		}
-		return 0
-	}
+	refuse := refuseKicks(l)
 	const n = 40 // more than one sendto batch (32): two late kicks at least
 	if got := l.port.TxBurst(0, l.datagrams(t, "late", 7001, n)); got != n {
 		t.Fatalf("TxBurst took %d of %d", got, n)
@@ -217,14 +210,7 @@ func TestFramesLeftOnTheTxRingWhileThePeerWasDownGoOutOnceItIsUpWithOnlyRxBursts
 func TestAnEmptyTxBurstSendsWhatABusyKernelLeftOnTheTxRing(t *testing.T) {
 	l := newLink(t, Generic)
 	fd := l.udpSocket(t, 7004)
-	var refuse atomic.Bool
-	refuse.Store(true)
-	l.port.socks[0].failTx = func() unix.Errno {
-		if refuse.Load() {
-			return unix.EBUSY
-		}
-		return 0
-	}
+	refuse := refuseKicks(l)
 	const n = 40
 	if got := l.port.TxBurst(0, l.datagrams(t, "empty", 7004, n)); got != n {
 		t.Fatalf("TxBurst took %d of %d", got, n)
@@ -323,4 +309,18 @@ func TestEveryFrameArrivesWhenTxBurstAndRxBurstKickFromTwoGoroutines(t *testing.
 		t.Errorf("%d kicks refused, %d late kicks: the test did not exercise both paths", st.TxBusy, st.TxLateKicks)
 	}
 	t.Logf("kicks %d: busy %d, late %d, wakeups %d", kicks.Load(), st.TxBusy, st.TxLateKicks, st.TxWakeups)
+}
+
+// refuseKicks makes the port's transmit kicks fail with EBUSY, as a busy
+// device's do, while the flag it returns is set (it starts set).
+func refuseKicks(l *vethLink) *atomic.Bool {
+	var refuse atomic.Bool
+	refuse.Store(true)
+	l.port.socks[0].failTx = func() unix.Errno {
+		if refuse.Load() {
+			return unix.EBUSY
+		}
+		return 0
+	}
+	return &refuse
 }

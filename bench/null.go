@@ -458,14 +458,14 @@ func runNullOnce(cfg NullConfig, size, i int) (nullRun, error) {
 	wait(time.Now(), cfg.Warmup, 0, func() string { return "warm-up" })
 	// The measured window: counters read at both ends, by another
 	// goroutine than the worker's, which never stops for it.
-	rx0, tx0, st0, cpu0 := p.RxStats(0), p.TxStats(0), w.Stats(), w.CPUTime()
+	rx0, tx0, st0, cpu0 := p.RxStats(0), p.TxStats(0), w.FreshStats(statsWait), w.CPUTime()
 	start := time.Now()
 	rate := func() string {
 		rx := p.RxStats(0).Packets - rx0.Packets
 		return fmt.Sprintf("%.2f Mpps", float64(rx)/time.Since(start).Seconds()/1e6)
 	}
 	wait(start, cfg.Duration, cfg.Warmup, rate)
-	rx1, tx1, st1, cpu1 := p.RxStats(0), p.TxStats(0), w.Stats(), w.CPUTime()
+	rx1, tx1, st1, cpu1 := p.RxStats(0), p.TxStats(0), w.FreshStats(statsWait), w.CPUTime()
 	wall := time.Since(start)
 	stopErr := w.Stop()
 	if cfg.Live != nil {

@@ -229,6 +229,11 @@ func newVethRig(size, genCore, fwdCore int, steer bool) (_ *vethRig, err error) 
 	return r, nil
 }
 
+// statsWait bounds the wait for a forwarder's fresh poll counts at a
+// window's edge: a running worker publishes them only every so many rounds
+// unless asked, and a round that waits on the kernel can be slow.
+const statsWait = time.Second
+
 // steering names where each veth end's receive processing runs.
 func (c *VethConfig) steering() string {
 	if c.NoSteer || c.GenCore < 0 || c.FwdCore < 0 {
@@ -418,15 +423,16 @@ func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
 	bar := c.bar(fmt.Sprintf("pps %s pollnet-pmd   %4dB run %d/%d", c.Port, size, i+1, c.Repeat), c.Warmup+c.Duration)
 	sleepBar(bar, 0, c.Warmup, func() string { return "warm-up" })
 	tx0, rx0 := r.counts()
-	q0, st0, cpu0 := dut.RxStats(0), w.Stats(), w.CPUTime()
+	q0, st0, cpu0 := dut.RxStats(0), w.FreshStats(statsWait), w.CPUTime()
 	start := time.Now()
 	sleepBar(bar, c.Warmup, c.Duration, func() string {
 		_, rx := r.counts()
 		return fmt.Sprintf("%.2f Mpps", float64(rx-rx0)/time.Since(start).Seconds()/1e6)
 	})
 	tx1, rx1 := r.counts()
-	q1, cpu1 := dut.RxStats(0), w.CPUTime()
-	vr = vethRun{sinkRx: rx1 - rx0, offered: tx1 - tx0, wall: time.Since(start), dutRx: q1.Packets - q0.Packets, dutCPU: cpu1 - cpu0, busy: -1}
+	q1, st1, cpu1 := dut.RxStats(0), w.FreshStats(statsWait), w.CPUTime()
+	vr = vethRun{sinkRx: rx1 - rx0, offered: tx1 - tx0, wall: time.Since(start), dutRx: q1.Packets - q0.Packets, dutCPU: cpu1 - cpu0,
+		polls: st1.Polls - st0.Polls, empty: st1.EmptyPolls - st0.EmptyPolls, busy: -1}
 	for i := range q1.Drops {
 		vr.drops[i] = q1.Drops[i] - q0.Drops[i]
 		vr.dutDrop += vr.drops[i]
@@ -434,12 +440,6 @@ func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
 	if err := errors.Join(w.Stop(), <-pollErr); err != nil {
 		return vr, err
 	}
-	// The poll counts are read once the worker has stopped, when they are
-	// exact: a running worker publishes them every so many rounds, and on a
-	// crowded machine a round that waits on the kernel is slow enough that
-	// none may be published within a short window.
-	st1 := w.Stats()
-	vr.polls, vr.empty = st1.Polls-st0.Polls, st1.EmptyPolls-st0.EmptyPolls
 	w.Caches.Flush()
 	if bar != nil {
 		bar.Done(fmt.Sprintf("%.2f Mpps", float64(vr.sinkRx)/vr.wall.Seconds()/1e6))

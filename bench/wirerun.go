@@ -147,7 +147,7 @@ func (wr *wireRun) read(m genMark) wireSnap {
 	_, s.gTx = engine.PortStats(wr.r.genPair.Ports[0])
 	_, s.bTx = engine.PortStats(wr.b)
 	s.irq = wr.a.InterruptTime()
-	s.fwd = wr.r.fwd.Stats()
+	s.fwd = wr.r.fwd.FreshStats(statsWait)
 	if wr.softirq != nil {
 		s.softnet = wr.softirq.Stats()
 	}

@@ -293,7 +293,7 @@ func (c *VethZeroLossConfig) searchPollnet(size, run int) (vs vethSearch, err er
 		return vs, err
 	}
 	counts := func() dutCounts {
-		q, st := dut.RxStats(0), w.Stats()
+		q, st := dut.RxStats(0), w.FreshStats(statsWait)
 		d := dutCounts{rx: q.Packets, cpu: w.CPUTime(), polls: st.Polls, empty: st.EmptyPolls}
 		for _, n := range q.Drops {
 			d.drop += n

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -115,8 +116,25 @@ const timerRounds = 16
 const publishEvery = 1024
 
 // Stats returns the worker's counters as last published (at most
-// publishEvery rounds old while it runs, exact once it has stopped).
+// publishEvery rounds old while it runs, exact once it has stopped). When
+// rounds are slow, publishEvery of them can be a long time: FreshStats
+// asks for a snapshot.
 func (w *Worker) Stats() PollStats { return w.pub.load() }
+
+// FreshStats asks a running poll loop to publish its counters at the end of
+// its current round and returns them, waiting at most timeout; a worker not
+// polling has them exact already. For measuring windows, not for every
+// packet: the loop pays one load of the request flag a round.
+func (w *Worker) FreshStats(timeout time.Duration) PollStats {
+	if !w.polling.Load() {
+		return w.pub.load()
+	}
+	w.pubAsk.Store(true)
+	for deadline := time.Now().Add(timeout); w.pubAsk.Load() && w.polling.Load() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Microsecond)
+	}
+	return w.pub.load()
+}
 
 // Poll runs the poll-mode loop until Stop: each round receives a burst from
 // every queue, runs the handler on it to completion, flushes transmit buffers
@@ -137,6 +155,8 @@ func (w *Worker) Poll(cfg PollConfig) error {
 	if claimed {
 		defer w.releaseBusy()
 	}
+	w.polling.Store(true)
+	defer w.polling.Store(false)
 	spin := cfg.SpinPolls
 	if spin <= 0 {
 		spin = 256
@@ -175,8 +195,9 @@ func (w *Worker) Poll(cfg PollConfig) error {
 		} else {
 			empty = 0
 		}
-		if round%publishEvery == 0 {
+		if round%publishEvery == 0 || w.pubAsk.Load() {
 			w.pub.store(s)
+			w.pubAsk.Store(false)
 		}
 	}
 	w.FlushTx()

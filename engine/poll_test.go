@@ -251,3 +251,40 @@ func TestWorkerCPUTime(t *testing.T) {
 		t.Fatalf("spinning worker used %v, sleeping one %v, over 200ms", a, b)
 	}
 }
+
+// slowPort receives nothing, slowly: a round takes a millisecond, so the
+// loop would publish its counters only every second or so.
+type slowPort struct{ loopPort }
+
+func (p *slowPort) RxBurst(int, []Mbuf) int { time.Sleep(time.Millisecond); return 0 }
+
+func TestFreshStatsSeesSlowRoundsThatStatsHasNotYet(t *testing.T) {
+	port := &slowPort{*newLoopPort(t, 8)}
+	w, _ := NewWorker(AnyCore)
+	if s := w.FreshStats(time.Second); s.Polls != 0 {
+		t.Fatalf("a worker not polling: %d polls", s.Polls)
+	}
+	errc := make(chan error, 1)
+	w.Start(func(w *Worker) {
+		errc <- w.Poll(PollConfig{Rx: []QueueRef{{Port: port, Queue: 0}}, Handler: func(*Worker, QueueRef, []Mbuf) {}})
+	})
+	time.Sleep(50 * time.Millisecond)
+	stale, fresh := w.Stats(), w.FreshStats(time.Second)
+	if stale.Polls != 0 {
+		t.Fatalf("Stats published %d polls before %d rounds", stale.Polls, publishEvery)
+	}
+	if fresh.Polls == 0 || fresh.EmptyPolls != fresh.Polls {
+		t.Fatalf("FreshStats: %d polls, %d empty; want some, all empty", fresh.Polls, fresh.EmptyPolls)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if again := w.FreshStats(time.Second); again.Polls <= fresh.Polls {
+		t.Fatalf("FreshStats did not move: %d then %d polls", fresh.Polls, again.Polls)
+	}
+	w.Stop()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if s := w.FreshStats(time.Second); s.Polls != w.Stats().Polls {
+		t.Fatalf("after Stop: fresh %d, published %d", s.Polls, w.Stats().Polls)
+	}
+}

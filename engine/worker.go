@@ -34,6 +34,8 @@ type Worker struct {
 	err     error
 	stats   PollStats      // owned by the worker goroutine
 	pub     publishedStats // snapshot other goroutines may read
+	pubAsk  atomic.Bool    // FreshStats asks the poll loop to publish now
+	polling atomic.Bool    // the poll loop runs
 	txq     []*TxBuffer
 	running atomic.Bool
 	tid     atomic.Int32 // the OS thread's id, once started

@@ -37,7 +37,7 @@ func checkStackPort(scenario, kind string) error {
 		why = "a null port carries no traffic between two stacks: it frees what is sent and makes up what is received"
 	case PortDPDK:
 		why = "the bench's DPDK port is net_null, which carries no traffic between two stacks"
-	case "tap":
+	case PortTAP:
 		why = "a TAP port's other end is the kernel's stack, not a second pollnet stack"
 	default:
 		why = "it is no port kind they know"

@@ -186,6 +186,21 @@ func (c *QueueCounters) Count(packets, bytes uint64, drops *[NumDropReasons]uint
 	}
 }
 
+// CountTx adds a transmit burst: packets and bytes sent, and frames dropped
+// as longer than the MTU (DropTooLong) or in error (DropError).
+func (c *QueueCounters) CountTx(packets, bytes, long, errs uint64) {
+	if packets > 0 {
+		c.Packets.Add(packets)
+		c.Bytes.Add(bytes)
+	}
+	if long > 0 {
+		c.Drops[DropTooLong].Add(long)
+	}
+	if errs > 0 {
+		c.Drops[DropError].Add(errs)
+	}
+}
+
 // Stats reads the counters (Interrupts is left to the caller).
 func (c *QueueCounters) Stats() QueueStats {
 	s := QueueStats{Packets: c.Packets.Load(), Bytes: c.Bytes.Load()}

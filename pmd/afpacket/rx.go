@@ -104,11 +104,7 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 		pkts[n] = m
 		n++
 	}
-	if n > 0 {
-		rq.ctr.Packets.Add(uint64(n))
-		rq.ctr.Bytes.Add(bytes)
-	}
-	rq.ctr.Count(0, 0, &drops)
+	rq.ctr.Count(uint64(n), bytes, &drops)
 	return n
 }
 

@@ -80,16 +80,7 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 		// the driver's queue full (ENOBUFS) and left requests behind.
 		tq.kick()
 	}
-	if sent > 0 {
-		tq.ctr.Packets.Add(sent)
-		tq.ctr.Bytes.Add(bytes)
-	}
-	if long > 0 {
-		tq.ctr.Drops[engine.DropTooLong].Add(long)
-	}
-	if errs > 0 {
-		tq.ctr.Drops[engine.DropError].Add(errs)
-	}
+	tq.ctr.CountTx(sent, bytes, long, errs)
 	return i
 }
 

@@ -449,11 +449,9 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 		rq.wakeups.Add(1)
 	}
 	if got > 0 {
-		rq.ctr.Packets.Add(uint64(got))
-		rq.ctr.Bytes.Add(bytes)
 		rq.copied.Add(bytes)
 	}
-	rq.ctr.Count(0, 0, &drops)
+	rq.ctr.Count(uint64(got), bytes, &drops)
 	return got
 }
 
@@ -558,16 +556,9 @@ func (p *Port) TxBurst(q int, pkts []engine.Mbuf) int {
 	tq.done.FreeBulk(pkts[:i])
 	tq.kick()
 	if k > 0 {
-		tq.ctr.Packets.Add(uint64(k))
-		tq.ctr.Bytes.Add(bytes)
 		tq.copied.Add(bytes)
 	}
-	if long > 0 {
-		tq.ctr.Drops[engine.DropTooLong].Add(long)
-	}
-	if runts > 0 {
-		tq.ctr.Drops[engine.DropError].Add(runts)
-	}
+	tq.ctr.CountTx(uint64(k), bytes, long, runts)
 	return i
 }
 

@@ -473,11 +473,7 @@ func (p *Port) RxBurst(q int, pkts []engine.Mbuf) int {
 		pkts[n] = m
 		n++
 	}
-	if n > 0 {
-		rq.ctr.Packets.Add(uint64(n))
-		rq.ctr.Bytes.Add(bytes)
-	}
-	rq.ctr.Count(0, 0, &drops)
+	rq.ctr.Count(uint64(n), bytes, &drops)
 	return n
 }
 
@@ -539,16 +535,7 @@ burst:
 		}
 	}
 	tq.done.FreeBulk(pkts[:i]) // sent or dropped: either way done with
-	if sent > 0 {
-		tq.ctr.Packets.Add(sent)
-		tq.ctr.Bytes.Add(bytes)
-	}
-	if long > 0 {
-		tq.ctr.Drops[engine.DropTooLong].Add(long)
-	}
-	if errs > 0 {
-		tq.ctr.Drops[engine.DropError].Add(errs)
-	}
+	tq.ctr.CountTx(sent, bytes, long, errs)
 	return i
 }
 

@@ -441,21 +441,7 @@ func runNullOnce(cfg NullConfig, size, i int) (nullRun, error) {
 		bar = progress.New(cfg.Progress, fmt.Sprintf("pps %s pollnet-pmd   %4dB copy=%d run %d/%d", cfg.port(), size, b2i(cfg.Copy), i+1, cfg.Repeat),
 			cfg.Warmup+cfg.Duration)
 	}
-	// wait sleeps until d after from, updating the bar, whose clock is
-	// offset by what went before.
-	wait := func(from time.Time, d, offset time.Duration, status func() string) {
-		for {
-			left := d - time.Since(from)
-			if left <= 0 {
-				return
-			}
-			time.Sleep(min(left, 100*time.Millisecond))
-			if bar != nil {
-				bar.Update(offset+time.Since(from), status())
-			}
-		}
-	}
-	wait(time.Now(), cfg.Warmup, 0, func() string { return "warm-up" })
+	sleepBar(bar, 0, cfg.Warmup, func() string { return "warm-up" })
 	// The measured window: counters read at both ends, by another
 	// goroutine than the worker's, which never stops for it.
 	rx0, tx0, st0, cpu0 := p.RxStats(0), p.TxStats(0), w.FreshStats(statsWait), w.CPUTime()
@@ -464,7 +450,7 @@ func runNullOnce(cfg NullConfig, size, i int) (nullRun, error) {
 		rx := p.RxStats(0).Packets - rx0.Packets
 		return fmt.Sprintf("%.2f Mpps", float64(rx)/time.Since(start).Seconds()/1e6)
 	}
-	wait(start, cfg.Duration, cfg.Warmup, rate)
+	sleepBar(bar, cfg.Warmup, cfg.Duration, rate)
 	rx1, tx1, st1, cpu1 := p.RxStats(0), p.TxStats(0), w.FreshStats(statsWait), w.CPUTime()
 	wall := time.Since(start)
 	stopErr := w.Stop()

@@ -395,31 +395,70 @@ func (c *VethConfig) openDUT(r *vethRig) (engine.Port, error) {
 	return p, err
 }
 
-// runPollnet is one pollnet run.
-func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
+// pollnetDUT is pollnet's forwarder at work on a rig: a port of the
+// configured kind on the device's end, the generator started, and a pinned
+// worker forwarding (macswap) in poll mode.
+type pollnetDUT struct {
+	r       *vethRig
+	port    engine.Port
+	w       *engine.Worker
+	pollErr chan error
+}
+
+// startPollnet makes a rig and starts the generator and pollnet's
+// forwarder on it; on an error it releases what it made.
+func (c *VethConfig) startPollnet(size int) (_ *pollnetDUT, err error) {
 	r, err := c.newRig(size, false)
 	if err != nil {
-		return vr, err
+		return nil, err
 	}
-	defer func() { err = errors.Join(err, r.close()) }()
-	dut, err := c.openDUT(r)
-	if err != nil {
-		return vr, err
+	d := &pollnetDUT{r: r}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, d.stop())
+		}
+	}()
+	if d.port, err = c.openDUT(r); err != nil {
+		return nil, err
 	}
-	defer func() { err = errors.Join(err, dut.Close()) }()
 	if err := r.startGen(c.GenCore); err != nil {
-		return vr, err
+		return nil, err
 	}
 	w, err := engine.NewWorker(c.FwdCore)
 	if err != nil {
-		return vr, flagErr("--fwd-core: %v", err)
+		return nil, flagErr("--fwd-core: %v", err)
 	}
 	pollErr := make(chan error, 1)
 	if err := w.Start(func(w *engine.Worker) {
-		pollErr <- w.Poll(engine.PollConfig{Rx: queues(dut), Handler: nullForward, Idle: engine.IdleSpin})
+		pollErr <- w.Poll(engine.PollConfig{Rx: queues(d.port), Handler: nullForward, Idle: engine.IdleSpin})
 	}); err != nil {
+		return nil, err
+	}
+	d.w, d.pollErr = w, pollErr
+	return d, nil
+}
+
+// stop stops the forwarder, closes its port and releases the rig.
+func (d *pollnetDUT) stop() error {
+	var errs []error
+	if d.w != nil {
+		errs = append(errs, d.w.Stop(), <-d.pollErr)
+		d.w.Caches.Flush()
+	}
+	if d.port != nil {
+		errs = append(errs, d.port.Close())
+	}
+	return errors.Join(append(errs, d.r.close())...)
+}
+
+// runPollnet is one pollnet run.
+func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
+	d, err := c.startPollnet(size)
+	if err != nil {
 		return vr, err
 	}
+	defer func() { err = errors.Join(err, d.stop()) }()
+	r, dut, w := d.r, d.port, d.w
 	bar := c.bar(fmt.Sprintf("pps %s pollnet-pmd   %4dB run %d/%d", c.Port, size, i+1, c.Repeat), c.Warmup+c.Duration)
 	sleepBar(bar, 0, c.Warmup, func() string { return "warm-up" })
 	tx0, rx0 := r.counts()
@@ -437,10 +476,6 @@ func (c *VethConfig) runPollnet(size, i int) (vr vethRun, err error) {
 		vr.drops[i] = q1.Drops[i] - q0.Drops[i]
 		vr.dutDrop += vr.drops[i]
 	}
-	if err := errors.Join(w.Stop(), <-pollErr); err != nil {
-		return vr, err
-	}
-	w.Caches.Flush()
 	if bar != nil {
 		bar.Done(fmt.Sprintf("%.2f Mpps", float64(vr.sinkRx)/vr.wall.Seconds()/1e6))
 	}

@@ -269,29 +269,12 @@ func (c *VethZeroLossConfig) label(path string, size, run int) string {
 // searchPollnet is one search against pollnet's forwarder: one rig, one
 // forwarder, every trial.
 func (c *VethZeroLossConfig) searchPollnet(size, run int) (vs vethSearch, err error) {
-	r, err := c.newRig(size, false)
+	d, err := c.startPollnet(size)
 	if err != nil {
 		return vs, err
 	}
-	defer func() { err = errors.Join(err, r.close()) }()
-	dut, err := c.openDUT(r)
-	if err != nil {
-		return vs, err
-	}
-	defer func() { err = errors.Join(err, dut.Close()) }()
-	if err := r.startGen(c.GenCore); err != nil {
-		return vs, err
-	}
-	w, err := engine.NewWorker(c.FwdCore)
-	if err != nil {
-		return vs, flagErr("--fwd-core: %v", err)
-	}
-	pollErr := make(chan error, 1)
-	if err := w.Start(func(w *engine.Worker) {
-		pollErr <- w.Poll(engine.PollConfig{Rx: queues(dut), Handler: nullForward, Idle: engine.IdleSpin})
-	}); err != nil {
-		return vs, err
-	}
+	defer func() { err = errors.Join(err, d.stop()) }()
+	r, dut, w := d.r, d.port, d.w
 	counts := func() dutCounts {
 		q, st := dut.RxStats(0), w.FreshStats(statsWait)
 		d := dutCounts{rx: q.Packets, cpu: w.CPUTime(), polls: st.Polls, empty: st.EmptyPolls}
@@ -300,10 +283,7 @@ func (c *VethZeroLossConfig) searchPollnet(size, run int) (vs vethSearch, err er
 		}
 		return d
 	}
-	vs, err = c.searchOn(r, c.label("pollnet-pmd  ", size, run), counts)
-	err = errors.Join(err, w.Stop(), <-pollErr)
-	w.Caches.Flush()
-	return vs, err
+	return c.searchOn(r, c.label("pollnet-pmd  ", size, run), counts)
 }
 
 // searchTestpmd is one search against testpmd: launched once for the whole

@@ -137,32 +137,7 @@ func TestUDPWithTheKernel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, size := range []int{5, 1472, 4000, 20000} { // the last two are fragmented
-			msg := bytes.Repeat([]byte{byte(size)}, size)
-			for i := range msg {
-				msg[i] += byte(i)
-			}
-			// Ours to the kernel: we resolve its address, and fragment.
-			if _, err := ours.WriteToUDPAddrPort(msg, netip.AddrPortFrom(kernelAddr.Addr(), 9000)); err != nil {
-				t.Fatal(err)
-			}
-			buf := make([]byte, 70000)
-			n, from, err := unix.Recvfrom(kfd, buf, 0)
-			if err != nil {
-				t.Fatalf("%d bytes to the kernel: %v (stack %+v)", size, err, k.st.Stats())
-			}
-			if sa := from.(*unix.SockaddrInet4); !bytes.Equal(buf[:n], msg) || sa.Port != 9001 || sa.Addr != ourAddr.Addr().As4() {
-				t.Fatalf("kernel got %d bytes from %v:%d", n, sa.Addr, sa.Port)
-			}
-			// The kernel to ours: the kernel fragments, we reassemble.
-			if err := unix.Sendto(kfd, msg, 0, &unix.SockaddrInet4{Port: 9001, Addr: ourAddr.Addr().As4()}); err != nil {
-				t.Fatal(err)
-			}
-			got, src := readWithin(t, ours, 5*time.Second)
-			if !bytes.Equal(got, msg) || src != netip.AddrPortFrom(kernelAddr.Addr(), 9000) {
-				t.Fatalf("we got %d bytes from %v, want %d", len(got), src, size)
-			}
-		}
+		exchangeUDPWithTheKernel(t, k.st, ours, kfd, 5, 1472, 4000, 20000) // the last two are fragmented
 		st := k.st.Stats()
 		if st.ARPOutRequests == 0 || st.IPFragOKs < 2 || st.ReasmOKs < 2 {
 			t.Fatalf("stack counters: %+v", st)
@@ -186,5 +161,35 @@ func TestKernelPingsUsWithFragments(t *testing.T) {
 	}
 	if st := k.st.Stats(); st.ReasmOKs < 2 || st.IPFragOKs < 2 {
 		t.Fatalf("stack counters: %+v", st)
+	}
+}
+
+// exchangeUDPWithTheKernel sends a datagram of each size from ours (port
+// 9001) to the kernel's socket kfd (port 9000) and back, and checks the
+// bytes and the source addresses both ways. We resolve the kernel's
+// address and fragment what is too long; the kernel fragments its answers
+// and we reassemble them.
+func exchangeUDPWithTheKernel(t *testing.T, st *Stack, ours *UDPConn, kfd int, sizes ...int) {
+	t.Helper()
+	buf := make([]byte, 70000)
+	for _, size := range sizes {
+		msg := randomBytes(size, uint64(size))
+		if _, err := ours.WriteToUDPAddrPort(msg, netip.AddrPortFrom(kernelAddr.Addr(), 9000)); err != nil {
+			t.Fatal(err)
+		}
+		n, from, err := unix.Recvfrom(kfd, buf, 0)
+		if err != nil {
+			t.Fatalf("%d bytes to the kernel: %v (stack %+v)", size, err, st.Stats())
+		}
+		if sa := from.(*unix.SockaddrInet4); !bytes.Equal(buf[:n], msg) || sa.Port != 9001 || sa.Addr != ourAddr.Addr().As4() {
+			t.Fatalf("kernel got %d bytes from %v:%d", n, sa.Addr, sa.Port)
+		}
+		if err := unix.Sendto(kfd, msg, 0, &unix.SockaddrInet4{Port: 9001, Addr: ourAddr.Addr().As4()}); err != nil {
+			t.Fatal(err)
+		}
+		got, src := readWithin(t, ours, 5*time.Second)
+		if !bytes.Equal(got, msg) || src != netip.AddrPortFrom(kernelAddr.Addr(), 9000) {
+			t.Fatalf("we got %d bytes from %v, want %d (stack %+v)", len(got), src, size, st.Stats())
+		}
 	}
 }

@@ -1,7 +1,6 @@
 package stack
 
 import (
-	"bytes"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -162,27 +161,7 @@ func TestUDPWithTheKernelOverAVethPort(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, 70000)
-		for _, size := range []int{5, 1472, 4000} { // the last is fragmented
-			msg := randomBytes(size, uint64(size))
-			if _, err := ours.WriteToUDPAddrPort(msg, netip.AddrPortFrom(kernelAddr.Addr(), 9000)); err != nil {
-				t.Fatal(err)
-			}
-			n, from, err := unix.Recvfrom(kfd, buf, 0)
-			if err != nil {
-				t.Fatalf("%d bytes to the kernel: %v (stack %+v)", size, err, k.st.Stats())
-			}
-			if sa := from.(*unix.SockaddrInet4); !bytes.Equal(buf[:n], msg) || sa.Port != 9001 || sa.Addr != ourAddr.Addr().As4() {
-				t.Fatalf("kernel got %d bytes from %v:%d", n, sa.Addr, sa.Port)
-			}
-			if err := unix.Sendto(kfd, msg, 0, &unix.SockaddrInet4{Port: 9001, Addr: ourAddr.Addr().As4()}); err != nil {
-				t.Fatal(err)
-			}
-			got, src := readWithin(t, ours, 5*time.Second)
-			if !bytes.Equal(got, msg) || src != netip.AddrPortFrom(kernelAddr.Addr(), 9000) {
-				t.Fatalf("we got %d bytes from %v, want %d (stack %+v)", len(got), src, size, k.st.Stats())
-			}
-		}
+		exchangeUDPWithTheKernel(t, k.st, ours, kfd, 5, 1472, 4000) // the last is fragmented
 		if st := k.st.Stats(); st.IPFragOKs < 1 || st.ReasmOKs < 1 {
 			t.Fatalf("stack counters: %+v", st)
 		}
